@@ -1,0 +1,186 @@
+//! The engine-level trait both backends implement. Engines see bytes only: the typed layer
+//! ([`crate::KeyedStateBackend`] and the state handles) serializes the current key once per
+//! record and encodes values, identically for every engine.
+
+use crate::descriptor::StateMeta;
+use crate::error::{Error, Result};
+use crate::key_group::{KeyGroupRange, MaxParallelism};
+use crate::key_layout::{EntryParts, get_framed};
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+/// A registered state's index in its backend, stable for the backend's life.
+pub type StateId = usize;
+
+/// The key of one state entry: `[key group][framed key][framed namespace]` (see
+/// [`crate::key_layout`]). RocksDB uses the bytes as they are; the heap uses the part after the
+/// key-group prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryKey<'a> {
+    bytes: &'a [u8],
+    key_group: u16,
+    prefix_len: usize,
+}
+
+impl<'a> EntryKey<'a> {
+    pub fn new(bytes: &'a [u8], key_group: u16, prefix_len: usize) -> Self {
+        debug_assert!(bytes.len() >= prefix_len);
+        EntryKey {
+            bytes,
+            key_group,
+            prefix_len,
+        }
+    }
+
+    /// The whole key, key-group prefix included.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn key_group(&self) -> u16 {
+        self.key_group
+    }
+
+    /// The framed key and namespace, without the key-group prefix.
+    pub fn key_and_namespace(&self) -> &'a [u8] {
+        &self.bytes[self.prefix_len..]
+    }
+}
+
+/// One logical entry as an engine scan yields it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawEntry<'a> {
+    pub parts: EntryParts<'a>,
+    pub value: &'a [u8],
+}
+
+/// Splits framed key and namespace (the heap's table key) into an entry's parts.
+pub fn split_key_and_namespace<'a>(
+    key_group: u16,
+    key_and_namespace: &'a [u8],
+    user_key: &'a [u8],
+) -> Result<EntryParts<'a>> {
+    let (key, rest) = get_framed(key_and_namespace)?;
+    let (namespace, trailing) = get_framed(rest)?;
+    if !trailing.is_empty() {
+        return Err(Error::corruption(
+            "bytes after the namespace of an entry key",
+        ));
+    }
+    Ok(EntryParts {
+        key_group,
+        key,
+        namespace,
+        user_key,
+    })
+}
+
+/// A callback visiting state entries; `ControlFlow::Break` stops the scan.
+pub type EntryScan<'f> = dyn for<'e> FnMut(RawEntry<'e>) -> Result<ControlFlow<()>> + 'f;
+
+/// A callback visiting one map as (user key, value); `ControlFlow::Break` stops the scan.
+pub type MapScan<'f> = dyn for<'e> FnMut(&'e [u8], &'e [u8]) -> Result<ControlFlow<()>> + 'f;
+
+/// A storage engine for keyed state, owned by one subtask and driven by one thread.
+///
+/// Every method takes the state's id from [`StateBackend::register_state`]. The list value is a
+/// sequence of length-prefixed elements; `append` adds such frames at the end.
+pub trait StateBackend: Send {
+    /// A short name of the engine, for messages and tools: `heap` or `rocksdb`.
+    fn engine_name(&self) -> &'static str;
+
+    fn max_parallelism(&self) -> MaxParallelism;
+
+    /// The key groups this instance holds.
+    fn key_group_range(&self) -> KeyGroupRange;
+
+    /// Registers a state, or returns the id of the compatible state of that name.
+    fn register_state(&mut self, meta: &StateMeta) -> Result<StateId>;
+
+    /// Every registered state, indexed by id.
+    fn states(&self) -> &[StateMeta];
+
+    /// Reads a value, list or accumulator into `out` (cleared first); false when absent.
+    fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool>;
+
+    fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()>;
+
+    /// Appends framed list elements to the list at `key`.
+    fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()>;
+
+    /// Removes the entry at `key` (for map state: the whole map).
+    fn delete(&mut self, state: StateId, key: EntryKey<'_>) -> Result<()>;
+
+    fn map_get(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        user_key: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool>;
+
+    fn map_put(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        user_key: &[u8],
+        value: &[u8],
+    ) -> Result<()>;
+
+    fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()>;
+
+    /// Visits the map at `key`, entry by entry as (user key, value).
+    fn map_scan(&mut self, state: StateId, key: EntryKey<'_>, f: &mut MapScan<'_>) -> Result<()>;
+
+    /// Visits every entry of a state in key-group order (map state: one entry per user key).
+    fn scan_state(&mut self, state: StateId, f: &mut EntryScan<'_>) -> Result<()>;
+
+    /// Releases the engine's resources; any later call may fail.
+    fn close(&mut self) -> Result<()>;
+}
+
+/// The registered states of one backend instance, with the compatibility rules every engine
+/// applies.
+#[derive(Debug, Default)]
+pub struct StateRegistry {
+    metas: Vec<StateMeta>,
+    by_name: HashMap<String, StateId>,
+}
+
+/// The outcome of [`StateRegistry::register`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// A new state: the engine must create its storage.
+    Created(StateId),
+    /// A compatible state of that name exists already.
+    Existing(StateId),
+}
+
+impl StateRegistry {
+    pub fn register(&mut self, meta: &StateMeta) -> Result<Registration> {
+        crate::descriptor::check_state_name(&meta.name)?;
+        if let Some(&id) = self.by_name.get(&meta.name) {
+            self.metas[id].check_compatible(meta)?;
+            return Ok(Registration::Existing(id));
+        }
+        let id = self.metas.len();
+        self.metas.push(meta.clone());
+        self.by_name.insert(meta.name.clone(), id);
+        Ok(Registration::Created(id))
+    }
+
+    /// Undoes the registration of the last state, when the engine failed to create it.
+    pub fn unregister_last(&mut self) {
+        if let Some(meta) = self.metas.pop() {
+            self.by_name.remove(&meta.name);
+        }
+    }
+
+    pub fn metas(&self) -> &[StateMeta] {
+        &self.metas
+    }
+
+    pub fn id_of(&self, name: &str) -> Option<StateId> {
+        self.by_name.get(name).copied()
+    }
+}

@@ -1,0 +1,236 @@
+//! State descriptors: how a state is registered (name, kind, codecs, functions), and the
+//! persisted [`StateMeta`] that later registrations and restores are checked against.
+
+use crate::codec::{BincodeCodec, Codec};
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// The five keyed state kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StateKind {
+    Value,
+    List,
+    Map,
+    Reducing,
+    Aggregating,
+}
+
+impl fmt::Display for StateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StateKind::Value => "value",
+            StateKind::List => "list",
+            StateKind::Map => "map",
+            StateKind::Reducing => "reducing",
+            StateKind::Aggregating => "aggregating",
+        })
+    }
+}
+
+/// What a backend records of a registered state. A registration under an existing name must
+/// match it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateMeta {
+    pub name: String,
+    pub kind: StateKind,
+    /// Codec id of the stored value (the accumulator for aggregating state).
+    pub value_codec: String,
+    /// Codec id of the map user key; `None` for other kinds.
+    pub user_key_codec: Option<String>,
+}
+
+impl StateMeta {
+    /// Checks that a state called `requested.name` may be accessed as `requested` when it was
+    /// registered as `self`.
+    pub fn check_compatible(&self, requested: &StateMeta) -> Result<()> {
+        if self.kind != requested.kind {
+            return Err(Error::incompatible_state(format!(
+                "state '{}' is registered as {} state, not as {} state",
+                self.name, self.kind, requested.kind
+            )));
+        }
+        if self.value_codec != requested.value_codec {
+            return Err(Error::incompatible_state(format!(
+                "state '{}' stores values with codec '{}', not '{}'",
+                self.name, self.value_codec, requested.value_codec
+            )));
+        }
+        if self.user_key_codec != requested.user_key_codec {
+            return Err(Error::incompatible_state(format!(
+                "state '{}' stores map keys with codec '{}', not '{}'",
+                self.name,
+                self.user_key_codec.as_deref().unwrap_or("-"),
+                requested.user_key_codec.as_deref().unwrap_or("-")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a state name: 1..=255 bytes, not `default` (RocksDB's default column family stays
+/// unused), no control characters (names appear in file listings and messages).
+pub fn check_state_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(Error::invalid_argument(format!(
+            "state name '{name}' must be 1 to 255 bytes long"
+        )));
+    }
+    if name == "default" {
+        return Err(Error::invalid_argument("state name 'default' is reserved"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid_argument(format!(
+            "state name {name:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Describes a value state holding one `V` per key and namespace.
+pub struct ValueStateDescriptor<V> {
+    pub(crate) name: String,
+    pub(crate) codec: Arc<dyn Codec<V>>,
+}
+
+impl<V: Serialize + DeserializeOwned + 'static> ValueStateDescriptor<V> {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self::with_codec(name, BincodeCodec::new())
+    }
+}
+
+impl<V> ValueStateDescriptor<V> {
+    pub fn with_codec(name: impl Into<String>, codec: impl Codec<V>) -> Self {
+        ValueStateDescriptor {
+            name: name.into(),
+            codec: Arc::new(codec),
+        }
+    }
+}
+
+/// Describes a list state holding a list of `V` per key and namespace.
+pub struct ListStateDescriptor<V> {
+    pub(crate) name: String,
+    pub(crate) codec: Arc<dyn Codec<V>>,
+}
+
+impl<V: Serialize + DeserializeOwned + 'static> ListStateDescriptor<V> {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self::with_codec(name, BincodeCodec::new())
+    }
+}
+
+impl<V> ListStateDescriptor<V> {
+    pub fn with_codec(name: impl Into<String>, codec: impl Codec<V>) -> Self {
+        ListStateDescriptor {
+            name: name.into(),
+            codec: Arc::new(codec),
+        }
+    }
+}
+
+/// Describes a map state holding a map from `UK` to `UV` per key and namespace.
+pub struct MapStateDescriptor<UK, UV> {
+    pub(crate) name: String,
+    pub(crate) key_codec: Arc<dyn Codec<UK>>,
+    pub(crate) value_codec: Arc<dyn Codec<UV>>,
+}
+
+impl<UK, UV> MapStateDescriptor<UK, UV>
+where
+    UK: Serialize + DeserializeOwned + 'static,
+    UV: Serialize + DeserializeOwned + 'static,
+{
+    pub fn new(name: impl Into<String>) -> Self {
+        Self::with_codecs(name, BincodeCodec::new(), BincodeCodec::new())
+    }
+}
+
+impl<UK, UV> MapStateDescriptor<UK, UV> {
+    pub fn with_codecs(
+        name: impl Into<String>,
+        key_codec: impl Codec<UK>,
+        value_codec: impl Codec<UV>,
+    ) -> Self {
+        MapStateDescriptor {
+            name: name.into(),
+            key_codec: Arc::new(key_codec),
+            value_codec: Arc::new(value_codec),
+        }
+    }
+}
+
+/// Combines two values into one; must be associative for merged namespaces to be meaningful.
+pub type ReduceFn<V> = Arc<dyn Fn(&V, &V) -> V + Send + Sync>;
+
+/// Describes a reducing state: values added are folded into one with a reduce function.
+pub struct ReducingStateDescriptor<V> {
+    pub(crate) name: String,
+    pub(crate) codec: Arc<dyn Codec<V>>,
+    pub(crate) reduce: ReduceFn<V>,
+}
+
+impl<V: Serialize + DeserializeOwned + 'static> ReducingStateDescriptor<V> {
+    pub fn new(
+        name: impl Into<String>,
+        reduce: impl Fn(&V, &V) -> V + Send + Sync + 'static,
+    ) -> Self {
+        Self::with_codec(name, reduce, BincodeCodec::new())
+    }
+}
+
+impl<V> ReducingStateDescriptor<V> {
+    pub fn with_codec(
+        name: impl Into<String>,
+        reduce: impl Fn(&V, &V) -> V + Send + Sync + 'static,
+        codec: impl Codec<V>,
+    ) -> Self {
+        ReducingStateDescriptor {
+            name: name.into(),
+            codec: Arc::new(codec),
+            reduce: Arc::new(reduce),
+        }
+    }
+}
+
+/// Folds inputs into an accumulator and reads a result from it, like Flink's
+/// `AggregateFunction`.
+pub trait AggregateFunction: Send + Sync + 'static {
+    type In;
+    type Acc;
+    type Out;
+    fn create_accumulator(&self) -> Self::Acc;
+    fn add(&self, value: &Self::In, accumulator: Self::Acc) -> Self::Acc;
+    fn result(&self, accumulator: &Self::Acc) -> Self::Out;
+    /// Combines two accumulators, for merged namespaces (session windows).
+    fn merge(&self, a: Self::Acc, b: Self::Acc) -> Self::Acc;
+}
+
+/// Describes an aggregating state: the stored accumulator has codec `Acc`.
+pub struct AggregatingStateDescriptor<F: AggregateFunction> {
+    pub(crate) name: String,
+    pub(crate) codec: Arc<dyn Codec<F::Acc>>,
+    pub(crate) function: Arc<F>,
+}
+
+impl<F> AggregatingStateDescriptor<F>
+where
+    F: AggregateFunction,
+    F::Acc: Serialize + DeserializeOwned + 'static,
+{
+    pub fn new(name: impl Into<String>, function: F) -> Self {
+        Self::with_codec(name, function, BincodeCodec::new())
+    }
+}
+
+impl<F: AggregateFunction> AggregatingStateDescriptor<F> {
+    pub fn with_codec(name: impl Into<String>, function: F, codec: impl Codec<F::Acc>) -> Self {
+        AggregatingStateDescriptor {
+            name: name.into(),
+            codec: Arc::new(codec),
+            function: Arc::new(function),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The one public error type. Its kind tells the caller what to do; the message names the detail
+//! (state, file, key group).
+
+use std::fmt;
+
+/// What went wrong, as far as the caller's reaction is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The call itself is wrong (bad parameter, no current key, value over a limit): fix the call.
+    InvalidArgument,
+    /// A state registration or restore does not fit what exists (other kind, other codec, other
+    /// max parallelism): fix the job's configuration.
+    IncompatibleState,
+    /// Stored bytes are not what they must be: restore from another checkpoint.
+    Corruption,
+    /// The operating system or the storage engine failed: retry or free resources.
+    Io,
+    /// The backend was closed; no further calls are accepted.
+    Closed,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::IncompatibleState => "incompatible state",
+            ErrorKind::Corruption => "corruption",
+            ErrorKind::Io => "I/O error",
+            ErrorKind::Closed => "closed",
+        })
+    }
+}
+
+/// keyedstate's error: a kind plus a message with the detail.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// keyedstate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub fn incompatible_state(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::IncompatibleState, message)
+    }
+
+    pub fn corruption(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Corruption, message)
+    }
+
+    pub fn closed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Closed, message)
+    }
+
+    pub fn io(message: impl Into<String>, source: std::io::Error) -> Self {
+        Self::with_source(ErrorKind::Io, message, source)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Prefixes the message with where the error happened, keeping kind and source.
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}

@@ -1,0 +1,302 @@
+//! [`KeyedStateBackend`]: the typed face of an engine. It holds the current key (serialized and
+//! assigned to its key group once per record) and hands out state handles.
+
+use crate::backend::{EntryScan, StateBackend, StateId};
+use crate::codec::{bincode_decode, bincode_encode};
+use crate::descriptor::{
+    AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
+    ReducingStateDescriptor, StateKind, StateMeta, ValueStateDescriptor,
+};
+use crate::error::{Error, Result};
+use crate::key_group::{KeyGroupRange, MaxParallelism};
+use crate::key_layout::{put_framed, put_key_group};
+use crate::state::{AggregatingState, ListState, MapState, ReducingState, StateHandle, ValueState};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The per-subtask keyed state backend: one engine, the current key, and the registered states.
+///
+/// It is `Send` and meant for one task thread; state handles share it through an `Arc`.
+#[derive(Clone)]
+pub struct KeyedStateBackend {
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// Scratch buffers reused by every access, so the hot path does not allocate.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub(crate) value: Vec<u8>,
+    pub(crate) user_key: Vec<u8>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) engine: Box<dyn StateBackend>,
+    max_parallelism: MaxParallelism,
+    range: KeyGroupRange,
+    prefix_len: usize,
+    has_key: bool,
+    key_group: u16,
+    /// The serialized current key, without framing.
+    key: Vec<u8>,
+    /// `[key group][framed current key]`.
+    key_prefix: Vec<u8>,
+    /// `key_prefix` plus a framed namespace: the entry key of the access under way.
+    pub(crate) entry: Vec<u8>,
+    pub(crate) scratch: Scratch,
+    closed: bool,
+}
+
+impl Shared {
+    /// Builds the entry key of the current key in `namespace` (framed) into `self.entry`.
+    pub(crate) fn prepare(&mut self, namespace: &[u8]) -> Result<(u16, usize)> {
+        if self.closed {
+            return Err(Error::closed("the backend is closed"));
+        }
+        if !self.has_key {
+            return Err(Error::invalid_argument(
+                "no current key: call set_current_key before accessing state",
+            ));
+        }
+        self.entry.clear();
+        self.entry.extend_from_slice(&self.key_prefix);
+        self.entry.extend_from_slice(namespace);
+        Ok((self.key_group, self.prefix_len))
+    }
+}
+
+pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic in user code (a reduce function) cannot leave the engine half-written: handles
+    // never call user code while holding the lock. So a poisoned lock is safe to reuse.
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl KeyedStateBackend {
+    /// Wraps an engine. The engine's max parallelism and key-group range apply.
+    pub fn new(engine: Box<dyn StateBackend>) -> Self {
+        let max_parallelism = engine.max_parallelism();
+        let range = engine.key_group_range();
+        KeyedStateBackend {
+            shared: Arc::new(Mutex::new(Shared {
+                engine,
+                max_parallelism,
+                range,
+                prefix_len: max_parallelism.prefix_len(),
+                has_key: false,
+                key_group: 0,
+                key: Vec::new(),
+                key_prefix: Vec::new(),
+                entry: Vec::new(),
+                scratch: Scratch::default(),
+                closed: false,
+            })),
+        }
+    }
+
+    pub fn max_parallelism(&self) -> MaxParallelism {
+        lock(&self.shared).max_parallelism
+    }
+
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        lock(&self.shared).range
+    }
+
+    pub fn engine_name(&self) -> &'static str {
+        lock(&self.shared).engine.engine_name()
+    }
+
+    /// Sets the key of the record being processed: serializes it once (bincode), computes its key
+    /// group and checks that this backend holds that key group. Every state access until the next
+    /// call uses this key.
+    pub fn set_current_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<()> {
+        let mut guard = lock(&self.shared);
+        let shared = &mut *guard;
+        let mut key_bytes = std::mem::take(&mut shared.key);
+        key_bytes.clear();
+        let encoded = bincode_encode(key, &mut key_bytes);
+        let result = encoded.and_then(|()| set_key_bytes(shared, &key_bytes));
+        shared.key = key_bytes;
+        result
+    }
+
+    /// Like [`Self::set_current_key`] for a key that is serialized already.
+    pub fn set_current_key_bytes(&self, serialized_key: &[u8]) -> Result<()> {
+        let mut guard = lock(&self.shared);
+        let shared = &mut *guard;
+        set_key_bytes(shared, serialized_key)?;
+        shared.key.clear();
+        shared.key.extend_from_slice(serialized_key);
+        Ok(())
+    }
+
+    /// The key group of the current key, if one is set.
+    pub fn current_key_group(&self) -> Option<u16> {
+        let shared = lock(&self.shared);
+        shared.has_key.then_some(shared.key_group)
+    }
+
+    /// The current key, decoded as `K`.
+    pub fn current_key<K: DeserializeOwned>(&self) -> Result<Option<K>> {
+        let shared = lock(&self.shared);
+        if !shared.has_key {
+            return Ok(None);
+        }
+        bincode_decode(&shared.key).map(Some)
+    }
+
+    fn register(
+        &self,
+        name: &str,
+        kind: StateKind,
+        value: &str,
+        user_key: Option<&str>,
+    ) -> Result<StateHandle> {
+        let meta = StateMeta {
+            name: name.to_owned(),
+            kind,
+            value_codec: value.to_owned(),
+            user_key_codec: user_key.map(str::to_owned),
+        };
+        let id = {
+            let mut shared = lock(&self.shared);
+            if shared.closed {
+                return Err(Error::closed("the backend is closed"));
+            }
+            shared.engine.register_state(&meta)?
+        };
+        StateHandle::new(self.shared.clone(), id, name)
+    }
+
+    /// Registers, or gets the compatible existing, value state.
+    pub fn value_state<V: 'static>(&self, desc: &ValueStateDescriptor<V>) -> Result<ValueState<V>> {
+        let handle = self.register(&desc.name, StateKind::Value, desc.codec.id(), None)?;
+        Ok(ValueState::new(handle, desc.codec.clone()))
+    }
+
+    pub fn list_state<V: 'static>(&self, desc: &ListStateDescriptor<V>) -> Result<ListState<V>> {
+        let handle = self.register(&desc.name, StateKind::List, desc.codec.id(), None)?;
+        Ok(ListState::new(handle, desc.codec.clone()))
+    }
+
+    pub fn map_state<UK: 'static, UV: 'static>(
+        &self,
+        desc: &MapStateDescriptor<UK, UV>,
+    ) -> Result<MapState<UK, UV>> {
+        let handle = self.register(
+            &desc.name,
+            StateKind::Map,
+            desc.value_codec.id(),
+            Some(desc.key_codec.id()),
+        )?;
+        Ok(MapState::new(
+            handle,
+            desc.key_codec.clone(),
+            desc.value_codec.clone(),
+        ))
+    }
+
+    pub fn reducing_state<V: 'static>(
+        &self,
+        desc: &ReducingStateDescriptor<V>,
+    ) -> Result<ReducingState<V>> {
+        let handle = self.register(&desc.name, StateKind::Reducing, desc.codec.id(), None)?;
+        Ok(ReducingState::new(
+            handle,
+            desc.codec.clone(),
+            desc.reduce.clone(),
+        ))
+    }
+
+    pub fn aggregating_state<F: AggregateFunction>(
+        &self,
+        desc: &AggregatingStateDescriptor<F>,
+    ) -> Result<AggregatingState<F>> {
+        let handle = self.register(&desc.name, StateKind::Aggregating, desc.codec.id(), None)?;
+        Ok(AggregatingState::new(
+            handle,
+            desc.codec.clone(),
+            desc.function.clone(),
+        ))
+    }
+
+    /// Every registered state's meta info.
+    pub fn states(&self) -> Vec<StateMeta> {
+        lock(&self.shared).engine.states().to_vec()
+    }
+
+    /// The distinct keys that have an entry in `state` under `namespace`, in the engine's order.
+    pub fn keys<K: DeserializeOwned, N: Serialize + ?Sized>(
+        &self,
+        state: &str,
+        namespace: &N,
+    ) -> Result<Vec<K>> {
+        let mut wanted = Vec::new();
+        bincode_encode(namespace, &mut wanted)?;
+        let mut keys = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
+        self.scan_raw(state, &mut |entry| {
+            if entry.parts.namespace == wanted.as_slice()
+                && last.as_deref() != Some(entry.parts.key)
+            {
+                keys.push(bincode_decode(entry.parts.key)?);
+                last = Some(entry.parts.key.to_vec());
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(keys)
+    }
+
+    /// Visits every entry of `state` as raw bytes, for tools, digests and snapshots.
+    pub fn scan_raw(&self, state: &str, f: &mut EntryScan<'_>) -> Result<()> {
+        let mut shared = lock(&self.shared);
+        if shared.closed {
+            return Err(Error::closed("the backend is closed"));
+        }
+        let id = state_id(&*shared.engine, state)?;
+        shared
+            .engine
+            .scan_state(id, f)
+            .map_err(|e| e.context(format_args!("state '{state}'")))
+    }
+
+    /// Closes the engine. Every later call, here or on a state handle, fails with `Closed`.
+    pub fn close(&self) -> Result<()> {
+        let mut shared = lock(&self.shared);
+        if shared.closed {
+            return Ok(());
+        }
+        shared.closed = true;
+        shared.engine.close()
+    }
+}
+
+fn state_id(engine: &dyn StateBackend, name: &str) -> Result<StateId> {
+    engine
+        .states()
+        .iter()
+        .position(|meta| meta.name == name)
+        .ok_or_else(|| Error::invalid_argument(format!("no state named '{name}' is registered")))
+}
+
+fn set_key_bytes(shared: &mut Shared, key: &[u8]) -> Result<()> {
+    if shared.closed {
+        return Err(Error::closed("the backend is closed"));
+    }
+    let key_group = shared.max_parallelism.key_group_of(key);
+    if !shared.range.contains(key_group) {
+        shared.has_key = false;
+        return Err(Error::invalid_argument(format!(
+            "key group {key_group} of the key is outside this backend's key groups {}",
+            shared.range
+        )));
+    }
+    shared.key_group = key_group;
+    shared.key_prefix.clear();
+    put_key_group(&mut shared.key_prefix, key_group, shared.prefix_len);
+    put_framed(&mut shared.key_prefix, key);
+    shared.has_key = true;
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! keyedstate-core: the traits and formats every keyedstate backend shares, with no storage
+//! engine dependency.
+//!
+//! - [`key_group`]: max parallelism, key groups and their assignment to subtasks;
+//! - [`key_layout`]: the bytes of state entry keys and list values;
+//! - [`codec`]: value codecs (serde + bincode 2);
+//! - [`descriptor`]: state descriptors and persisted state meta info;
+//! - [`backend`]: [`StateBackend`], the engine trait the heap and RocksDB backends implement;
+//! - [`KeyedStateBackend`] and the state handles: the typed API a stream processor uses.
+
+pub mod backend;
+pub mod codec;
+pub mod descriptor;
+mod error;
+pub mod key_group;
+pub mod key_layout;
+mod keyed;
+mod murmur3;
+mod state;
+
+pub use backend::{EntryKey, RawEntry, StateBackend, StateId};
+pub use codec::{BincodeCodec, Codec};
+pub use descriptor::{
+    AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
+    ReducingStateDescriptor, StateKind, StateMeta, ValueStateDescriptor,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use key_group::{KeyGroupRange, MaxParallelism};
+pub use keyed::KeyedStateBackend;
+pub use murmur3::murmur3_32;
+pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};

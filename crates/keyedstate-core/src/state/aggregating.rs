@@ -1,0 +1,78 @@
+use super::{StateHandle, framed_namespace};
+use crate::codec::Codec;
+use crate::descriptor::AggregateFunction;
+use crate::error::Result;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// One accumulator per key and namespace; inputs are added with an [`AggregateFunction`] and
+/// `get` returns its result.
+pub struct AggregatingState<F: AggregateFunction> {
+    handle: StateHandle,
+    codec: Arc<dyn Codec<F::Acc>>,
+    function: Arc<F>,
+}
+
+impl<F: AggregateFunction> AggregatingState<F>
+where
+    F::Acc: 'static,
+{
+    pub(crate) fn new(
+        handle: StateHandle,
+        codec: Arc<dyn Codec<F::Acc>>,
+        function: Arc<F>,
+    ) -> Self {
+        AggregatingState {
+            handle,
+            codec,
+            function,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.handle.name()
+    }
+
+    pub fn set_namespace<N: Serialize + ?Sized>(&mut self, namespace: &N) -> Result<()> {
+        self.handle.set_namespace(namespace)
+    }
+
+    /// The result for the current key, or `None` when nothing was added.
+    pub fn get(&self) -> Result<Option<F::Out>> {
+        Ok(self
+            .handle
+            .read(None, &*self.codec)?
+            .map(|acc| self.function.result(&acc)))
+    }
+
+    pub fn add(&self, value: &F::In) -> Result<()> {
+        // The aggregate function runs outside the backend's lock, so it may touch other state.
+        let acc = match self.handle.read(None, &*self.codec)? {
+            Some(acc) => acc,
+            None => self.function.create_accumulator(),
+        };
+        self.handle
+            .write(None, &*self.codec, &self.function.add(value, acc))
+    }
+
+    pub fn clear(&self) -> Result<()> {
+        self.handle.delete()
+    }
+
+    /// Merges the accumulators of `sources` into the one of `target` (session windows).
+    pub fn merge_namespaces<N: Serialize>(&self, target: &N, sources: &[N]) -> Result<()> {
+        let target = framed_namespace(target)?;
+        let mut merged = self.handle.read(Some(&target), &*self.codec)?;
+        for raw in self.handle.take_raw(sources)? {
+            let acc = self.codec.decode(&raw)?;
+            merged = Some(match merged {
+                Some(m) => self.function.merge(m, acc),
+                None => acc,
+            });
+        }
+        match merged {
+            Some(acc) => self.handle.write(Some(&target), &*self.codec, &acc),
+            None => Ok(()),
+        }
+    }
+}

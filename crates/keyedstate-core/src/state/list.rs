@@ -1,0 +1,91 @@
+use super::{StateHandle, framed_namespace};
+use crate::codec::Codec;
+use crate::error::Result;
+use crate::key_layout::{list_elements, put_framed};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// A list of values per key and namespace. `add` appends without reading the list (a RocksDB
+/// merge).
+pub struct ListState<V> {
+    handle: StateHandle,
+    codec: Arc<dyn Codec<V>>,
+}
+
+impl<V: 'static> ListState<V> {
+    pub(crate) fn new(handle: StateHandle, codec: Arc<dyn Codec<V>>) -> Self {
+        ListState { handle, codec }
+    }
+
+    pub fn name(&self) -> &str {
+        self.handle.name()
+    }
+
+    pub fn set_namespace<N: Serialize + ?Sized>(&mut self, namespace: &N) -> Result<()> {
+        self.handle.set_namespace(namespace)
+    }
+
+    /// The list of the current key; empty when there is none.
+    pub fn get(&self) -> Result<Vec<V>> {
+        self.handle.with(|a| {
+            if !a.engine.get(a.id, a.key, &mut a.scratch.value)? {
+                return Ok(Vec::new());
+            }
+            list_elements(&a.scratch.value)
+                .map(|e| self.codec.decode(e?))
+                .collect()
+        })
+    }
+
+    /// Appends one element.
+    pub fn add(&self, value: &V) -> Result<()> {
+        self.add_all(std::slice::from_ref(value))
+    }
+
+    /// Appends elements in order; an empty slice changes nothing.
+    pub fn add_all(&self, values: &[V]) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        self.handle.with(|a| {
+            self.frame_into(values, &mut a.scratch.value, &mut a.scratch.user_key)?;
+            a.engine.append(a.id, a.key, &a.scratch.value)
+        })
+    }
+
+    /// Replaces the list; an empty slice clears it.
+    pub fn update(&self, values: &[V]) -> Result<()> {
+        self.handle.with(|a| {
+            if values.is_empty() {
+                return a.engine.delete(a.id, a.key);
+            }
+            self.frame_into(values, &mut a.scratch.value, &mut a.scratch.user_key)?;
+            a.engine.put(a.id, a.key, &a.scratch.value)
+        })
+    }
+
+    pub fn clear(&self) -> Result<()> {
+        self.handle.delete()
+    }
+
+    /// Moves the lists of `sources` to the end of the list in `target` (session windows).
+    pub fn merge_namespaces<N: Serialize>(&self, target: &N, sources: &[N]) -> Result<()> {
+        let taken = self.handle.take_raw(sources)?.concat();
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let target = framed_namespace(target)?;
+        self.handle
+            .with_namespace(&target, |a| a.engine.append(a.id, a.key, &taken))
+    }
+
+    fn frame_into(&self, values: &[V], out: &mut Vec<u8>, element: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        for value in values {
+            element.clear();
+            self.codec.encode(value, element)?;
+            put_framed(out, element);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! keyedstate-heap: keyed state held in memory, per key group, behind the same
+//! [`StateBackend`] trait as the RocksDB backend.
+//!
+//! Each state is a table per key group from `(key, namespace)` bytes to the entry: the value
+//! bytes, or for map state an ordered map of user key bytes to value bytes (ordered like
+//! RocksDB's keys, so both engines list a map the same way).
+
+mod table;
+
+use keyedstate_core::backend::{
+    EntryScan, MapScan, Registration, StateRegistry, split_key_and_namespace,
+};
+use keyedstate_core::{
+    EntryKey, Error, KeyGroupRange, KeyedStateBackend, MaxParallelism, RawEntry, Result,
+    StateBackend, StateId, StateKind, StateMeta,
+};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use table::KeyGroupTable;
+
+type MapEntry = BTreeMap<Vec<u8>, Vec<u8>>;
+
+enum Table {
+    /// Value, list, reducing and aggregating state: the encoded value per entry.
+    Plain(KeyGroupTable<Vec<u8>>),
+    Map(KeyGroupTable<MapEntry>),
+}
+
+/// The heap backend of one subtask.
+pub struct HeapBackend {
+    max_parallelism: MaxParallelism,
+    range: KeyGroupRange,
+    registry: StateRegistry,
+    tables: Vec<Table>,
+}
+
+impl HeapBackend {
+    /// An empty heap backend holding `range` of `max_parallelism`'s key groups.
+    pub fn new(max_parallelism: MaxParallelism, range: KeyGroupRange) -> Result<Self> {
+        if u32::from(range.end()) >= max_parallelism.get() {
+            return Err(Error::invalid_argument(format!(
+                "key-group range {range} is outside max parallelism {max_parallelism}"
+            )));
+        }
+        Ok(HeapBackend {
+            max_parallelism,
+            range,
+            registry: StateRegistry::default(),
+            tables: Vec::new(),
+        })
+    }
+
+    /// The heap backend wrapped in the typed API.
+    pub fn open(
+        max_parallelism: MaxParallelism,
+        range: KeyGroupRange,
+    ) -> Result<KeyedStateBackend> {
+        Ok(KeyedStateBackend::new(Box::new(Self::new(
+            max_parallelism,
+            range,
+        )?)))
+    }
+
+    fn plain(&mut self, state: StateId) -> Result<&mut KeyGroupTable<Vec<u8>>> {
+        match self.tables.get_mut(state) {
+            Some(Table::Plain(table)) => Ok(table),
+            _ => Err(wrong_table(state, "a value, list, reducing or aggregating")),
+        }
+    }
+
+    fn map(&mut self, state: StateId) -> Result<&mut KeyGroupTable<MapEntry>> {
+        match self.tables.get_mut(state) {
+            Some(Table::Map(table)) => Ok(table),
+            _ => Err(wrong_table(state, "a map")),
+        }
+    }
+}
+
+fn wrong_table(state: StateId, expected: &str) -> Error {
+    Error::invalid_argument(format!(
+        "state #{state} is not {expected} state of this backend"
+    ))
+}
+
+impl StateBackend for HeapBackend {
+    fn engine_name(&self) -> &'static str {
+        "heap"
+    }
+
+    fn max_parallelism(&self) -> MaxParallelism {
+        self.max_parallelism
+    }
+
+    fn key_group_range(&self) -> KeyGroupRange {
+        self.range
+    }
+
+    fn register_state(&mut self, meta: &StateMeta) -> Result<StateId> {
+        match self.registry.register(meta)? {
+            Registration::Existing(id) => Ok(id),
+            Registration::Created(id) => {
+                self.tables.push(match meta.kind {
+                    StateKind::Map => Table::Map(KeyGroupTable::new(self.range)),
+                    _ => Table::Plain(KeyGroupTable::new(self.range)),
+                });
+                Ok(id)
+            }
+        }
+    }
+
+    fn states(&self) -> &[StateMeta] {
+        self.registry.metas()
+    }
+
+    fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
+        out.clear();
+        match self.plain(state)?.get(key) {
+            Some(value) => {
+                out.extend_from_slice(value);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
+        let slot = self.plain(state)?.get_or_insert_with(key, Vec::new);
+        slot.clear();
+        slot.extend_from_slice(value);
+        Ok(())
+    }
+
+    fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()> {
+        self.plain(state)?
+            .get_or_insert_with(key, Vec::new)
+            .extend_from_slice(frames);
+        Ok(())
+    }
+
+    fn delete(&mut self, state: StateId, key: EntryKey<'_>) -> Result<()> {
+        match self.tables.get_mut(state) {
+            Some(Table::Plain(table)) => table.remove(key),
+            Some(Table::Map(table)) => table.remove(key),
+            None => return Err(wrong_table(state, "registered")),
+        }
+        Ok(())
+    }
+
+    fn map_get(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        user_key: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        out.clear();
+        match self.map(state)?.get(key).and_then(|map| map.get(user_key)) {
+            Some(value) => {
+                out.extend_from_slice(value);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn map_put(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        user_key: &[u8],
+        value: &[u8],
+    ) -> Result<()> {
+        let map = self.map(state)?.get_or_insert_with(key, BTreeMap::new);
+        match map.get_mut(user_key) {
+            Some(slot) => {
+                slot.clear();
+                slot.extend_from_slice(value);
+            }
+            None => {
+                map.insert(user_key.to_vec(), value.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()> {
+        let table = self.map(state)?;
+        if let Some(map) = table.get_mut(key) {
+            map.remove(user_key);
+            // An empty map is no map: it must not show up in key iteration or snapshots.
+            if map.is_empty() {
+                table.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn map_scan(&mut self, state: StateId, key: EntryKey<'_>, f: &mut MapScan<'_>) -> Result<()> {
+        if let Some(map) = self.map(state)?.get(key) {
+            for (user_key, value) in map {
+                if f(user_key, value)?.is_break() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_state(&mut self, state: StateId, f: &mut EntryScan<'_>) -> Result<()> {
+        match self.tables.get(state) {
+            Some(Table::Plain(table)) => table.scan(&mut |key_group, key_and_namespace, value| {
+                let parts = split_key_and_namespace(key_group, key_and_namespace, &[])?;
+                f(RawEntry { parts, value })
+            }),
+            Some(Table::Map(table)) => table.scan(&mut |key_group, key_and_namespace, map| {
+                for (user_key, value) in map {
+                    let parts = split_key_and_namespace(key_group, key_and_namespace, user_key)?;
+                    if f(RawEntry { parts, value })?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            }),
+            None => Err(wrong_table(state, "registered")),
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.tables.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! Configuration of a RocksDB backend instance: where it lives, which key groups it holds, the
+//! options profile and the memory budget. Each setting is explained in `docs/config.md`.
+
+use crate::memory::SharedMemory;
+use crate::merge::{LIST_APPEND, list_append};
+use keyedstate_core::{KeyGroupRange, MaxParallelism};
+use rocksdb::{BlockBasedOptions, DBCompactionStyle, DBCompressionType, LogLevel, Options};
+use std::path::PathBuf;
+
+/// Predefined option sets, as Flink's `PredefinedOptions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OptionsProfile {
+    /// keyedstate's tuned defaults for state workloads.
+    #[default]
+    Default,
+    /// Level compaction with dynamic level sizes, more background threads, all files kept open.
+    SpinningDisk,
+    /// `SpinningDisk` plus larger memtables, files and blocks for machines with memory to spare.
+    SpinningDiskHighMem,
+    /// More background threads and all files kept open, for fast random reads.
+    FlashSsd,
+}
+
+impl OptionsProfile {
+    pub const ALL: [OptionsProfile; 4] = [
+        OptionsProfile::Default,
+        OptionsProfile::SpinningDisk,
+        OptionsProfile::SpinningDiskHighMem,
+        OptionsProfile::FlashSsd,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OptionsProfile::Default => "default",
+            OptionsProfile::SpinningDisk => "spinning-disk",
+            OptionsProfile::SpinningDiskHighMem => "spinning-disk-high-mem",
+            OptionsProfile::FlashSsd => "flash-ssd",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// How to open one RocksDB backend instance.
+#[derive(Clone)]
+pub struct RocksDbConfig {
+    /// The instance's working directory: created, and must not hold a database yet.
+    pub path: PathBuf,
+    pub max_parallelism: MaxParallelism,
+    pub key_group_range: KeyGroupRange,
+    pub profile: OptionsProfile,
+    /// The memory budget shared with other instances; the process-wide one by default.
+    pub memory: SharedMemory,
+    /// Bits per key of the bloom filter for point lookups; 0 turns it off.
+    pub bloom_bits_per_key: f64,
+    /// Remove the working directory on close: durability comes from checkpoints, as in Flink.
+    pub delete_on_close: bool,
+}
+
+impl RocksDbConfig {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        max_parallelism: MaxParallelism,
+        key_group_range: KeyGroupRange,
+    ) -> Self {
+        RocksDbConfig {
+            path: path.into(),
+            max_parallelism,
+            key_group_range,
+            profile: OptionsProfile::Default,
+            memory: SharedMemory::process(),
+            bloom_bits_per_key: 10.0,
+            delete_on_close: true,
+        }
+    }
+
+    /// Database-wide options.
+    pub(crate) fn db_options(&self) -> Options {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // No fsync: checkpoints, not the working directory, are what survive a crash.
+        opts.set_use_fsync(false);
+        // Keep RocksDB's own log small; it is for debugging, not for state.
+        opts.set_log_level(LogLevel::Warn);
+        opts.set_keep_log_file_num(2);
+        opts.set_max_log_file_size(8 << 20);
+        opts.set_stats_dump_period_sec(0);
+        opts.set_write_buffer_manager(self.memory.write_buffers());
+        match self.profile {
+            OptionsProfile::Default => {}
+            OptionsProfile::SpinningDisk
+            | OptionsProfile::SpinningDiskHighMem
+            | OptionsProfile::FlashSsd => {
+                opts.increase_parallelism(4);
+                opts.set_max_open_files(-1);
+            }
+        }
+        opts
+    }
+
+    /// Options of every state's column family.
+    pub(crate) fn cf_options(&self) -> Options {
+        let mut opts = Options::default();
+        opts.set_merge_operator_associative(LIST_APPEND, list_append);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(self.memory.cache());
+        // Index and filter blocks count against the budget, but the hot ones stay pinned.
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_cache_index_and_filter_blocks_with_high_priority(true);
+        table.set_pin_top_level_index_and_filter(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_format_version(6);
+        if self.bloom_bits_per_key > 0.0 {
+            table.set_bloom_filter(self.bloom_bits_per_key, false);
+        }
+        match self.profile {
+            OptionsProfile::Default | OptionsProfile::FlashSsd => {}
+            OptionsProfile::SpinningDisk => {
+                opts.set_compaction_style(DBCompactionStyle::Level);
+                opts.set_level_compaction_dynamic_level_bytes(true);
+            }
+            OptionsProfile::SpinningDiskHighMem => {
+                opts.set_compaction_style(DBCompactionStyle::Level);
+                opts.set_level_compaction_dynamic_level_bytes(true);
+                opts.set_target_file_size_base(256 << 20);
+                opts.set_max_bytes_for_level_base(1 << 30);
+                opts.set_write_buffer_size(64 << 20);
+                opts.set_min_write_buffer_number_to_merge(3);
+                opts.set_max_write_buffer_number(4);
+                table.set_block_size(128 << 10);
+            }
+        }
+        opts.set_block_based_table_factory(&table);
+        opts
+    }
+}

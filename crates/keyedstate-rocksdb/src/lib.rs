@@ -1,0 +1,15 @@
+//! keyedstate-rocksdb: the RocksDB backend, the engine for state larger than memory.
+//!
+//! One RocksDB instance per subtask, one column family per registered state, every key prefixed
+//! with its key group (see `docs/formats.md`), list appends through a merge operator, writes
+//! without the WAL, and one memory budget shared by every instance of the process.
+
+mod backend;
+mod config;
+mod error;
+mod memory;
+mod merge;
+
+pub use backend::RocksDbBackend;
+pub use config::{OptionsProfile, RocksDbConfig};
+pub use memory::{DEFAULT_MEMORY_BUDGET, SharedMemory};

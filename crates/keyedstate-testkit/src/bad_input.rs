@@ -1,0 +1,216 @@
+//! Bad input: each a typed error, and nothing else changed.
+
+use crate::fixture::{Factory, full};
+use keyedstate_core::{
+    BincodeCodec, ErrorKind, KeyGroupRange, ListStateDescriptor, MapStateDescriptor,
+    MaxParallelism, ValueStateDescriptor,
+};
+
+pub fn reregistering_with_another_kind_is_incompatible(factory: &Factory) {
+    let i = full(factory);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("s"))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    value.update(&41).unwrap();
+    let err = i
+        .backend
+        .list_state(&ListStateDescriptor::<u64>::new("s"))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::IncompatibleState);
+    assert!(
+        err.to_string().contains("'s'") && err.to_string().contains("value"),
+        "{err}"
+    );
+    let err = i
+        .backend
+        .map_state(&MapStateDescriptor::<u64, u64>::new("s"))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::IncompatibleState);
+    assert_eq!(
+        value.get().unwrap(),
+        Some(41),
+        "the registered state is untouched"
+    );
+    let again = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("s"))
+        .unwrap();
+    assert_eq!(
+        again.get().unwrap(),
+        Some(41),
+        "a compatible registration gets the same state"
+    );
+    assert_eq!(i.backend.states().len(), 1);
+}
+
+pub fn reregistering_with_another_codec_is_incompatible(factory: &Factory) {
+    let i = full(factory);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("s"))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    value.update(&7).unwrap();
+    let err = i
+        .backend
+        .value_state(&ValueStateDescriptor::<String>::new("s"))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::IncompatibleState);
+    assert!(err.to_string().contains("codec"), "{err}");
+    let renamed = BincodeCodec::<u64>::new().with_type_id("my.Counter");
+    let err = i
+        .backend
+        .value_state(&ValueStateDescriptor::with_codec("s", renamed))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::IncompatibleState);
+    let map = i
+        .backend
+        .map_state(&MapStateDescriptor::<u32, u64>::new("m"))
+        .unwrap();
+    map.put(&1, &1).unwrap();
+    let err = i
+        .backend
+        .map_state(&MapStateDescriptor::<u64, u64>::new("m"))
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::IncompatibleState,
+        "map user-key codec is checked too"
+    );
+    assert_eq!(value.get().unwrap(), Some(7));
+    assert_eq!(map.get(&1).unwrap(), Some(1));
+}
+
+pub fn access_without_current_key_is_invalid(factory: &Factory) {
+    let i = full(factory);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("v"))
+        .unwrap();
+    let list = i
+        .backend
+        .list_state(&ListStateDescriptor::<u64>::new("l"))
+        .unwrap();
+    let map = i
+        .backend
+        .map_state(&MapStateDescriptor::<u64, u64>::new("m"))
+        .unwrap();
+    for err in [
+        value.get().unwrap_err(),
+        value.update(&1).unwrap_err(),
+        list.add(&1).unwrap_err(),
+        map.put(&1, &1).unwrap_err(),
+        map.entries().unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains("no current key"), "{err}");
+    }
+    assert!(
+        i.backend.keys::<u64, _>("v", &()).unwrap().is_empty(),
+        "nothing was written"
+    );
+    assert!(i.backend.keys::<u64, _>("l", &()).unwrap().is_empty());
+    assert!(i.backend.keys::<u64, _>("m", &()).unwrap().is_empty());
+}
+
+pub fn value_over_decode_limit_is_rejected(factory: &Factory) {
+    let i = full(factory);
+    let small = BincodeCodec::<Vec<u8>>::new().with_limit(1024).unwrap();
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::with_codec("v", small))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    value.update(&vec![1u8; 1000]).unwrap();
+    let err = value.update(&vec![2u8; 2000]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert_eq!(
+        value.get().unwrap(),
+        Some(vec![1u8; 1000]),
+        "the old value stays"
+    );
+
+    // Bytes written under a larger limit are refused, not decoded, under a smaller one.
+    let large = i
+        .backend
+        .value_state(&ValueStateDescriptor::<Vec<u8>>::new("w"))
+        .unwrap();
+    large.update(&vec![3u8; 5000]).unwrap();
+    let limited = BincodeCodec::<Vec<u8>>::new().with_limit(1024).unwrap();
+    let reader = i
+        .backend
+        .value_state(&ValueStateDescriptor::with_codec("w", limited))
+        .unwrap();
+    let err = reader.get().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("decode limit"), "{err}");
+    assert_eq!(large.get().unwrap().map(|v| v.len()), Some(5000));
+    assert!(BincodeCodec::<u8>::new().with_limit(0).is_err());
+}
+
+pub fn key_outside_the_key_group_range_is_rejected(factory: &Factory) {
+    let max_p = MaxParallelism::new(128).unwrap();
+    let range = KeyGroupRange::new(0, 63, max_p).unwrap();
+    let i = factory(max_p, range);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("v"))
+        .unwrap();
+    let inside = crate::layout::key_in_group(max_p, 10);
+    let outside = crate::layout::key_in_group(max_p, 100);
+    i.backend.set_current_key(&inside).unwrap();
+    value.update(&1).unwrap();
+    let err = i.backend.set_current_key(&outside).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("key group 100"), "{err}");
+    assert_eq!(
+        value.get().unwrap_err().kind(),
+        ErrorKind::InvalidArgument,
+        "no key is current"
+    );
+    assert_eq!(i.backend.keys::<u64, _>("v", &()).unwrap(), vec![inside]);
+}
+
+pub fn invalid_state_names_are_rejected(factory: &Factory) {
+    let i = full(factory);
+    for name in ["", "default", "bad\nname", &"x".repeat(256)] {
+        let err = i
+            .backend
+            .value_state(&ValueStateDescriptor::<u8>::new(name))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{name:?}");
+    }
+    assert!(i.backend.states().is_empty());
+}
+
+pub fn closed_backend_rejects_calls(factory: &Factory) {
+    let i = full(factory);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("v"))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    value.update(&1).unwrap();
+    i.backend.close().unwrap();
+    assert_eq!(value.get().unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(
+        i.backend.set_current_key(&1u64).unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+    let err = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("w"))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    i.backend.close().unwrap();
+}

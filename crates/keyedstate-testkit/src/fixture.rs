@@ -1,0 +1,47 @@
+//! How the suite gets backends to test.
+
+use keyedstate_core::{KeyGroupRange, KeyedStateBackend, MaxParallelism};
+use std::any::Any;
+
+/// A backend under test, with whatever must outlive it (a temporary directory).
+pub struct Instance {
+    pub backend: KeyedStateBackend,
+    _guard: Option<Box<dyn Any>>,
+}
+
+impl Instance {
+    pub fn new(backend: KeyedStateBackend) -> Self {
+        Instance {
+            backend,
+            _guard: None,
+        }
+    }
+
+    /// A backend that needs `guard` alive as long as it is (dropped after the backend).
+    pub fn with_guard(backend: KeyedStateBackend, guard: impl Any) -> Self {
+        Instance {
+            backend,
+            _guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // Close before the guard (a temporary directory) goes away.
+        let _ = self.backend.close();
+    }
+}
+
+/// Opens a fresh, empty backend holding `range` of `max_parallelism`'s key groups.
+pub type Factory = dyn Fn(MaxParallelism, KeyGroupRange) -> Instance;
+
+/// A backend holding every key group of max parallelism 128.
+pub fn full(factory: &Factory) -> Instance {
+    full_at(factory, 128)
+}
+
+pub fn full_at(factory: &Factory, max_parallelism: u32) -> Instance {
+    let max_p = MaxParallelism::new(max_parallelism).expect("valid max parallelism");
+    factory(max_p, max_p.full_range())
+}

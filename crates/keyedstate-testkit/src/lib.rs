@@ -1,0 +1,58 @@
+//! The conformance suite every keyedstate backend passes, one module per feature, and a
+//! reference model (`BTreeMap`) checked against a backend under random operations.
+//!
+//! A backend's test file instantiates the suite with [`conformance_suite!`], naming the backend
+//! so that every test name shows it (`heap::value_state_get_update_clear`).
+
+pub mod bad_input;
+pub mod fixture;
+pub mod keys;
+pub mod layout;
+pub mod model;
+pub mod namespaces;
+pub mod states;
+
+pub use fixture::{Factory, Instance};
+
+/// Expands to a module `$backend` with one `#[test]` per conformance check, each calling
+/// `$factory` (a `Fn(MaxParallelism, KeyGroupRange) -> Instance`) for its backends.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:ident, $factory:expr) => {
+        mod $backend {
+            use super::*;
+            $crate::conformance_suite!(@tests $factory;
+                states::value_state_get_update_clear,
+                states::list_state_get_add_update_clear,
+                states::map_state_operations,
+                states::reducing_state_folds_added_values,
+                states::aggregating_state_accumulates,
+                namespaces::namespaces_are_isolated,
+                namespaces::merge_namespaces_combines_sources,
+                keys::keys_lists_each_key_of_a_namespace_once,
+                keys::keys_of_a_state_without_entries_is_empty,
+                layout::one_byte_prefix_at_max_parallelism_128,
+                layout::two_byte_prefix_at_max_parallelism_129,
+                layout::first_and_last_key_group,
+                layout::empty_keys_are_valid_keys,
+                layout::one_mib_values_roundtrip,
+                bad_input::reregistering_with_another_kind_is_incompatible,
+                bad_input::reregistering_with_another_codec_is_incompatible,
+                bad_input::access_without_current_key_is_invalid,
+                bad_input::value_over_decode_limit_is_rejected,
+                bad_input::key_outside_the_key_group_range_is_rejected,
+                bad_input::invalid_state_names_are_rejected,
+                bad_input::closed_backend_rejects_calls,
+                model::random_operations_match_the_model,
+            );
+        }
+    };
+    (@tests $factory:expr; $($module:ident :: $test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::$module::$test(&$factory);
+            }
+        )*
+    };
+}

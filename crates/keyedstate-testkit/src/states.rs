@@ -1,0 +1,169 @@
+//! Every operation of every state kind.
+
+use crate::fixture::{Factory, full};
+use keyedstate_core::{
+    AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
+    ReducingStateDescriptor, ValueStateDescriptor,
+};
+
+/// Average of u64 inputs: accumulator (sum, count). Used by the suite and the model.
+pub struct Average;
+
+impl AggregateFunction for Average {
+    type In = u64;
+    type Acc = (u64, u64);
+    type Out = f64;
+    fn create_accumulator(&self) -> (u64, u64) {
+        (0, 0)
+    }
+    fn add(&self, value: &u64, (sum, count): (u64, u64)) -> (u64, u64) {
+        (sum.wrapping_add(*value), count + 1)
+    }
+    fn result(&self, &(sum, count): &(u64, u64)) -> f64 {
+        sum as f64 / count as f64
+    }
+    fn merge(&self, a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+        (a.0.wrapping_add(b.0), a.1 + b.1)
+    }
+}
+
+pub fn value_state_get_update_clear(factory: &Factory) {
+    let i = full(factory);
+    let state = i
+        .backend
+        .value_state(&ValueStateDescriptor::<String>::new("v"))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    assert_eq!(state.get().unwrap(), None);
+    state.update(&"one".to_owned()).unwrap();
+    i.backend.set_current_key(&2u64).unwrap();
+    assert_eq!(state.get().unwrap(), None, "another key sees nothing");
+    state.update(&"two".to_owned()).unwrap();
+    state.update(&"deux".to_owned()).unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    assert_eq!(state.get().unwrap().as_deref(), Some("one"));
+    state.clear().unwrap();
+    assert_eq!(state.get().unwrap(), None);
+    i.backend.set_current_key(&2u64).unwrap();
+    assert_eq!(state.get().unwrap().as_deref(), Some("deux"));
+}
+
+pub fn list_state_get_add_update_clear(factory: &Factory) {
+    let i = full(factory);
+    let list = i
+        .backend
+        .list_state(&ListStateDescriptor::<u64>::new("l"))
+        .unwrap();
+    i.backend.set_current_key(&"k").unwrap();
+    assert!(list.get().unwrap().is_empty());
+    list.add(&1).unwrap();
+    list.add(&2).unwrap();
+    list.add_all(&[3, 4]).unwrap();
+    list.add_all(&[]).unwrap();
+    assert_eq!(list.get().unwrap(), vec![1, 2, 3, 4]);
+    list.update(&[9, 8]).unwrap();
+    assert_eq!(list.get().unwrap(), vec![9, 8]);
+    list.add(&7).unwrap();
+    assert_eq!(list.get().unwrap(), vec![9, 8, 7]);
+    list.update(&[]).unwrap();
+    assert!(
+        list.get().unwrap().is_empty(),
+        "update with no elements clears"
+    );
+    list.add(&5).unwrap();
+    list.clear().unwrap();
+    assert!(list.get().unwrap().is_empty());
+    assert!(i.backend.keys::<String, _>("l", &()).unwrap().is_empty());
+}
+
+pub fn map_state_operations(factory: &Factory) {
+    let i = full(factory);
+    let map = i
+        .backend
+        .map_state(&MapStateDescriptor::<String, f64>::new("m"))
+        .unwrap();
+    i.backend.set_current_key(&7u32).unwrap();
+    assert!(map.is_empty().unwrap());
+    assert_eq!(map.get(&"a".to_owned()).unwrap(), None);
+    map.put(&"a".to_owned(), &1.5).unwrap();
+    map.put(&"b".to_owned(), &2.5).unwrap();
+    let more = [("c".to_owned(), 3.5), ("d".to_owned(), 4.5)];
+    map.put_all(more.iter().map(|(k, v)| (k, v))).unwrap();
+    map.put(&"a".to_owned(), &1.25).unwrap();
+    assert_eq!(map.get(&"a".to_owned()).unwrap(), Some(1.25));
+    assert!(map.contains(&"c".to_owned()).unwrap());
+    assert!(!map.contains(&"z".to_owned()).unwrap());
+    map.remove(&"b".to_owned()).unwrap();
+    map.remove(&"absent".to_owned()).unwrap();
+    let mut entries = map.entries().unwrap();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        entries,
+        vec![("a".into(), 1.25), ("c".into(), 3.5), ("d".into(), 4.5)]
+    );
+    let mut keys = map.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, vec!["a", "c", "d"]);
+    let mut values = map.values().unwrap();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, vec![1.25, 3.5, 4.5]);
+    assert!(!map.is_empty().unwrap());
+
+    i.backend.set_current_key(&8u32).unwrap();
+    assert!(map.is_empty().unwrap(), "another key's map is separate");
+    map.put(&"x".to_owned(), &0.0).unwrap();
+    map.remove(&"x".to_owned()).unwrap();
+    assert!(
+        map.is_empty().unwrap(),
+        "removing the last entry empties the map"
+    );
+
+    i.backend.set_current_key(&7u32).unwrap();
+    map.clear().unwrap();
+    assert!(map.is_empty().unwrap());
+    assert_eq!(map.get(&"c".to_owned()).unwrap(), None);
+    assert!(i.backend.keys::<u32, _>("m", &()).unwrap().is_empty());
+}
+
+pub fn reducing_state_folds_added_values(factory: &Factory) {
+    let i = full(factory);
+    let sum = i
+        .backend
+        .reducing_state(&ReducingStateDescriptor::new("sum", |a: &u64, b: &u64| {
+            a + b
+        }))
+        .unwrap();
+    i.backend.set_current_key(&1u8).unwrap();
+    assert_eq!(sum.get().unwrap(), None);
+    sum.add(&5).unwrap();
+    assert_eq!(sum.get().unwrap(), Some(5));
+    sum.add(&7).unwrap();
+    sum.add(&30).unwrap();
+    assert_eq!(sum.get().unwrap(), Some(42));
+    i.backend.set_current_key(&2u8).unwrap();
+    assert_eq!(sum.get().unwrap(), None);
+    i.backend.set_current_key(&1u8).unwrap();
+    sum.clear().unwrap();
+    assert_eq!(sum.get().unwrap(), None);
+    sum.add(&1).unwrap();
+    assert_eq!(sum.get().unwrap(), Some(1));
+}
+
+pub fn aggregating_state_accumulates(factory: &Factory) {
+    let i = full(factory);
+    let avg = i
+        .backend
+        .aggregating_state(&AggregatingStateDescriptor::new("avg", Average))
+        .unwrap();
+    i.backend.set_current_key(&"x").unwrap();
+    assert_eq!(avg.get().unwrap(), None);
+    avg.add(&2).unwrap();
+    avg.add(&4).unwrap();
+    avg.add(&9).unwrap();
+    assert_eq!(avg.get().unwrap(), Some(5.0));
+    i.backend.set_current_key(&"y").unwrap();
+    assert_eq!(avg.get().unwrap(), None);
+    i.backend.set_current_key(&"x").unwrap();
+    avg.clear().unwrap();
+    assert_eq!(avg.get().unwrap(), None);
+}

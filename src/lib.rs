@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+pub use keyedstate_core::*;
+
+/// The heap backend: keyed state in memory.
+pub mod heap {
+    pub use keyedstate_heap::*;
+}
+
+/// The RocksDB backend: keyed state larger than memory.
+pub mod rocksdb {
+    pub use keyedstate_rocksdb::*;
+}
