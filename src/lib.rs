@@ -2,6 +2,8 @@
 
 pub use keyedstate_core::*;
 
+pub mod job;
+
 /// The heap backend: keyed state in memory.
 pub mod heap {
     pub use keyedstate_heap::*;

@@ -2,12 +2,14 @@
 //! ([`crate::KeyedStateBackend`] and the state handles) serializes the current key once per
 //! record and encodes values, identically for every engine.
 
+use crate::checkpoint::{CheckpointStorage, SnapshotKind, SubtaskHandle};
 use crate::descriptor::StateMeta;
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
 use crate::key_layout::{EntryParts, get_framed};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 /// A registered state's index in its backend, stable for the backend's life.
 pub type StateId = usize;
@@ -81,11 +83,34 @@ pub type EntryScan<'f> = dyn for<'e> FnMut(RawEntry<'e>) -> Result<ControlFlow<(
 /// A callback visiting one map as (user key, value); `ControlFlow::Break` stops the scan.
 pub type MapScan<'f> = dyn for<'e> FnMut(&'e [u8], &'e [u8]) -> Result<ControlFlow<()>> + 'f;
 
+/// Entries readable one key group and state at a time: a live engine, or a snapshot of one.
+/// Full snapshots are written from this, in key-group order.
+pub trait KeyGroupSource {
+    /// Visits the entries of `state` in `key_group`, ordered by their key bytes.
+    fn scan_key_group(
+        &mut self,
+        state: StateId,
+        key_group: u16,
+        f: &mut EntryScan<'_>,
+    ) -> Result<()>;
+}
+
+/// The asynchronous part of a snapshot: it holds what the synchronous part captured and writes
+/// it to checkpoint storage while the task goes on processing.
+pub trait AsyncSnapshot: Send {
+    /// Writes the snapshot of subtask `subtask` for checkpoint `checkpoint_id`.
+    fn run(
+        self: Box<Self>,
+        storage: &Arc<dyn CheckpointStorage>,
+        subtask: u32,
+    ) -> Result<SubtaskHandle>;
+}
+
 /// A storage engine for keyed state, owned by one subtask and driven by one thread.
 ///
 /// Every method takes the state's id from [`StateBackend::register_state`]. The list value is a
 /// sequence of length-prefixed elements; `append` adds such frames at the end.
-pub trait StateBackend: Send {
+pub trait StateBackend: KeyGroupSource + Send {
     /// A short name of the engine, for messages and tools: `heap` or `rocksdb`.
     fn engine_name(&self) -> &'static str;
 
@@ -134,6 +159,26 @@ pub trait StateBackend: Send {
 
     /// Visits every entry of a state in key-group order (map state: one entry per user key).
     fn scan_state(&mut self, state: StateId, f: &mut EntryScan<'_>) -> Result<()>;
+
+    /// The synchronous part of a snapshot for checkpoint `checkpoint_id`: captures a consistent
+    /// view and returns the part that writes it.
+    fn snapshot(
+        &mut self,
+        checkpoint_id: u64,
+        kind: SnapshotKind,
+    ) -> Result<Box<dyn AsyncSnapshot>>;
+
+    /// Checkpoint `checkpoint_id` was completed: files it holds may be reused by later ones.
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<()> {
+        let _ = checkpoint_id;
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint_id` was aborted: nothing it wrote may be reused.
+    fn notify_checkpoint_aborted(&mut self, checkpoint_id: u64) -> Result<()> {
+        let _ = checkpoint_id;
+        Ok(())
+    }
 
     /// Releases the engine's resources; any later call may fail.
     fn close(&mut self) -> Result<()>;

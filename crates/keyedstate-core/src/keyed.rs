@@ -1,7 +1,8 @@
 //! [`KeyedStateBackend`]: the typed face of an engine. It holds the current key (serialized and
 //! assigned to its key group once per record) and hands out state handles.
 
-use crate::backend::{EntryScan, StateBackend, StateId};
+use crate::backend::{AsyncSnapshot, EntryScan, StateBackend, StateId};
+use crate::checkpoint::{CheckpointStorage, SnapshotKind, StateDigest, SubtaskHandle};
 use crate::codec::{bincode_decode, bincode_encode};
 use crate::descriptor::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
@@ -262,6 +263,47 @@ impl KeyedStateBackend {
             .map_err(|e| e.context(format_args!("state '{state}'")))
     }
 
+    /// The synchronous part of a snapshot for checkpoint `checkpoint_id`. The returned part
+    /// writes it to storage and may run on another thread while this backend goes on.
+    pub fn snapshot(&self, checkpoint_id: u64, kind: SnapshotKind) -> Result<PendingSnapshot> {
+        let mut shared = lock(&self.shared);
+        if shared.closed {
+            return Err(Error::closed("the backend is closed"));
+        }
+        let snapshot = shared.engine.snapshot(checkpoint_id, kind)?;
+        Ok(PendingSnapshot {
+            checkpoint_id,
+            snapshot,
+        })
+    }
+
+    /// Tells the engine checkpoint `checkpoint_id` was completed.
+    pub fn notify_checkpoint_complete(&self, checkpoint_id: u64) -> Result<()> {
+        lock(&self.shared)
+            .engine
+            .notify_checkpoint_complete(checkpoint_id)
+    }
+
+    /// Tells the engine checkpoint `checkpoint_id` was aborted.
+    pub fn notify_checkpoint_aborted(&self, checkpoint_id: u64) -> Result<()> {
+        lock(&self.shared)
+            .engine
+            .notify_checkpoint_aborted(checkpoint_id)
+    }
+
+    /// The logical digest of every entry of every state (see [`StateDigest`]).
+    pub fn digest(&self) -> Result<StateDigest> {
+        let mut digest = StateDigest::default();
+        let mut scratch = Vec::new();
+        for meta in self.states() {
+            self.scan_raw(&meta.name, &mut |entry| {
+                digest.add(&meta.name, &entry, &mut scratch);
+                Ok(ControlFlow::Continue(()))
+            })?;
+        }
+        Ok(digest)
+    }
+
     /// Closes the engine. Every later call, here or on a state handle, fails with `Closed`.
     pub fn close(&self) -> Result<()> {
         let mut shared = lock(&self.shared);
@@ -270,6 +312,27 @@ impl KeyedStateBackend {
         }
         shared.closed = true;
         shared.engine.close()
+    }
+}
+
+/// The asynchronous part of a snapshot, to run once; dropping it instead abandons the snapshot.
+#[must_use = "a snapshot is written only when run"]
+pub struct PendingSnapshot {
+    checkpoint_id: u64,
+    snapshot: Box<dyn AsyncSnapshot>,
+}
+
+impl PendingSnapshot {
+    pub fn checkpoint_id(&self) -> u64 {
+        self.checkpoint_id
+    }
+
+    /// Writes the snapshot of subtask `subtask` to `storage`.
+    pub fn run(self, storage: &Arc<dyn CheckpointStorage>, subtask: u32) -> Result<SubtaskHandle> {
+        let id = self.checkpoint_id;
+        self.snapshot
+            .run(storage, subtask)
+            .map_err(|e| e.context(format_args!("checkpoint {id}, subtask {subtask}")))
     }
 }
 

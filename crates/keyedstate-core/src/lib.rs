@@ -6,9 +6,11 @@
 //! - [`codec`]: value codecs (serde + bincode 2);
 //! - [`descriptor`]: state descriptors and persisted state meta info;
 //! - [`backend`]: [`StateBackend`], the engine trait the heap and RocksDB backends implement;
+//! - [`checkpoint`]: checkpoint storage, metadata, full snapshots, digests, the coordinator;
 //! - [`KeyedStateBackend`] and the state handles: the typed API a stream processor uses.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod codec;
 pub mod descriptor;
 mod error;
@@ -18,7 +20,8 @@ mod keyed;
 mod murmur3;
 mod state;
 
-pub use backend::{EntryKey, RawEntry, StateBackend, StateId};
+pub use backend::{AsyncSnapshot, EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
+pub use checkpoint::{SnapshotKind, StateDigest};
 pub use codec::{BincodeCodec, Codec};
 pub use descriptor::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
@@ -26,6 +29,6 @@ pub use descriptor::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use key_group::{KeyGroupRange, MaxParallelism};
-pub use keyed::KeyedStateBackend;
+pub use keyed::{KeyedStateBackend, PendingSnapshot};
 pub use murmur3::murmur3_32;
 pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};

@@ -10,16 +10,24 @@ mod table;
 use keyedstate_core::backend::{
     EntryScan, MapScan, Registration, StateRegistry, split_key_and_namespace,
 };
+use keyedstate_core::checkpoint::canonical::write_canonical;
+use keyedstate_core::checkpoint::restore::restore_full_snapshots;
+use keyedstate_core::checkpoint::storage::full_snapshot_path;
+use keyedstate_core::checkpoint::{
+    CheckpointMetadata, CheckpointStorage, SnapshotHandle, SubtaskHandle,
+};
 use keyedstate_core::{
-    EntryKey, Error, KeyGroupRange, KeyedStateBackend, MaxParallelism, RawEntry, Result,
-    StateBackend, StateId, StateKind, StateMeta,
+    AsyncSnapshot, EntryKey, Error, KeyGroupRange, KeyGroupSource, KeyedStateBackend,
+    MaxParallelism, RawEntry, Result, SnapshotKind, StateBackend, StateId, StateKind, StateMeta,
 };
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use table::KeyGroupTable;
 
 type MapEntry = BTreeMap<Vec<u8>, Vec<u8>>;
 
+#[derive(Clone)]
 enum Table {
     /// Value, list, reducing and aggregating state: the encoded value per entry.
     Plain(KeyGroupTable<Vec<u8>>),
@@ -50,6 +58,19 @@ impl HeapBackend {
         })
     }
 
+    /// A heap backend holding `range`, restored from the full snapshots of `metadata` (at any
+    /// parallelism: only the key groups of `range` are read).
+    pub fn restore(
+        max_parallelism: MaxParallelism,
+        range: KeyGroupRange,
+        metadata: &CheckpointMetadata,
+        storage: &dyn CheckpointStorage,
+    ) -> Result<KeyedStateBackend> {
+        let mut backend = Self::new(max_parallelism, range)?;
+        restore_full_snapshots(&mut backend, metadata, storage)?;
+        Ok(KeyedStateBackend::new(Box::new(backend)))
+    }
+
     /// The heap backend wrapped in the typed API.
     pub fn open(
         max_parallelism: MaxParallelism,
@@ -73,6 +94,97 @@ impl HeapBackend {
             Some(Table::Map(table)) => Ok(table),
             _ => Err(wrong_table(state, "a map")),
         }
+    }
+}
+
+impl Table {
+    /// Visits entries as raw entries (map state: one per user key): every key group in order,
+    /// or only `sorted_group`, sorted by key bytes.
+    fn visit(&self, sorted_group: Option<u16>, f: &mut EntryScan<'_>) -> Result<()> {
+        fn visit_table<T>(
+            table: &KeyGroupTable<T>,
+            sorted_group: Option<u16>,
+            f: &mut table::TableScan<'_, T>,
+        ) -> Result<()>
+        where
+            T: Clone,
+        {
+            match sorted_group {
+                Some(group) => table.scan_group(group, true, f).map(drop),
+                None => table.scan(f),
+            }
+        }
+        match self {
+            Table::Plain(table) => {
+                visit_table(table, sorted_group, &mut |group, key_and_ns, value| {
+                    let parts = split_key_and_namespace(group, key_and_ns, &[])?;
+                    f(RawEntry { parts, value })
+                })
+            }
+            Table::Map(table) => visit_table(table, sorted_group, &mut |group, key_and_ns, map| {
+                for (user_key, value) in map {
+                    let parts = split_key_and_namespace(group, key_and_ns, user_key)?;
+                    if f(RawEntry { parts, value })?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            }),
+        }
+    }
+}
+
+impl KeyGroupSource for HeapBackend {
+    fn scan_key_group(
+        &mut self,
+        state: StateId,
+        key_group: u16,
+        f: &mut EntryScan<'_>,
+    ) -> Result<()> {
+        let table = self
+            .tables
+            .get(state)
+            .ok_or_else(|| wrong_table(state, "registered"))?;
+        table.visit(Some(key_group), f)
+    }
+}
+
+/// What the synchronous part of a heap snapshot captured: the key groups' `Arc`s.
+struct HeapSnapshot {
+    checkpoint_id: u64,
+    max_parallelism: MaxParallelism,
+    range: KeyGroupRange,
+    states: Vec<StateMeta>,
+    tables: Vec<Table>,
+}
+
+impl KeyGroupSource for HeapSnapshot {
+    fn scan_key_group(
+        &mut self,
+        state: StateId,
+        key_group: u16,
+        f: &mut EntryScan<'_>,
+    ) -> Result<()> {
+        self.tables[state].visit(Some(key_group), f)
+    }
+}
+
+impl AsyncSnapshot for HeapSnapshot {
+    fn run(
+        mut self: Box<Self>,
+        storage: &Arc<dyn CheckpointStorage>,
+        subtask: u32,
+    ) -> Result<SubtaskHandle> {
+        let mut bytes = Vec::new();
+        let (max_parallelism, range, states) =
+            (self.max_parallelism, self.range, self.states.clone());
+        write_canonical(&mut *self, max_parallelism, range, &states, &mut bytes)?;
+        let file = storage.put_bytes(&full_snapshot_path(self.checkpoint_id, subtask), &bytes)?;
+        Ok(SubtaskHandle {
+            subtask,
+            key_group_range: range,
+            snapshot: SnapshotHandle::Full { file },
+        })
     }
 }
 
@@ -207,22 +319,26 @@ impl StateBackend for HeapBackend {
     }
 
     fn scan_state(&mut self, state: StateId, f: &mut EntryScan<'_>) -> Result<()> {
-        match self.tables.get(state) {
-            Some(Table::Plain(table)) => table.scan(&mut |key_group, key_and_namespace, value| {
-                let parts = split_key_and_namespace(key_group, key_and_namespace, &[])?;
-                f(RawEntry { parts, value })
-            }),
-            Some(Table::Map(table)) => table.scan(&mut |key_group, key_and_namespace, map| {
-                for (user_key, value) in map {
-                    let parts = split_key_and_namespace(key_group, key_and_namespace, user_key)?;
-                    if f(RawEntry { parts, value })?.is_break() {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                }
-                Ok(ControlFlow::Continue(()))
-            }),
-            None => Err(wrong_table(state, "registered")),
-        }
+        let table = self
+            .tables
+            .get(state)
+            .ok_or_else(|| wrong_table(state, "registered"))?;
+        table.visit(None, f)
+    }
+
+    fn snapshot(
+        &mut self,
+        checkpoint_id: u64,
+        _kind: SnapshotKind,
+    ) -> Result<Box<dyn AsyncSnapshot>> {
+        // The heap has no incremental snapshot: both kinds write the canonical full snapshot.
+        Ok(Box::new(HeapSnapshot {
+            checkpoint_id,
+            max_parallelism: self.max_parallelism,
+            range: self.range,
+            states: self.registry.metas().to_vec(),
+            tables: self.tables.clone(),
+        }))
     }
 
     fn close(&mut self) -> Result<()> {

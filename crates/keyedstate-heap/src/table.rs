@@ -1,23 +1,27 @@
-//! A table per key group, so that snapshots and rescales read whole key groups.
+//! A table per key group, so that snapshots and rescales read whole key groups. Each key group's
+//! map sits behind an `Arc`: a snapshot clones the `Arc`s (its whole synchronous part), and the
+//! first write to a key group after that copies just that key group (copy-on-write).
 
 use keyedstate_core::{EntryKey, KeyGroupRange, Result};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 /// A callback visiting (key group, framed key and namespace, entry).
 pub(crate) type TableScan<'f, T> = dyn FnMut(u16, &[u8], &T) -> Result<ControlFlow<()>> + 'f;
 
+#[derive(Clone)]
 pub(crate) struct KeyGroupTable<T> {
     range: KeyGroupRange,
     /// Indexed by key group minus the range's start; keyed by framed key and namespace.
-    groups: Vec<HashMap<Vec<u8>, T>>,
+    groups: Vec<Arc<HashMap<Vec<u8>, T>>>,
 }
 
-impl<T> KeyGroupTable<T> {
+impl<T: Clone> KeyGroupTable<T> {
     pub(crate) fn new(range: KeyGroupRange) -> Self {
         KeyGroupTable {
             range,
-            groups: (0..range.len()).map(|_| HashMap::new()).collect(),
+            groups: (0..range.len()).map(|_| Arc::default()).collect(),
         }
     }
 
@@ -27,7 +31,7 @@ impl<T> KeyGroupTable<T> {
     }
 
     fn group_mut(&mut self, key: EntryKey<'_>) -> &mut HashMap<Vec<u8>, T> {
-        &mut self.groups[self.range.offset_of(key.key_group())]
+        Arc::make_mut(&mut self.groups[self.range.offset_of(key.key_group())])
     }
 
     pub(crate) fn get(&self, key: EntryKey<'_>) -> Option<&T> {
@@ -35,6 +39,8 @@ impl<T> KeyGroupTable<T> {
     }
 
     pub(crate) fn get_mut(&mut self, key: EntryKey<'_>) -> Option<&mut T> {
+        // Do not copy a shared key group just to find nothing in it.
+        self.get(key)?;
         self.group_mut(key).get_mut(key.key_and_namespace())
     }
 
@@ -53,18 +59,42 @@ impl<T> KeyGroupTable<T> {
     }
 
     pub(crate) fn remove(&mut self, key: EntryKey<'_>) {
-        self.group_mut(key).remove(key.key_and_namespace());
+        if self.get(key).is_some() {
+            self.group_mut(key).remove(key.key_and_namespace());
+        }
     }
 
     /// Visits every entry in key-group order.
     pub(crate) fn scan(&self, f: &mut TableScan<'_, T>) -> Result<()> {
-        for (key_group, group) in self.range.iter().zip(&self.groups) {
-            for (key, value) in group {
-                if f(key_group, key, value)?.is_break() {
-                    return Ok(());
-                }
+        for key_group in self.range.iter() {
+            if self.scan_group(key_group, false, f)?.is_break() {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// Visits the entries of one key group, sorted by key bytes when `sorted` (as RocksDB orders
+    /// them, so both engines write identical full snapshots).
+    pub(crate) fn scan_group(
+        &self,
+        key_group: u16,
+        sorted: bool,
+        f: &mut TableScan<'_, T>,
+    ) -> Result<ControlFlow<()>> {
+        if !self.range.contains(key_group) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let group = &self.groups[self.range.offset_of(key_group)];
+        let mut entries: Vec<(&Vec<u8>, &T)> = group.iter().collect();
+        if sorted {
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
+        for (key, value) in entries {
+            if f(key_group, key, value)?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
     }
 }

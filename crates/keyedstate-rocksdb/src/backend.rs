@@ -1,18 +1,35 @@
 //! [`RocksDbBackend`]: one RocksDB instance per subtask, one column family per state, keys laid
 //! out as `docs/formats.md` says, writes without the WAL.
+//!
+//! The instance directory holds `db/` (the live database) and `snapshots/` (native RocksDB
+//! checkpoints while their asynchronous part runs).
 
 use crate::config::RocksDbConfig;
 use crate::error::map_err;
+use crate::snapshot::{self, RocksDbSnapshot, SstRegistry};
+use crate::transfer::{Job, run_bounded};
 use keyedstate_core::backend::{EntryScan, MapScan, Registration, StateRegistry};
+use keyedstate_core::checkpoint::restore::restore_full_snapshots;
+use keyedstate_core::checkpoint::{
+    CheckpointMetadata, CheckpointStorage, FileRef, NamedFile, SnapshotHandle,
+};
+use keyedstate_core::key_layout::put_key_group;
 use keyedstate_core::key_layout::split_entry_key;
+use keyedstate_core::{AsyncSnapshot, KeyGroupSource, SnapshotKind};
 use keyedstate_core::{
     EntryKey, Error, KeyGroupRange, KeyedStateBackend, MaxParallelism, RawEntry, Result,
     StateBackend, StateId, StateMeta,
 };
+use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
-    ColumnFamily, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
+    ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions,
 };
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The RocksDB backend of one subtask.
 pub struct RocksDbBackend {
@@ -26,44 +43,15 @@ pub struct RocksDbBackend {
     read_options: ReadOptions,
     /// Reused for map entry keys (`[entry key][user key]`), so map access does not allocate.
     key_buf: Vec<u8>,
+    /// Unique per instance (a restored one gets a new one), so names in `shared/` never repeat.
+    backend_id: String,
+    registry_files: Arc<Mutex<SstRegistry>>,
 }
 
 impl RocksDbBackend {
     /// Opens a new, empty instance in `config.path`.
     pub fn new(config: RocksDbConfig) -> Result<Self> {
-        let range = config.key_group_range;
-        if u32::from(range.end()) >= config.max_parallelism.get() {
-            return Err(Error::invalid_argument(format!(
-                "key-group range {range} is outside max parallelism {}",
-                config.max_parallelism
-            )));
-        }
-        if config.path.join("CURRENT").exists() {
-            return Err(Error::invalid_argument(format!(
-                "working directory {} already holds a RocksDB instance",
-                config.path.display()
-            )));
-        }
-        std::fs::create_dir_all(&config.path).map_err(|e| {
-            Error::io(
-                format!("cannot create working directory {}", config.path.display()),
-                e,
-            )
-        })?;
-        let db = DB::open(&config.db_options(), &config.path)
-            .map_err(map_err(&format!("opening {}", config.path.display())))?;
-        let mut write_options = WriteOptions::default();
-        write_options.disable_wal(true);
-        Ok(RocksDbBackend {
-            db: Some(db),
-            prefix_len: config.max_parallelism.prefix_len(),
-            cf_options: config.cf_options(),
-            config,
-            registry: StateRegistry::default(),
-            write_options,
-            read_options: ReadOptions::default(),
-            key_buf: Vec::new(),
-        })
+        Self::open_instance(config, &[], HashMap::new())
     }
 
     /// A new instance wrapped in the typed API.
@@ -71,8 +59,136 @@ impl RocksDbBackend {
         Ok(KeyedStateBackend::new(Box::new(Self::new(config)?)))
     }
 
+    /// An instance holding `config.key_group_range`, restored from checkpoint `metadata`: from
+    /// the incremental snapshot of the subtask with exactly that range (its files are fetched,
+    /// verified and opened as they are), or from full snapshots (only the range's key groups are
+    /// read, whatever the checkpoint's parallelism).
+    pub fn restore(
+        config: RocksDbConfig,
+        metadata: &CheckpointMetadata,
+        storage: &Arc<dyn CheckpointStorage>,
+    ) -> Result<KeyedStateBackend> {
+        let same_range = metadata
+            .subtasks
+            .iter()
+            .find(|h| h.key_group_range == config.key_group_range);
+        if let Some(SnapshotHandle::RocksDbIncremental { files, .. }) =
+            same_range.map(|h| &h.snapshot)
+        {
+            if metadata.max_parallelism != config.max_parallelism {
+                return Err(Error::incompatible_state(format!(
+                    "checkpoint {} has max parallelism {}, the backend {}",
+                    metadata.checkpoint_id, metadata.max_parallelism, config.max_parallelism
+                )));
+            }
+            let backend = Self::restore_files(config, &metadata.states, files, storage)?;
+            return Ok(KeyedStateBackend::new(Box::new(backend)));
+        }
+        let mut backend = Self::new(config)?;
+        restore_full_snapshots(&mut backend, metadata, storage.as_ref())?;
+        Ok(KeyedStateBackend::new(Box::new(backend)))
+    }
+
+    fn restore_files(
+        config: RocksDbConfig,
+        states: &[StateMeta],
+        files: &[NamedFile],
+        storage: &Arc<dyn CheckpointStorage>,
+    ) -> Result<Self> {
+        let db_dir = config.path.join("db");
+        if db_dir.join("CURRENT").exists() {
+            return Err(already_holds(&db_dir));
+        }
+        std::fs::create_dir_all(&db_dir)
+            .map_err(|e| Error::io(format!("cannot create {}", db_dir.display()), e))?;
+        let jobs: Vec<Job<()>> = files
+            .iter()
+            .map(|named| {
+                keyedstate_core::checkpoint::storage::check_relative_path(&named.name)?;
+                let (file, dest, storage) = (
+                    named.file.clone(),
+                    db_dir.join(&named.name),
+                    storage.clone(),
+                );
+                Ok(Box::new(move || storage.fetch(&file, &dest)) as Job<()>)
+            })
+            .collect::<Result<_>>()?;
+        if let Err(e) = run_bounded(jobs, config.transfer_concurrency) {
+            let _ = std::fs::remove_dir_all(&config.path);
+            return Err(e);
+        }
+        let confirmed = files
+            .iter()
+            .filter(|f| f.name.ends_with(".sst"))
+            .map(|f| (f.name.clone(), f.file.clone()))
+            .collect();
+        let path = config.path.clone();
+        Self::open_instance(config, states, confirmed).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&path);
+        })
+    }
+
+    /// Opens the database in `config.path/db` (new, or restored with `states` as its column
+    /// families).
+    fn open_instance(
+        config: RocksDbConfig,
+        states: &[StateMeta],
+        confirmed: HashMap<String, FileRef>,
+    ) -> Result<Self> {
+        let range = config.key_group_range;
+        if u32::from(range.end()) >= config.max_parallelism.get() {
+            return Err(Error::invalid_argument(format!(
+                "key-group range {range} is outside max parallelism {}",
+                config.max_parallelism
+            )));
+        }
+        let db_dir = config.path.join("db");
+        if states.is_empty() && db_dir.join("CURRENT").exists() {
+            return Err(already_holds(&db_dir));
+        }
+        std::fs::create_dir_all(&db_dir).map_err(|e| {
+            Error::io(
+                format!("cannot create working directory {}", db_dir.display()),
+                e,
+            )
+        })?;
+        let cf_options = config.cf_options();
+        let descriptors = states
+            .iter()
+            .map(|meta| ColumnFamilyDescriptor::new(&meta.name, cf_options.clone()));
+        let db = DB::open_cf_descriptors(&config.db_options(), &db_dir, descriptors)
+            .map_err(map_err(&format!("opening {}", db_dir.display())))?;
+        let mut registry = StateRegistry::default();
+        for meta in states {
+            registry.register(meta)?;
+        }
+        let mut write_options = WriteOptions::default();
+        write_options.disable_wal(true);
+        Ok(RocksDbBackend {
+            db: Some(db),
+            prefix_len: config.max_parallelism.prefix_len(),
+            cf_options,
+            config,
+            registry,
+            write_options,
+            read_options: ReadOptions::default(),
+            key_buf: Vec::new(),
+            backend_id: new_instance_id(),
+            registry_files: Arc::new(Mutex::new(SstRegistry {
+                confirmed,
+                pending: Default::default(),
+            })),
+        })
+    }
+
+    /// The instance directory.
     pub fn path(&self) -> &Path {
         &self.config.path
+    }
+
+    /// This instance's id, the prefix of its files in `shared/`.
+    pub fn backend_id(&self) -> &str {
+        &self.backend_id
     }
 
     fn db(&self) -> Result<&DB> {
@@ -119,6 +235,80 @@ impl RocksDbBackend {
         db.write_opt(batch, &self.write_options)
             .map_err(map_err("clearing a map"))
     }
+}
+
+impl KeyGroupSource for RocksDbBackend {
+    fn scan_key_group(
+        &mut self,
+        state: StateId,
+        key_group: u16,
+        f: &mut EntryScan<'_>,
+    ) -> Result<()> {
+        let (db, cf) = self.cf(state)?;
+        scan_key_group_in(db, cf, self.prefix_len, key_group, f)
+    }
+}
+
+/// Visits the entries of one key group of column family `cf`, in key order.
+pub(crate) fn scan_key_group_in(
+    db: &DB,
+    cf: &ColumnFamily,
+    prefix_len: usize,
+    key_group: u16,
+    f: &mut EntryScan<'_>,
+) -> Result<()> {
+    let mut prefix = Vec::with_capacity(2);
+    put_key_group(&mut prefix, key_group, prefix_len);
+    let mut read_options = ReadOptions::default();
+    read_options.fill_cache(false);
+    let mut iter = db.raw_iterator_cf_opt(cf, read_options);
+    iter.seek(&prefix);
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let parts = split_entry_key(key, prefix_len)?;
+        if f(RawEntry { parts, value })?.is_break() {
+            return Ok(());
+        }
+        iter.next();
+    }
+    iter.status().map_err(map_err("scanning a key group"))
+}
+
+/// Opens the database in `dir` read-only, with a column family per state.
+pub(crate) fn open_read_only(
+    config: &RocksDbConfig,
+    dir: &Path,
+    states: &[StateMeta],
+) -> Result<DB> {
+    let cf_options = config.cf_options();
+    let descriptors = states
+        .iter()
+        .map(|meta| ColumnFamilyDescriptor::new(&meta.name, cf_options.clone()));
+    DB::open_cf_descriptors_read_only(&config.db_options(), dir, descriptors, false)
+        .map_err(map_err(&format!("opening {} read-only", dir.display())))
+}
+
+fn already_holds(db_dir: &Path) -> Error {
+    Error::invalid_argument(format!(
+        "working directory {} already holds a RocksDB instance",
+        db_dir.display()
+    ))
+}
+
+/// A fresh id for an instance: 128 bits from the time, the process and a counter.
+fn new_instance_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut seed = Vec::with_capacity(32);
+    seed.extend_from_slice(&nanos.to_le_bytes());
+    seed.extend_from_slice(&std::process::id().to_le_bytes());
+    seed.extend_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&seed))
 }
 
 fn unknown(state: StateId) -> Error {
@@ -275,6 +465,57 @@ impl StateBackend for RocksDbBackend {
                 break;
             }
         }
+        Ok(())
+    }
+
+    fn snapshot(
+        &mut self,
+        checkpoint_id: u64,
+        kind: SnapshotKind,
+    ) -> Result<Box<dyn AsyncSnapshot>> {
+        let db = self.db()?;
+        let snapshots = self.config.path.join("snapshots");
+        let native_dir = snapshots.join(format!("chk-{checkpoint_id}"));
+        // A leftover of an earlier attempt at this id (a crash) would make RocksDB refuse.
+        let _ = std::fs::remove_dir_all(&native_dir);
+        std::fs::create_dir_all(&snapshots)
+            .map_err(|e| Error::io(format!("cannot create {}", snapshots.display()), e))?;
+        // Writes go without the WAL, so the memtables must reach SST files first.
+        let mut flush = FlushOptions::default();
+        flush.set_wait(true);
+        for meta in self.registry.metas() {
+            let cf = db.cf_handle(&meta.name).ok_or_else(|| {
+                Error::corruption(format!("column family '{}' is missing", meta.name))
+            })?;
+            db.flush_cf_opt(cf, &flush)
+                .map_err(map_err("flushing before a snapshot"))?;
+        }
+        Checkpoint::new(db)
+            .and_then(|c| c.create_checkpoint(&native_dir))
+            .map_err(map_err(&format!(
+                "creating a RocksDB checkpoint in {}",
+                native_dir.display()
+            )))?;
+        let confirmed = snapshot::lock(&self.registry_files).confirmed.clone();
+        Ok(Box::new(RocksDbSnapshot {
+            checkpoint_id,
+            kind,
+            native_dir,
+            config: self.config.clone(),
+            states: self.registry.metas().to_vec(),
+            backend_id: self.backend_id.clone(),
+            confirmed,
+            registry: self.registry_files.clone(),
+        }))
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<()> {
+        snapshot::lock(&self.registry_files).complete(checkpoint_id);
+        Ok(())
+    }
+
+    fn notify_checkpoint_aborted(&mut self, checkpoint_id: u64) -> Result<()> {
+        snapshot::lock(&self.registry_files).abort(checkpoint_id);
         Ok(())
     }
 

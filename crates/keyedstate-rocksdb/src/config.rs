@@ -46,7 +46,8 @@ impl OptionsProfile {
 /// How to open one RocksDB backend instance.
 #[derive(Clone)]
 pub struct RocksDbConfig {
-    /// The instance's working directory: created, and must not hold a database yet.
+    /// The instance directory: the database lives in `db/` below it, which must not hold a
+    /// database yet for a new instance.
     pub path: PathBuf,
     pub max_parallelism: MaxParallelism,
     pub key_group_range: KeyGroupRange,
@@ -55,8 +56,10 @@ pub struct RocksDbConfig {
     pub memory: SharedMemory,
     /// Bits per key of the bloom filter for point lookups; 0 turns it off.
     pub bloom_bits_per_key: f64,
-    /// Remove the working directory on close: durability comes from checkpoints, as in Flink.
+    /// Remove the instance directory on close: durability comes from checkpoints, as in Flink.
     pub delete_on_close: bool,
+    /// Files transferred at once by a snapshot's asynchronous part or a restore.
+    pub transfer_concurrency: usize,
 }
 
 impl RocksDbConfig {
@@ -73,6 +76,7 @@ impl RocksDbConfig {
             memory: SharedMemory::process(),
             bloom_bits_per_key: 10.0,
             delete_on_close: true,
+            transfer_concurrency: crate::transfer::DEFAULT_TRANSFER_CONCURRENCY,
         }
     }
 

@@ -9,7 +9,10 @@ mod config;
 mod error;
 mod memory;
 mod merge;
+mod snapshot;
+mod transfer;
 
 pub use backend::RocksDbBackend;
 pub use config::{OptionsProfile, RocksDbConfig};
 pub use memory::{DEFAULT_MEMORY_BUDGET, SharedMemory};
+pub use transfer::DEFAULT_TRANSFER_CONCURRENCY;

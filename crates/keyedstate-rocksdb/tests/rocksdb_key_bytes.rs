@@ -44,7 +44,7 @@ fn write_and_reopen(max_parallelism: u32) -> (tempfile::TempDir, DB) {
         ops.iter().for_each(|op| out.extend_from_slice(op));
         Some(out)
     });
-    let path = dir.path().join("db");
+    let path = dir.path().join("db").join("db");
     let cfs = DB::list_cf(&Options::default(), &path).unwrap();
     let descriptors = cfs
         .iter()

@@ -1,0 +1,292 @@
+//! The canonical full snapshot: one backend-independent file per subtask, ordered by key group,
+//! with the offset of each key group so that a restore reads only the key groups it needs.
+//! Every backend writes it and every backend reads it. Bytes: see `docs/formats.md`.
+
+use crate::backend::{EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
+use crate::descriptor::{StateKind, StateMeta};
+use crate::error::{Error, Result};
+use crate::key_group::{KeyGroupRange, MaxParallelism};
+use crate::key_layout::{get_framed, get_varint, put_framed, put_key_group, put_varint};
+use std::io::Write;
+use std::ops::ControlFlow;
+
+pub const MAGIC: &[u8; 8] = b"KSSNAP\x00\x01";
+pub const INDEX_MAGIC: &[u8; 8] = b"KSSNAPIX";
+const ENTRY: u8 = 1;
+const END_OF_KEY_GROUP: u8 = 0;
+
+fn kind_byte(kind: StateKind) -> u8 {
+    match kind {
+        StateKind::Value => 0,
+        StateKind::List => 1,
+        StateKind::Map => 2,
+        StateKind::Reducing => 3,
+        StateKind::Aggregating => 4,
+    }
+}
+
+fn kind_of(byte: u8) -> Option<StateKind> {
+    Some(match byte {
+        0 => StateKind::Value,
+        1 => StateKind::List,
+        2 => StateKind::Map,
+        3 => StateKind::Reducing,
+        4 => StateKind::Aggregating,
+        _ => return None,
+    })
+}
+
+/// A writer that knows how many bytes it has written.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Counting<W> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.inner
+            .write_all(bytes)
+            .map_err(|e| Error::io("cannot write a full snapshot", e))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// Writes the canonical snapshot of `states` (indexed by state id) over `range` from `source`;
+/// returns the number of bytes written.
+pub fn write_canonical<W: Write>(
+    source: &mut dyn KeyGroupSource,
+    max_parallelism: MaxParallelism,
+    range: KeyGroupRange,
+    states: &[StateMeta],
+    out: W,
+) -> Result<u64> {
+    let mut out = Counting {
+        inner: out,
+        written: 0,
+    };
+    let mut buf = Vec::with_capacity(4096);
+    buf.extend_from_slice(MAGIC);
+    put_varint(&mut buf, u64::from(max_parallelism.get()));
+    buf.extend_from_slice(&range.start().to_be_bytes());
+    buf.extend_from_slice(&range.end().to_be_bytes());
+    put_varint(&mut buf, states.len() as u64);
+    for meta in states {
+        put_framed(&mut buf, meta.name.as_bytes());
+        buf.push(kind_byte(meta.kind));
+        put_framed(&mut buf, meta.value_codec.as_bytes());
+        put_framed(
+            &mut buf,
+            meta.user_key_codec.as_deref().unwrap_or("").as_bytes(),
+        );
+    }
+    out.put(&buf)?;
+    let mut offsets = Vec::with_capacity(range.len());
+    for key_group in range.iter() {
+        offsets.push(out.written);
+        for state in 0..states.len() {
+            let mut failed = None;
+            source.scan_key_group(state as StateId, key_group, &mut |entry| {
+                buf.clear();
+                buf.push(ENTRY);
+                put_varint(&mut buf, state as u64);
+                put_framed(&mut buf, entry.parts.key);
+                put_framed(&mut buf, entry.parts.namespace);
+                put_framed(&mut buf, entry.parts.user_key);
+                put_framed(&mut buf, entry.value);
+                if let Err(e) = out.put(&buf) {
+                    failed = Some(e);
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        out.put(&[END_OF_KEY_GROUP])?;
+    }
+    let index_at = out.written;
+    buf.clear();
+    for offset in offsets {
+        buf.extend_from_slice(&offset.to_le_bytes());
+    }
+    buf.extend_from_slice(&index_at.to_le_bytes());
+    buf.extend_from_slice(INDEX_MAGIC);
+    out.put(&buf)?;
+    out.inner
+        .flush()
+        .map_err(|e| Error::io("cannot write a full snapshot", e))?;
+    Ok(out.written)
+}
+
+/// A parsed canonical snapshot over bytes in memory.
+pub struct CanonicalSnapshot<'a> {
+    bytes: &'a [u8],
+    origin: String,
+    pub max_parallelism: MaxParallelism,
+    pub range: KeyGroupRange,
+    pub states: Vec<StateMeta>,
+    offsets: Vec<u64>,
+    index_at: u64,
+}
+
+impl<'a> CanonicalSnapshot<'a> {
+    /// Parses header and index; `origin` names the file in errors.
+    pub fn parse(bytes: &'a [u8], origin: &str) -> Result<Self> {
+        let corrupt = |what: String| Error::corruption(format!("full snapshot {origin}: {what}"));
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| corrupt("bad magic".into()))?;
+        let (max_p, rest) = get_varint(rest).map_err(|e| corrupt(e.to_string()))?;
+        let max_parallelism = u32::try_from(max_p)
+            .ok()
+            .and_then(|m| MaxParallelism::new(m).ok())
+            .ok_or_else(|| corrupt(format!("max parallelism {max_p}")))?;
+        if rest.len() < 4 {
+            return Err(corrupt("truncated header".into()));
+        }
+        let start = u16::from_be_bytes([rest[0], rest[1]]);
+        let end = u16::from_be_bytes([rest[2], rest[3]]);
+        let range =
+            KeyGroupRange::new(start, end, max_parallelism).map_err(|e| corrupt(e.to_string()))?;
+        let (count, mut rest) = get_varint(&rest[4..]).map_err(|e| corrupt(e.to_string()))?;
+        let mut states = Vec::new();
+        for _ in 0..count {
+            let (name, r) = get_framed(rest).map_err(|e| corrupt(e.to_string()))?;
+            let (&kind, r) = r
+                .split_first()
+                .ok_or_else(|| corrupt("truncated state".into()))?;
+            let (value_codec, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
+            let (user_key_codec, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
+            rest = r;
+            let text = |b: &[u8]| {
+                String::from_utf8(b.to_vec()).map_err(|_| corrupt("state meta is not UTF-8".into()))
+            };
+            let kind = kind_of(kind).ok_or_else(|| corrupt(format!("state kind {kind}")))?;
+            let user_key_codec = text(user_key_codec)?;
+            states.push(StateMeta {
+                name: text(name)?,
+                kind,
+                value_codec: text(value_codec)?,
+                user_key_codec: (kind == StateKind::Map).then_some(user_key_codec),
+            });
+        }
+        let footer = range.len() * 8 + 16;
+        if bytes.len() < footer || &bytes[bytes.len() - 8..] != INDEX_MAGIC {
+            return Err(corrupt("missing key-group index".into()));
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let index_at = u64_at(bytes.len() - 16);
+        if index_at != (bytes.len() - footer) as u64 {
+            return Err(corrupt("key-group index at a wrong offset".into()));
+        }
+        let offsets: Vec<u64> = (0..range.len())
+            .map(|i| u64_at(index_at as usize + i * 8))
+            .collect();
+        let body_start = (bytes.len() - rest.len()) as u64;
+        if offsets.first() != Some(&body_start)
+            || offsets.windows(2).any(|w| w[0] > w[1])
+            || offsets.last() > Some(&index_at)
+        {
+            return Err(corrupt("key-group offsets out of order".into()));
+        }
+        Ok(CanonicalSnapshot {
+            bytes,
+            origin: origin.to_owned(),
+            max_parallelism,
+            range,
+            states,
+            offsets,
+            index_at,
+        })
+    }
+
+    /// Visits every entry of `key_group` (which must be in the snapshot's range), with the index
+    /// of its state in [`Self::states`].
+    pub fn scan_key_group(
+        &self,
+        key_group: u16,
+        f: &mut dyn FnMut(usize, RawEntry<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let corrupt = |what: String| {
+            Error::corruption(format!(
+                "full snapshot {}: key group {key_group}: {what}",
+                self.origin
+            ))
+        };
+        let i = self.range.offset_of(key_group);
+        let end = self.offsets.get(i + 1).copied().unwrap_or(self.index_at) as usize;
+        let mut rest = &self.bytes[self.offsets[i] as usize..end];
+        loop {
+            let (&tag, r) = rest
+                .split_first()
+                .ok_or_else(|| corrupt("truncated".into()))?;
+            match tag {
+                END_OF_KEY_GROUP if r.is_empty() => return Ok(()),
+                ENTRY => {
+                    let (state, r) = get_varint(r).map_err(|e| corrupt(e.to_string()))?;
+                    let state = usize::try_from(state)
+                        .ok()
+                        .filter(|&s| s < self.states.len());
+                    let state = state.ok_or_else(|| corrupt("entry of an unknown state".into()))?;
+                    let (key, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
+                    let (namespace, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
+                    let (user_key, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
+                    let (value, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
+                    rest = r;
+                    let parts = crate::key_layout::EntryParts {
+                        key_group,
+                        key,
+                        namespace,
+                        user_key,
+                    };
+                    f(state, RawEntry { parts, value })?;
+                }
+                _ => return Err(corrupt(format!("unexpected tag {tag}"))),
+            }
+        }
+    }
+}
+
+/// Inserts the entries of `snapshot` that fall in `engine`'s key-group range into `engine`,
+/// registering the snapshot's states first.
+pub fn restore_canonical(
+    engine: &mut dyn StateBackend,
+    snapshot: &CanonicalSnapshot<'_>,
+) -> Result<u64> {
+    if snapshot.max_parallelism != engine.max_parallelism() {
+        return Err(Error::incompatible_state(format!(
+            "the snapshot has max parallelism {}, the backend {}",
+            snapshot.max_parallelism,
+            engine.max_parallelism()
+        )));
+    }
+    let ids = snapshot
+        .states
+        .iter()
+        .map(|meta| engine.register_state(meta))
+        .collect::<Result<Vec<StateId>>>()?;
+    let Some(overlap) = snapshot.range.intersect(engine.key_group_range()) else {
+        return Ok(0);
+    };
+    let prefix_len = snapshot.max_parallelism.prefix_len();
+    let mut key = Vec::new();
+    let mut restored = 0;
+    for key_group in overlap.iter() {
+        snapshot.scan_key_group(key_group, &mut |state, entry| {
+            key.clear();
+            put_key_group(&mut key, key_group, prefix_len);
+            put_framed(&mut key, entry.parts.key);
+            put_framed(&mut key, entry.parts.namespace);
+            let entry_key = EntryKey::new(&key, key_group, prefix_len);
+            restored += 1;
+            if snapshot.states[state].kind == StateKind::Map {
+                engine.map_put(ids[state], entry_key, entry.parts.user_key, entry.value)
+            } else {
+                engine.put(ids[state], entry_key, entry.value)
+            }
+        })?;
+    }
+    Ok(restored)
+}

@@ -1,0 +1,167 @@
+//! A checkpoint's `_metadata`: every subtask's handle, key-group range and files (each with its
+//! size and checksum), the max parallelism and each state's meta info.
+//!
+//! On disk (see `docs/formats.md`): a first line `keyedstate-checkpoint 1`, the JSON document,
+//! and a last line `crc32c <8 hex digits>` over everything before it. A flipped bit anywhere is
+//! detected before any field is trusted.
+
+use crate::descriptor::StateMeta;
+use crate::error::{Error, Result};
+use crate::key_group::{KeyGroupRange, MaxParallelism};
+use serde::{Deserialize, Serialize};
+
+/// The `_metadata` format version this code writes and reads.
+pub const METADATA_VERSION: u32 = 1;
+const HEADER: &str = "keyedstate-checkpoint 1\n";
+
+/// A file a checkpoint references: its path relative to the checkpoint root, size and CRC32C.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileRef {
+    pub path: String,
+    pub size: u64,
+    pub crc32c: u32,
+}
+
+impl FileRef {
+    /// Files under `shared/` may be referenced by several checkpoints.
+    pub fn is_shared(&self) -> bool {
+        self.path.starts_with("shared/")
+    }
+}
+
+/// One subtask's part of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubtaskHandle {
+    pub subtask: u32,
+    pub key_group_range: KeyGroupRange,
+    pub snapshot: SnapshotHandle,
+}
+
+/// What a subtask's snapshot consists of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SnapshotHandle {
+    /// A canonical full snapshot: one file, readable by every backend.
+    Full { file: FileRef },
+    /// A RocksDB incremental snapshot: the instance's files, each under the name RocksDB gave it
+    /// (`000012.sst`, `MANIFEST-000005`, ...).
+    RocksDbIncremental {
+        backend_id: String,
+        files: Vec<NamedFile>,
+    },
+}
+
+/// A file of a RocksDB instance and where the checkpoint holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedFile {
+    /// The file's name in the RocksDB directory.
+    pub name: String,
+    pub file: FileRef,
+}
+
+impl SubtaskHandle {
+    /// Every file the handle references.
+    pub fn files(&self) -> Vec<&FileRef> {
+        match &self.snapshot {
+            SnapshotHandle::Full { file } => vec![file],
+            SnapshotHandle::RocksDbIncremental { files, .. } => {
+                files.iter().map(|f| &f.file).collect()
+            }
+        }
+    }
+}
+
+/// The `_metadata` document of a completed checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMetadata {
+    pub version: u32,
+    pub checkpoint_id: u64,
+    pub max_parallelism: MaxParallelism,
+    pub states: Vec<StateMeta>,
+    /// One per subtask, ordered by subtask index.
+    pub subtasks: Vec<SubtaskHandle>,
+}
+
+impl CheckpointMetadata {
+    /// Every file the checkpoint references.
+    pub fn files(&self) -> impl Iterator<Item = &FileRef> {
+        self.subtasks.iter().flat_map(SubtaskHandle::files)
+    }
+
+    pub fn parallelism(&self) -> u32 {
+        self.subtasks.len() as u32
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| {
+            Error::invalid_argument(format!("cannot encode checkpoint metadata: {e}"))
+        })?;
+        let mut out = String::with_capacity(HEADER.len() + json.len() + 24);
+        out.push_str(HEADER);
+        out.push_str(&json);
+        out.push('\n');
+        let crc = crc32c::crc32c(out.as_bytes());
+        out.push_str(&format!("crc32c {crc:08x}\n"));
+        Ok(out.into_bytes())
+    }
+
+    /// Decodes and checks a `_metadata` file; `origin` names it in errors.
+    pub fn decode(bytes: &[u8], origin: &str) -> Result<Self> {
+        let corrupt = |what: &str| Error::corruption(format!("{origin}: {what}"));
+        let text = std::str::from_utf8(bytes).map_err(|_| corrupt("not UTF-8"))?;
+        let body_end = text
+            .trim_end_matches('\n')
+            .rfind('\n')
+            .ok_or_else(|| corrupt("truncated"))?
+            + 1;
+        let (body, trailer) = text.split_at(body_end);
+        let stored = trailer
+            .trim_end()
+            .strip_prefix("crc32c ")
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .ok_or_else(|| corrupt("missing checksum line"))?;
+        let actual = crc32c::crc32c(body.as_bytes());
+        if stored != actual {
+            return Err(corrupt(&format!(
+                "checksum mismatch (stored {stored:08x}, computed {actual:08x})"
+            )));
+        }
+        let json = body
+            .strip_prefix(HEADER)
+            .ok_or_else(|| corrupt("not a keyedstate checkpoint version 1"))?;
+        let metadata: CheckpointMetadata =
+            serde_json::from_str(json).map_err(|e| corrupt(&format!("invalid document: {e}")))?;
+        metadata.validate().map_err(|e| e.context(origin))?;
+        Ok(metadata)
+    }
+
+    /// Checks the document's internal consistency: subtasks in order, ranges partitioning the
+    /// key groups as Flink assigns them, file paths safe.
+    pub fn validate(&self) -> Result<()> {
+        if self.version != METADATA_VERSION {
+            return Err(Error::corruption(format!(
+                "unsupported metadata version {}",
+                self.version
+            )));
+        }
+        let p = self.parallelism();
+        for (i, handle) in self.subtasks.iter().enumerate() {
+            let expected = self
+                .max_parallelism
+                .range_for_subtask(p, i as u32)
+                .map_err(|e| {
+                    Error::corruption(format!("parallelism {p} does not fit max parallelism: {e}"))
+                })?;
+            if handle.subtask != i as u32 || handle.key_group_range != expected {
+                return Err(Error::corruption(format!(
+                    "subtask {i} has index {} and key groups {}, expected {expected}",
+                    handle.subtask, handle.key_group_range
+                )));
+            }
+            for file in handle.files() {
+                super::storage::check_relative_path(&file.path)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,27 @@
+//! Checkpoints: storage, metadata, the canonical full snapshot, the state digest, and the
+//! job-level coordinator. Formats: `docs/formats.md`.
+
+pub mod canonical;
+pub mod coordinator;
+pub mod digest;
+pub mod metadata;
+pub mod restore;
+pub mod storage;
+
+pub use coordinator::{
+    CheckpointCoordinator, GcReport, PendingCheckpoint, collect_garbage, load_latest, load_metadata,
+};
+pub use digest::StateDigest;
+pub use metadata::{CheckpointMetadata, FileRef, NamedFile, SnapshotHandle, SubtaskHandle};
+pub use storage::{CheckpointStorage, DirectoryStorage, MemoryStorage};
+
+/// How a backend snapshots its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotKind {
+    /// The canonical full snapshot, readable by every backend.
+    Full,
+    /// RocksDB: the instance's SST files, uploading only those no confirmed checkpoint holds.
+    /// The heap backend takes full snapshots when asked for this.
+    #[default]
+    Incremental,
+}

@@ -1,0 +1,212 @@
+//! RocksDB snapshots. The synchronous part (in `backend.rs`) flushes the memtables and takes a
+//! native RocksDB checkpoint: hard links of the live files into `snapshots/chk-<id>` of the
+//! instance directory. The asynchronous part here, while the task goes on writing:
+//! - incremental: uploads the SST files that no confirmed checkpoint already holds to `shared/`
+//!   (named `<instance id>-<file>`, unique per instance), and MANIFEST, CURRENT, OPTIONS to the
+//!   checkpoint's own directory;
+//! - full: opens the native checkpoint read-only and writes the canonical full snapshot.
+
+use crate::backend::{open_read_only, scan_key_group_in};
+use crate::config::RocksDbConfig;
+use crate::transfer::{Job, run_bounded};
+use keyedstate_core::backend::EntryScan;
+use keyedstate_core::checkpoint::canonical::write_canonical;
+use keyedstate_core::checkpoint::storage::{checkpoint_dir, full_snapshot_path};
+use keyedstate_core::checkpoint::{
+    CheckpointStorage, FileRef, NamedFile, SnapshotHandle, SubtaskHandle,
+};
+use keyedstate_core::{
+    AsyncSnapshot, Error, KeyGroupSource, Result, SnapshotKind, StateId, StateMeta,
+};
+use rocksdb::DB;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The SST files of an instance that checkpoints hold, by their local name.
+#[derive(Default)]
+pub(crate) struct SstRegistry {
+    /// Files of the last completed checkpoint: later checkpoints reference them without upload.
+    pub(crate) confirmed: HashMap<String, FileRef>,
+    /// Files of checkpoints still in flight, by checkpoint id.
+    pub(crate) pending: BTreeMap<u64, HashMap<String, FileRef>>,
+}
+
+impl SstRegistry {
+    pub(crate) fn complete(&mut self, checkpoint_id: u64) {
+        if let Some(files) = self.pending.remove(&checkpoint_id) {
+            self.confirmed = files;
+        }
+        // Older in-flight checkpoints can no longer complete after a newer one did.
+        self.pending.retain(|&id, _| id > checkpoint_id);
+    }
+
+    pub(crate) fn abort(&mut self, checkpoint_id: u64) {
+        self.pending.remove(&checkpoint_id);
+    }
+}
+
+pub(crate) fn lock(registry: &Mutex<SstRegistry>) -> std::sync::MutexGuard<'_, SstRegistry> {
+    registry.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the synchronous part captured.
+pub(crate) struct RocksDbSnapshot {
+    pub(crate) checkpoint_id: u64,
+    pub(crate) kind: SnapshotKind,
+    pub(crate) native_dir: PathBuf,
+    pub(crate) config: RocksDbConfig,
+    pub(crate) states: Vec<StateMeta>,
+    pub(crate) backend_id: String,
+    pub(crate) confirmed: HashMap<String, FileRef>,
+    pub(crate) registry: Arc<Mutex<SstRegistry>>,
+}
+
+impl Drop for RocksDbSnapshot {
+    fn drop(&mut self) {
+        // The native checkpoint is scratch once the files are in storage, or when abandoned.
+        let _ = std::fs::remove_dir_all(&self.native_dir);
+        let _ = std::fs::remove_file(self.native_dir.with_extension("snapshot"));
+    }
+}
+
+impl AsyncSnapshot for RocksDbSnapshot {
+    fn run(
+        self: Box<Self>,
+        storage: &Arc<dyn CheckpointStorage>,
+        subtask: u32,
+    ) -> Result<SubtaskHandle> {
+        let snapshot = match self.kind {
+            SnapshotKind::Incremental => self.upload_incremental(storage, subtask)?,
+            SnapshotKind::Full => self.write_full(storage, subtask)?,
+        };
+        Ok(SubtaskHandle {
+            subtask,
+            key_group_range: self.config.key_group_range,
+            snapshot,
+        })
+    }
+}
+
+impl RocksDbSnapshot {
+    fn upload_incremental(
+        &self,
+        storage: &Arc<dyn CheckpointStorage>,
+        subtask: u32,
+    ) -> Result<SnapshotHandle> {
+        let entries = std::fs::read_dir(&self.native_dir)
+            .map_err(|e| Error::io(format!("cannot list {}", self.native_dir.display()), e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry
+                .map_err(|e| Error::io(format!("cannot list {}", self.native_dir.display()), e))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        let mut files = Vec::with_capacity(names.len());
+        let mut jobs: Vec<Job<FileRef>> = Vec::new();
+        let mut uploaded = Vec::new();
+        for name in names {
+            let reused = name
+                .ends_with(".sst")
+                .then(|| self.confirmed.get(&name))
+                .flatten();
+            if let Some(file) = reused {
+                files.push((name, Some(file.clone())));
+                continue;
+            }
+            let dest = if name.ends_with(".sst") {
+                format!("shared/{}-{name}", self.backend_id)
+            } else {
+                format!(
+                    "{}/subtask-{subtask}/{name}",
+                    checkpoint_dir(self.checkpoint_id)
+                )
+            };
+            if dest.starts_with("shared/") {
+                uploaded.push(dest.clone());
+            }
+            let source = self.native_dir.join(&name);
+            let storage = storage.clone();
+            jobs.push(Box::new(move || storage.put_file(&dest, &source)));
+            files.push((name, None));
+        }
+        let mut results = match run_bounded(jobs, self.config.transfer_concurrency) {
+            Ok(results) => results.into_iter(),
+            Err(e) => {
+                // Nothing references what this attempt uploaded to shared/: remove it.
+                for path in &uploaded {
+                    let _ = storage.delete(path);
+                }
+                return Err(e);
+            }
+        };
+        let files: Vec<NamedFile> = files
+            .into_iter()
+            .map(|(name, file)| NamedFile {
+                name,
+                file: file.unwrap_or_else(|| results.next().expect("one result per job")),
+            })
+            .collect();
+        let ssts = files
+            .iter()
+            .filter(|f| f.name.ends_with(".sst"))
+            .map(|f| (f.name.clone(), f.file.clone()));
+        lock(&self.registry)
+            .pending
+            .insert(self.checkpoint_id, ssts.collect());
+        Ok(SnapshotHandle::RocksDbIncremental {
+            backend_id: self.backend_id.clone(),
+            files,
+        })
+    }
+
+    fn write_full(
+        &self,
+        storage: &Arc<dyn CheckpointStorage>,
+        subtask: u32,
+    ) -> Result<SnapshotHandle> {
+        let db = open_read_only(&self.config, &self.native_dir, &self.states)?;
+        let mut source = ReadOnlySource {
+            db: &db,
+            states: &self.states,
+            prefix_len: self.config.max_parallelism.prefix_len(),
+        };
+        let local = self.native_dir.with_extension("snapshot");
+        let file = std::fs::File::create(&local)
+            .map_err(|e| Error::io(format!("cannot create {}", local.display()), e))?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        write_canonical(
+            &mut source,
+            self.config.max_parallelism,
+            self.config.key_group_range,
+            &self.states,
+            out,
+        )?;
+        drop(db);
+        let file = storage.put_file(&full_snapshot_path(self.checkpoint_id, subtask), &local)?;
+        Ok(SnapshotHandle::Full { file })
+    }
+}
+
+struct ReadOnlySource<'a> {
+    db: &'a DB,
+    states: &'a [StateMeta],
+    prefix_len: usize,
+}
+
+impl KeyGroupSource for ReadOnlySource<'_> {
+    fn scan_key_group(
+        &mut self,
+        state: StateId,
+        key_group: u16,
+        f: &mut EntryScan<'_>,
+    ) -> Result<()> {
+        let name = &self.states[state].name;
+        let cf = self
+            .db
+            .cf_handle(name)
+            .ok_or_else(|| Error::corruption(format!("snapshot lacks column family '{name}'")))?;
+        scan_key_group_in(self.db, cf, self.prefix_len, key_group, f)
+    }
+}
