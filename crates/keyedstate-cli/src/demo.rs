@@ -1,21 +1,31 @@
-//! `keyedstate demo`: a keyed streaming job on an embedded default. A source generates records
-//! for N keys and routes each to its subtask by key group; P subtask threads, each with its own
-//! backend, update value, list, map, reducing and aggregating state; then every subtask checks
-//! each of its keys against what the source generated.
+//! `keyedstate demo`: a keyed streaming job on an embedded default.
+//!
+//! A source generates records for N keys and routes each to its subtask by key group; P subtask
+//! threads, each with its own backend, update value, list, map, reducing and aggregating state.
+//! Every `--checkpoint-every` records, and after the last one, the source sends a checkpoint
+//! barrier to every subtask: each takes the synchronous part of its snapshot and hands the rest
+//! to the checkpoint thread, which writes it while the subtasks go on, then completes the
+//! checkpoint and notifies them. At the end every subtask checks each of its keys against what
+//! the source generated; then the last checkpoint is restored and checked the same way.
 
 use clap::{Args, ValueEnum};
-use keyedstate_core::codec::bincode_encode;
-use keyedstate_core::{
-    AggregateFunction, AggregatingStateDescriptor, Error, KeyedStateBackend, ListStateDescriptor,
-    MapStateDescriptor, MaxParallelism, ReducingStateDescriptor, Result, ValueStateDescriptor,
+use keyedstate::checkpoint::{
+    CheckpointCoordinator, CheckpointStorage, DirectoryStorage, PendingCheckpoint, SubtaskHandle,
+    load_latest,
 };
-use keyedstate_heap::HeapBackend;
-use keyedstate_rocksdb::{RocksDbBackend, RocksDbConfig};
+use keyedstate::codec::bincode_encode;
+use keyedstate::job::{self, Engine};
+use keyedstate::{
+    AggregateFunction, AggregatingState, AggregatingStateDescriptor, Error, KeyedStateBackend,
+    ListState, ListStateDescriptor, MapState, MapStateDescriptor, MaxParallelism, PendingSnapshot,
+    ReducingState, ReducingStateDescriptor, Result, SnapshotKind, StateMeta, ValueState,
+    ValueStateDescriptor,
+};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -34,10 +44,20 @@ pub struct DemoArgs {
     /// Number of records to generate.
     #[arg(long, default_value_t = 200_000)]
     records: u64,
-    /// Directory for the subtasks' working files; a temporary directory, removed at the end, if
-    /// not set.
+    /// Directory for checkpoints (`DIR/checkpoints`) and working files (`DIR/work`); a temporary
+    /// directory, removed at the end, if not set.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Take a checkpoint every this many records (and always one after the last record).
+    #[arg(long, default_value_t = 50_000)]
+    checkpoint_every: u64,
+    /// Incremental (RocksDB's SST files; the heap takes full snapshots either way) or full
+    /// (the canonical format every backend reads).
+    #[arg(long, value_enum, default_value_t = Kind::Incremental)]
+    checkpoint_kind: Kind,
+    /// Completed checkpoints to keep.
+    #[arg(long, default_value_t = 1)]
+    retained: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,8 +66,20 @@ pub enum Backend {
     Heap,
 }
 
-/// The state names, in the order the report prints them.
-const STATES: [&str; 5] = ["last", "recent", "buckets", "count", "average"];
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Incremental,
+    Full,
+}
+
+/// The state names and kinds, in the order the report prints them.
+const STATES: [(&str, &str); 5] = [
+    ("last", "value"),
+    ("recent", "list"),
+    ("buckets", "map"),
+    ("count", "reducing"),
+    ("average", "aggregating"),
+];
 const BUCKETS: u64 = 8;
 const BATCH: usize = 1024;
 
@@ -88,73 +120,6 @@ fn key_of(record: u64, keys: u64) -> u64 {
     (z ^ (z >> 31)) % keys
 }
 
-/// One subtask's report.
-struct SubtaskReport {
-    /// When the subtask had processed its last record (before checking).
-    processed_at: Instant,
-    entries: [u64; STATES.len()],
-    keys_checked: u64,
-    mismatches: Vec<String>,
-}
-
-pub fn run(args: &DemoArgs) -> Result<()> {
-    if args.keys == 0 || args.parallelism == 0 {
-        return Err(Error::invalid_argument(
-            "--keys and --parallelism must be at least 1",
-        ));
-    }
-    let max_p = match args.max_parallelism {
-        Some(m) => MaxParallelism::new(m)?,
-        None => MaxParallelism::default_for(args.parallelism),
-    };
-    let temp;
-    let root = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => {
-            temp = tempfile::tempdir()
-                .map_err(|e| Error::io("cannot create a temporary directory", e))?;
-            temp.path().to_path_buf()
-        }
-    };
-    let backend_name = match args.backend {
-        Backend::Rocksdb => "rocksdb",
-        Backend::Heap => "heap",
-    };
-    println!(
-        "demo: backend {backend_name}, parallelism {}, max parallelism {max_p}, {} keys, {} records, dir {}",
-        args.parallelism,
-        args.keys,
-        args.records,
-        root.display()
-    );
-
-    let expected = Arc::new(generate_expected(args.keys, args.records));
-    let started = Instant::now();
-    let mut senders = Vec::new();
-    let mut workers = Vec::new();
-    for index in 0..args.parallelism {
-        let (tx, rx) = sync_channel::<Vec<(u64, u64)>>(16);
-        senders.push(tx);
-        let backend = open_backend(args.backend, max_p, args.parallelism, index, &root)?;
-        let expected = expected.clone();
-        workers.push(std::thread::spawn(move || subtask(backend, rx, &expected)));
-    }
-    route(args, max_p, senders)?;
-    let mut reports = Vec::new();
-    for worker in workers {
-        let report = worker
-            .join()
-            .map_err(|_| Error::invalid_argument("a subtask panicked"))??;
-        reports.push(report);
-    }
-    let processed = reports
-        .iter()
-        .map(|r| r.processed_at)
-        .max()
-        .unwrap_or(started);
-    print_report(args, &expected, &reports, processed - started)
-}
-
 fn generate_expected(keys: u64, records: u64) -> Expected {
     let n = keys as usize;
     let mut e = Expected {
@@ -173,34 +138,285 @@ fn generate_expected(keys: u64, records: u64) -> Expected {
     e
 }
 
-fn open_backend(
-    backend: Backend,
-    max_p: MaxParallelism,
-    parallelism: u32,
-    index: u32,
-    root: &Path,
-) -> Result<KeyedStateBackend> {
-    let range = max_p.range_for_subtask(parallelism, index)?;
-    match backend {
-        Backend::Heap => HeapBackend::open(max_p, range),
-        Backend::Rocksdb => {
-            let path = root.join("work").join(format!("subtask-{index}"));
-            RocksDbBackend::open(RocksDbConfig::new(path, max_p, range))
-        }
+/// What flows into a subtask.
+enum Input {
+    Records(Vec<(u64, u64)>),
+    Barrier(u64),
+    Complete(u64),
+    Aborted(u64),
+    /// The end of the input. Sent explicitly because the checkpoint thread holds senders too.
+    Stop,
+}
+
+/// A subtask's synchronous snapshot part, handed to the checkpoint thread.
+struct Snapshotted {
+    subtask: u32,
+    pending: PendingSnapshot,
+    states: Vec<StateMeta>,
+    pause: Duration,
+}
+
+/// The five states of a subtask.
+struct States {
+    last: ValueState<u64>,
+    recent: ListState<u64>,
+    buckets: MapState<u64, u64>,
+    count: ReducingState<u64>,
+    average: AggregatingState<Average>,
+}
+
+impl States {
+    fn register(backend: &KeyedStateBackend) -> Result<Self> {
+        Ok(States {
+            last: backend.value_state(&ValueStateDescriptor::new(STATES[0].0))?,
+            recent: backend.list_state(&ListStateDescriptor::new(STATES[1].0))?,
+            buckets: backend.map_state(&MapStateDescriptor::new(STATES[2].0))?,
+            count: backend.reducing_state(&ReducingStateDescriptor::new(
+                STATES[3].0,
+                |a: &u64, b: &u64| a + b,
+            ))?,
+            average: backend
+                .aggregating_state(&AggregatingStateDescriptor::new(STATES[4].0, Average))?,
+        })
+    }
+
+    fn process(&self, backend: &KeyedStateBackend, key: u64, value: u64) -> Result<()> {
+        backend.set_current_key(&key)?;
+        self.last.update(&value)?;
+        self.recent.add(&value)?;
+        let bucket = value % BUCKETS;
+        let seen = self.buckets.get(&bucket)?.unwrap_or(0);
+        self.buckets.put(&bucket, &(seen + 1))?;
+        self.count.add(&1)?;
+        self.average.add(&value)
     }
 }
 
-/// The source: generates the records and sends each, in batches, to the subtask owning its key
-/// group.
-fn route(
+/// One subtask's check of its state.
+#[derive(Default)]
+struct Check {
+    entries: [u64; STATES.len()],
+    keys_checked: u64,
+    mismatches: Vec<String>,
+}
+
+/// Checks every key `backend` holds against `expected`, and counts each state's entries.
+fn check(backend: &KeyedStateBackend, states: &States, expected: &Expected) -> Result<Check> {
+    let mut report = Check::default();
+    for (n, (state, _)) in STATES.iter().enumerate() {
+        backend.scan_raw(state, &mut |_| {
+            report.entries[n] += 1;
+            Ok(ControlFlow::Continue(()))
+        })?;
+    }
+    for key in backend.keys::<u64, _>(STATES[0].0, &())? {
+        backend.set_current_key(&key)?;
+        let k = key as usize;
+        let mut mismatch = |what: &str| report.mismatches.push(format!("key {key}: {what}"));
+        if states.last.get()? != Some(expected.last[k]) {
+            mismatch("last value");
+        }
+        let list = states.recent.get()?;
+        if list.len() as u64 != expected.count[k] || list.iter().sum::<u64>() != expected.sum[k] {
+            mismatch("list of values");
+        }
+        for (bucket, &n) in expected.buckets[k].iter().enumerate() {
+            if states.buckets.get(&(bucket as u64))?.unwrap_or(0) != n {
+                mismatch("bucket counts");
+            }
+        }
+        if states.count.get()? != Some(expected.count[k]) {
+            mismatch("count");
+        }
+        if states.average.get()? != Some(expected.sum[k] as f64 / expected.count[k] as f64) {
+            mismatch("average");
+        }
+        report.keys_checked += 1;
+    }
+    Ok(report)
+}
+
+/// A subtask: processes records, snapshots at barriers, applies notifications; at the end of its
+/// input checks its state.
+fn subtask(
+    index: u32,
+    backend: KeyedStateBackend,
+    input: Receiver<Input>,
+    snapshots: Sender<Snapshotted>,
+    kind: SnapshotKind,
+    expected: &Expected,
+) -> Result<(Instant, Check)> {
+    let states = States::register(&backend)?;
+    let mut processed_at = Instant::now();
+    for message in input {
+        match message {
+            Input::Records(batch) => {
+                for (key, value) in batch {
+                    states.process(&backend, key, value)?;
+                }
+                processed_at = Instant::now();
+            }
+            Input::Barrier(id) => {
+                let started = Instant::now();
+                let pending = backend.snapshot(id, kind)?;
+                let pause = started.elapsed();
+                let snapshotted = Snapshotted {
+                    subtask: index,
+                    pending,
+                    states: backend.states(),
+                    pause,
+                };
+                snapshots
+                    .send(snapshotted)
+                    .map_err(|_| Error::closed("the checkpoint thread stopped"))?;
+            }
+            Input::Complete(id) => backend.notify_checkpoint_complete(id)?,
+            Input::Aborted(id) => backend.notify_checkpoint_aborted(id)?,
+            Input::Stop => break,
+        }
+    }
+    let report = check(&backend, &states, expected)?;
+    backend.close()?;
+    Ok((processed_at, report))
+}
+
+/// Checkpoint figures for the report.
+#[derive(Default)]
+struct CheckpointStats {
+    completed: u64,
+    failed: Vec<String>,
+    /// Bytes of files each checkpoint added to storage (not referenced by the one before).
+    bytes_written: u64,
+    max_pause: Duration,
+    total_pause: Duration,
+    snapshots: u32,
+}
+
+/// The checkpoint in flight, shared by the source (which triggers) and the checkpoint thread
+/// (which completes).
+type InFlight = Arc<Mutex<Option<PendingCheckpoint>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The checkpoint thread: runs each subtask's asynchronous part as it arrives (while the
+/// subtasks go on), completes the checkpoint when all have, and notifies the subtasks.
+fn checkpoint_thread(
+    coordinator: Arc<Mutex<CheckpointCoordinator>>,
+    max_p: MaxParallelism,
+    in_flight: InFlight,
+    snapshots: Receiver<Snapshotted>,
+    subtasks: Vec<SyncSender<Input>>,
+    done: Sender<u64>,
+) -> CheckpointStats {
+    let parallelism = subtasks.len();
+    let mut stats = CheckpointStats::default();
+    let mut handles: Vec<SubtaskHandle> = Vec::new();
+    let mut failure: Option<Error> = None;
+    let mut arrived = 0;
+    let storage = lock(&coordinator).storage().clone();
+    for snapshotted in snapshots {
+        let id = snapshotted.pending.checkpoint_id();
+        stats.max_pause = stats.max_pause.max(snapshotted.pause);
+        stats.total_pause += snapshotted.pause;
+        stats.snapshots += 1;
+        let states = snapshotted.states;
+        match snapshotted.pending.run(&storage, snapshotted.subtask) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+        arrived += 1;
+        if arrived < parallelism {
+            continue;
+        }
+        arrived = 0;
+        let trigger = lock(&in_flight).take().expect("a checkpoint is in flight");
+        let mut coordinator = lock(&coordinator);
+        let before: Vec<String> = coordinator
+            .latest()
+            .map(|m| m.files().map(|f| f.path.clone()).collect())
+            .unwrap_or_default();
+        let finished = std::mem::take(&mut handles);
+        let outcome = match failure.take() {
+            Some(e) => coordinator.abort(trigger, &finished).and(Err(e)),
+            None => coordinator
+                .complete(trigger, max_p, states, finished)
+                .cloned(),
+        };
+        drop(coordinator);
+        let complete = match outcome {
+            Ok(metadata) => {
+                stats.completed += 1;
+                stats.bytes_written += metadata
+                    .files()
+                    .filter(|f| !before.contains(&f.path))
+                    .map(|f| f.size)
+                    .sum::<u64>();
+                true
+            }
+            Err(e) => {
+                stats.failed.push(format!("checkpoint {id}: {e}"));
+                false
+            }
+        };
+        for tx in &subtasks {
+            let message = if complete {
+                Input::Complete(id)
+            } else {
+                Input::Aborted(id)
+            };
+            // A subtask that already stopped needs no notification.
+            let _ = tx.send(message);
+        }
+        let _ = done.send(id);
+    }
+    stats
+}
+
+/// The source: generates the records, routes each to the subtask owning its key group, and
+/// injects checkpoint barriers.
+fn source(
     args: &DemoArgs,
     max_p: MaxParallelism,
-    senders: Vec<SyncSender<Vec<(u64, u64)>>>,
+    subtasks: &[SyncSender<Input>],
+    coordinator: &Mutex<CheckpointCoordinator>,
+    in_flight: &InFlight,
+    done: &Receiver<u64>,
 ) -> Result<()> {
     let mut batches: Vec<Vec<(u64, u64)>> =
-        senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
+        subtasks.iter().map(|_| Vec::with_capacity(BATCH)).collect();
     let mut key_bytes = Vec::new();
-    let closed = || Error::closed("a subtask stopped before the source finished");
+    let stopped = || Error::closed("a subtask stopped before the source finished");
+    let send =
+        |subtask: usize, message: Input| subtasks[subtask].send(message).map_err(|_| stopped());
+    let flush_all = |batches: &mut Vec<Vec<(u64, u64)>>| -> Result<()> {
+        for (subtask, batch) in batches.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                send(
+                    subtask,
+                    Input::Records(std::mem::replace(batch, Vec::with_capacity(BATCH))),
+                )?;
+            }
+        }
+        Ok(())
+    };
+    let barrier = |batches: &mut Vec<Vec<(u64, u64)>>, wait: bool| -> Result<()> {
+        if wait {
+            // The last checkpoint must not be skipped: wait for the one in flight.
+            while lock(in_flight).is_some() {
+                done.recv_timeout(Duration::from_millis(50)).ok();
+            }
+        } else if lock(in_flight).is_some() {
+            // One checkpoint at a time, as Flink's default: skip this barrier.
+            return Ok(());
+        }
+        flush_all(batches)?;
+        let pending = lock(coordinator).trigger()?;
+        let id = pending.id();
+        *lock(in_flight) = Some(pending);
+        (0..subtasks.len()).try_for_each(|subtask| send(subtask, Input::Barrier(id)))
+    };
     for record in 0..args.records {
         let key = key_of(record, args.keys);
         key_bytes.clear();
@@ -208,93 +424,172 @@ fn route(
         let subtask = max_p.subtask_of(max_p.key_group_of(&key_bytes), args.parallelism)? as usize;
         batches[subtask].push((key, record));
         if batches[subtask].len() == BATCH {
-            let full = std::mem::replace(&mut batches[subtask], Vec::with_capacity(BATCH));
-            senders[subtask].send(full).map_err(|_| closed())?;
+            send(
+                subtask,
+                Input::Records(std::mem::replace(
+                    &mut batches[subtask],
+                    Vec::with_capacity(BATCH),
+                )),
+            )?;
+        }
+        if (record + 1) % args.checkpoint_every == 0 && record + 1 < args.records {
+            barrier(&mut batches, false)?;
         }
     }
-    for (sender, batch) in senders.iter().zip(batches) {
-        if !batch.is_empty() {
-            sender.send(batch).map_err(|_| closed())?;
-        }
+    barrier(&mut batches, true)?;
+    while lock(in_flight).is_some() {
+        done.recv_timeout(Duration::from_millis(50)).ok();
     }
-    Ok(())
+    (0..subtasks.len()).try_for_each(|subtask| send(subtask, Input::Stop))
 }
 
-/// One subtask: processes its records, then checks every key it holds and counts entries.
-fn subtask(
-    backend: KeyedStateBackend,
-    input: Receiver<Vec<(u64, u64)>>,
-    expected: &Expected,
-) -> Result<SubtaskReport> {
-    let last = backend.value_state(&ValueStateDescriptor::<u64>::new(STATES[0]))?;
-    let recent = backend.list_state(&ListStateDescriptor::<u64>::new(STATES[1]))?;
-    let buckets = backend.map_state(&MapStateDescriptor::<u64, u64>::new(STATES[2]))?;
-    let count = backend.reducing_state(&ReducingStateDescriptor::new(
-        STATES[3],
-        |a: &u64, b: &u64| a + b,
-    ))?;
-    let average =
-        backend.aggregating_state(&AggregatingStateDescriptor::new(STATES[4], Average))?;
-    for batch in input {
-        for (key, value) in batch {
-            backend.set_current_key(&key)?;
-            last.update(&value)?;
-            recent.add(&value)?;
-            let bucket = value % BUCKETS;
-            let seen = buckets.get(&bucket)?.unwrap_or(0);
-            buckets.put(&bucket, &(seen + 1))?;
-            count.add(&1)?;
-            average.add(&value)?;
-        }
+pub fn run(args: &DemoArgs) -> Result<()> {
+    if args.keys == 0 || args.parallelism == 0 || args.checkpoint_every == 0 {
+        return Err(Error::invalid_argument(
+            "--keys, --parallelism and --checkpoint-every must be at least 1",
+        ));
     }
-
-    let mut report = SubtaskReport {
-        processed_at: Instant::now(),
-        entries: [0; STATES.len()],
-        keys_checked: 0,
-        mismatches: Vec::new(),
+    let max_p = match args.max_parallelism {
+        Some(m) => MaxParallelism::new(m)?,
+        None => MaxParallelism::default_for(args.parallelism),
     };
-    for (n, state) in STATES.iter().enumerate() {
-        backend.scan_raw(state, &mut |_| {
-            report.entries[n] += 1;
-            Ok(ControlFlow::Continue(()))
-        })?;
+    max_p.range_for_subtask(args.parallelism, 0)?;
+    let temp;
+    let root = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir()
+                .map_err(|e| Error::io("cannot create a temporary directory", e))?;
+            temp.path().to_path_buf()
+        }
+    };
+    let (engine, kind) = (engine_of(args.backend), kind_of(args.checkpoint_kind));
+    let kind_name = if kind == SnapshotKind::Full {
+        "full"
+    } else {
+        "incremental"
+    };
+    println!(
+        "demo: backend {}, parallelism {}, max parallelism {max_p}, {} keys, {} records, \
+         {kind_name} checkpoint every {} records, dir {}",
+        engine.name(),
+        args.parallelism,
+        args.keys,
+        args.records,
+        args.checkpoint_every,
+        root.display()
+    );
+    let storage = Arc::new(DirectoryStorage::new(root.join("checkpoints"))?);
+    let coordinator = CheckpointCoordinator::open(storage.clone(), args.retained)?;
+    let expected = Arc::new(generate_expected(args.keys, args.records));
+    let work = root.join("work");
+
+    let started = Instant::now();
+    let (snapshot_tx, snapshot_rx) = channel::<Snapshotted>();
+    let (done_tx, done_rx) = channel::<u64>();
+    let in_flight: InFlight = Arc::new(Mutex::new(None));
+    let mut senders = Vec::new();
+    let mut workers = Vec::new();
+    for index in 0..args.parallelism {
+        let (tx, rx) = sync_channel::<Input>(16);
+        senders.push(tx);
+        let backend = job::open_subtask(engine, max_p, args.parallelism, index, &work)?;
+        let (expected, snapshots) = (expected.clone(), snapshot_tx.clone());
+        workers.push(std::thread::spawn(move || {
+            subtask(index, backend, rx, snapshots, kind, &expected)
+        }));
     }
-    for key in backend.keys::<u64, _>(STATES[0], &())? {
-        backend.set_current_key(&key)?;
-        let k = key as usize;
-        let mut mismatch = |what: &str| report.mismatches.push(format!("key {key}: {what}"));
-        if last.get()? != Some(expected.last[k]) {
-            mismatch("last value");
-        }
-        let list = recent.get()?;
-        if list.len() as u64 != expected.count[k] || list.iter().sum::<u64>() != expected.sum[k] {
-            mismatch("list of values");
-        }
-        for (bucket, &n) in expected.buckets[k].iter().enumerate() {
-            if buckets.get(&(bucket as u64))?.unwrap_or(0) != n {
-                mismatch("bucket counts");
-            }
-        }
-        if count.get()? != Some(expected.count[k]) {
-            mismatch("count");
-        }
-        let mean = expected.sum[k] as f64 / expected.count[k] as f64;
-        if average.get()? != Some(mean) {
-            mismatch("average");
-        }
-        report.keys_checked += 1;
+    drop(snapshot_tx);
+    let coordinator = Arc::new(Mutex::new(coordinator));
+    let checkpointer = {
+        let (coordinator, in_flight, subtasks) =
+            (coordinator.clone(), in_flight.clone(), senders.clone());
+        std::thread::spawn(move || {
+            checkpoint_thread(
+                coordinator,
+                max_p,
+                in_flight,
+                snapshot_rx,
+                subtasks,
+                done_tx,
+            )
+        })
+    };
+    let routed = source(args, max_p, &senders, &coordinator, &in_flight, &done_rx);
+    drop(senders);
+    let mut reports = Vec::new();
+    for worker in workers {
+        reports.push(
+            worker
+                .join()
+                .map_err(|_| Error::invalid_argument("a subtask panicked"))??,
+        );
     }
-    backend.close()?;
-    Ok(report)
+    let stats = checkpointer
+        .join()
+        .map_err(|_| Error::invalid_argument("the checkpoint thread panicked"))?;
+    routed?;
+    let processed = reports.iter().map(|(at, _)| *at).max().unwrap_or(started);
+    let checks: Vec<Check> = reports.into_iter().map(|(_, check)| check).collect();
+    let mut ok = print_check(&expected, &checks);
+    let secs = (processed - started).as_secs_f64();
+    println!(
+        "records: {} in {secs:.2} s, {:.0} records/s",
+        args.records,
+        args.records as f64 / secs
+    );
+    ok &= print_checkpoints(&stats, args.parallelism);
+
+    let restore_started = Instant::now();
+    let storage: Arc<dyn CheckpointStorage> = storage;
+    let latest = load_latest(storage.as_ref())?;
+    let restore_work = root.join("restore");
+    let mut restored_checks = Vec::new();
+    for index in 0..args.parallelism {
+        let backend = job::restore_subtask(
+            engine,
+            &latest,
+            &storage,
+            args.parallelism,
+            index,
+            &restore_work,
+        )?;
+        let states = States::register(&backend)?;
+        restored_checks.push(check(&backend, &states, &expected)?);
+        backend.close()?;
+    }
+    println!(
+        "restore: checkpoint {} into {} subtasks in {:.2} s",
+        latest.checkpoint_id,
+        args.parallelism,
+        restore_started.elapsed().as_secs_f64()
+    );
+    ok &= print_check(&expected, &restored_checks);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::corruption(
+            "the state does not match the generated records",
+        ))
+    }
 }
 
-fn print_report(
-    args: &DemoArgs,
-    expected: &Expected,
-    reports: &[SubtaskReport],
-    elapsed: std::time::Duration,
-) -> Result<()> {
+fn engine_of(backend: Backend) -> Engine {
+    match backend {
+        Backend::Rocksdb => Engine::RocksDb,
+        Backend::Heap => Engine::Heap,
+    }
+}
+
+fn kind_of(kind: Kind) -> SnapshotKind {
+    match kind {
+        Kind::Incremental => SnapshotKind::Incremental,
+        Kind::Full => SnapshotKind::Full,
+    }
+}
+
+/// Prints entry counts against the expected ones and the per-key check; true when all match.
+fn print_check(expected: &Expected, checks: &[Check]) -> bool {
     let distinct_keys = expected.count.iter().filter(|&&c| c > 0).count() as u64;
     let bucket_entries: u64 = expected
         .buckets
@@ -309,37 +604,45 @@ fn print_report(
         distinct_keys,
     ];
     println!("state\tkind\tentries\texpected");
-    let kinds = ["value", "list", "map", "reducing", "aggregating"];
     let mut ok = true;
-    for (n, state) in STATES.iter().enumerate() {
-        let entries: u64 = reports.iter().map(|r| r.entries[n]).sum();
+    for (n, (state, kind)) in STATES.iter().enumerate() {
+        let entries: u64 = checks.iter().map(|c| c.entries[n]).sum();
         ok &= entries == want[n];
-        println!("{state}\t{}\t{entries}\t{}", kinds[n], want[n]);
+        println!("{state}\t{kind}\t{entries}\t{}", want[n]);
     }
-    let checked: u64 = reports.iter().map(|r| r.keys_checked).sum();
-    let mismatches: Vec<&String> = reports.iter().flat_map(|r| &r.mismatches).collect();
+    let checked: u64 = checks.iter().map(|c| c.keys_checked).sum();
+    let mismatches: Vec<&String> = checks.iter().flat_map(|c| &c.mismatches).collect();
     ok &= checked == distinct_keys && mismatches.is_empty();
     for m in mismatches.iter().take(10) {
         println!("mismatch: {m}");
     }
-    let per_subtask: Vec<String> = reports.iter().map(|r| r.keys_checked.to_string()).collect();
+    let per_subtask: Vec<String> = checks.iter().map(|c| c.keys_checked.to_string()).collect();
     println!("keys per subtask: {}", per_subtask.join(" "));
     println!(
         "check: {} ({checked} of {distinct_keys} keys match the generated records, {} mismatches)",
         if ok { "OK" } else { "FAILED" },
         mismatches.len()
     );
-    let secs = elapsed.as_secs_f64();
+    ok
+}
+
+/// Prints the checkpoint figures; true when no checkpoint failed.
+fn print_checkpoints(stats: &CheckpointStats, parallelism: u32) -> bool {
+    let average = stats
+        .total_pause
+        .checked_div(stats.snapshots.max(1))
+        .unwrap_or_default();
     println!(
-        "records: {} in {secs:.2} s, {:.0} records/s",
-        args.records,
-        args.records as f64 / secs
+        "checkpoints: {} completed, {} failed, {} bytes written, synchronous pause per subtask avg {:.1} ms max {:.1} ms ({} subtasks)",
+        stats.completed,
+        stats.failed.len(),
+        stats.bytes_written,
+        average.as_secs_f64() * 1e3,
+        stats.max_pause.as_secs_f64() * 1e3,
+        parallelism
     );
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::corruption(
-            "the state does not match the generated records",
-        ))
+    for failure in &stats.failed {
+        println!("checkpoint failed: {failure}");
     }
+    stats.failed.is_empty()
 }

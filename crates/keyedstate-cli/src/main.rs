@@ -1,6 +1,10 @@
 //! `keyedstate`: the command-line tool.
 
+mod checkpoint_arg;
 mod demo;
+mod gc;
+mod inspect;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,14 +22,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a keyed streaming job: P subtasks, each with its own backend, and check its state.
+    /// Run a keyed streaming job with checkpoints, restore its last checkpoint and check it.
     Demo(demo::DemoArgs),
+    /// Show a checkpoint's states, subtasks, key-group ranges and files.
+    Inspect(inspect::InspectArgs),
+    /// Check every file of a checkpoint and that it restores.
+    Verify(verify::VerifyArgs),
+    /// Remove files that no completed checkpoint of a root references.
+    Gc(gc::GcArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Gc(args) => gc::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
