@@ -138,3 +138,17 @@ pub fn directory_coordinator(
     let coordinator = CheckpointCoordinator::open(storage.clone(), retained).unwrap();
     (dir, storage, coordinator)
 }
+
+/// Copies a directory tree (a checkpoint root), so a test can damage the copy.
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

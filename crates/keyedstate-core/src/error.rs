@@ -82,7 +82,10 @@ impl Error {
         Self::new(ErrorKind::Closed, message)
     }
 
+    /// An I/O error; the message ends with the operating system's reason, so that one line
+    /// says what failed and why.
     pub fn io(message: impl Into<String>, source: std::io::Error) -> Self {
+        let message = format!("{}: {source}", message.into());
         Self::with_source(ErrorKind::Io, message, source)
     }
 
