@@ -1,0 +1,176 @@
+//! A process checkpointing in a loop is killed with SIGKILL at random points, 50 times. Each
+//! time, the latest completed checkpoint verifies and restores exactly the state the process
+//! acknowledged: the state of the last acknowledged checkpoint, or of the one whose `_metadata`
+//! was written just before the kill (acknowledged by its existence, not yet in the log).
+//!
+//! The checkpointing process is this test binary itself, running the ignored test
+//! `checkpointing_child`.
+
+mod common;
+
+use common::TestJob;
+use keyedstate::SnapshotKind;
+use keyedstate::checkpoint::{
+    CheckpointCoordinator, CheckpointStorage, DirectoryStorage, load_latest,
+};
+use keyedstate::job::Engine;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const CHILD_DIR: &str = "KEYEDSTATE_SIGKILL_TEST_DIR";
+const PARALLELISM: u32 = 2;
+
+/// The log: `state <round> <digest>` before each checkpoint, `ack <round>` after it completed.
+fn read_log(dir: &Path) -> Vec<(String, u64, String)> {
+    let text = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ' ');
+            let (kind, round) = (parts.next()?, parts.next()?.parse().ok()?);
+            Some((
+                kind.to_owned(),
+                round,
+                parts.next().unwrap_or("").to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn storage(dir: &Path) -> Arc<dyn CheckpointStorage> {
+    Arc::new(DirectoryStorage::new(dir.join("checkpoints")).unwrap())
+}
+
+#[test]
+#[ignore = "the checkpointing process of checkpoint_survives_sigkill_at_random_points"]
+fn checkpointing_child() {
+    let dir = PathBuf::from(std::env::var(CHILD_DIR).expect("started by the parent test"));
+    let storage = storage(&dir);
+    let mut coordinator = CheckpointCoordinator::open(storage.clone(), 2).unwrap();
+    let (job, mut round) = match coordinator.latest().cloned() {
+        Some(latest) => {
+            let job = TestJob::restored(Engine::RocksDb, &latest, &storage, PARALLELISM).unwrap();
+            let digest = job.digest().to_string();
+            let log = read_log(&dir);
+            let round = log
+                .iter()
+                .rev()
+                .find(|(kind, _, d)| kind == "state" && *d == digest)
+                .map(|e| e.1);
+            (
+                job,
+                round.expect("the restored state is one the log recorded"),
+            )
+        }
+        None => (TestJob::new(Engine::RocksDb, 128, PARALLELISM), 0),
+    };
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log"))
+        .unwrap();
+    loop {
+        round += 1;
+        job.write_round(round);
+        writeln!(log, "state {round} {}", job.digest()).unwrap();
+        log.sync_data().unwrap();
+        job.checkpoint(&mut coordinator, SnapshotKind::Incremental);
+        writeln!(log, "ack {round}").unwrap();
+        log.sync_data().unwrap();
+    }
+}
+
+#[test]
+fn checkpoint_survives_sigkill_at_random_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = keyedstate_testkit::model::Rng::new(0x5167_4b11);
+    let mut checked = 0;
+    for kill in 0..50 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "checkpointing_child",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .env("TMPDIR", &temp)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150 + rng.below(450)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let storage = storage(dir.path());
+        let Ok(latest) = load_latest(storage.as_ref()) else {
+            continue; // killed before the first checkpoint completed
+        };
+        for file in latest.files() {
+            storage
+                .verify(file)
+                .unwrap_or_else(|e| panic!("kill {kill}: {e}"));
+        }
+        let work = tempfile::tempdir_in(&temp).unwrap();
+        let restored: Vec<_> = (0..PARALLELISM)
+            .map(|i| {
+                keyedstate::job::restore_subtask(
+                    Engine::RocksDb,
+                    &latest,
+                    &storage,
+                    PARALLELISM,
+                    i,
+                    work.path(),
+                )
+                .unwrap()
+            })
+            .collect();
+        let digest = keyedstate::job::digest(&restored).unwrap().to_string();
+        restored.iter().for_each(|b| b.close().unwrap());
+        let log = read_log(dir.path());
+        let last_ack = log
+            .iter()
+            .rev()
+            .find(|(kind, _, _)| kind == "ack")
+            .map(|e| e.1);
+        let state_of = |round: u64| {
+            log.iter()
+                .rev()
+                .find(|(k, r, _)| k == "state" && *r == round)
+                .map(|e| e.2.clone())
+        };
+        let acknowledged = last_ack.and_then(state_of);
+        let in_flight = log
+            .iter()
+            .rev()
+            .find(|(kind, _, _)| kind == "state")
+            .map(|e| e.2.clone());
+        assert!(
+            Some(&digest) == acknowledged.as_ref() || Some(&digest) == in_flight.as_ref(),
+            "kill {kill}: checkpoint {} restores {digest}, acknowledged {acknowledged:?}, in flight {in_flight:?}",
+            latest.checkpoint_id
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 45,
+        "only {checked} kills came after a completed checkpoint"
+    );
+    // Leftovers of killed processes: the coordinator of the next run cleans them.
+    let storage = storage(dir.path());
+    CheckpointCoordinator::open(storage.clone(), 2).unwrap();
+    assert!(
+        storage
+            .checkpoint_dirs()
+            .unwrap()
+            .iter()
+            .all(|(_, done)| *done),
+        "no half-written checkpoint is left"
+    );
+}
