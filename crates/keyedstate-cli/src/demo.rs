@@ -469,7 +469,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     } else {
         "incremental"
     };
-    println!(
+    say!(
         "demo: backend {}, parallelism {}, max parallelism {max_p}, {} keys, {} records, \
          {kind_name} checkpoint every {} records, dir {}",
         engine.name(),
@@ -533,7 +533,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let checks: Vec<Check> = reports.into_iter().map(|(_, check)| check).collect();
     let mut ok = print_check(&expected, &checks);
     let secs = (processed - started).as_secs_f64();
-    println!(
+    say!(
         "records: {} in {secs:.2} s, {:.0} records/s",
         args.records,
         args.records as f64 / secs
@@ -558,7 +558,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         restored_checks.push(check(&backend, &states, &expected)?);
         backend.close()?;
     }
-    println!(
+    say!(
         "restore: checkpoint {} into {} subtasks in {:.2} s",
         latest.checkpoint_id,
         args.parallelism,
@@ -603,22 +603,22 @@ fn print_check(expected: &Expected, checks: &[Check]) -> bool {
         distinct_keys,
         distinct_keys,
     ];
-    println!("state\tkind\tentries\texpected");
+    say!("state\tkind\tentries\texpected");
     let mut ok = true;
     for (n, (state, kind)) in STATES.iter().enumerate() {
         let entries: u64 = checks.iter().map(|c| c.entries[n]).sum();
         ok &= entries == want[n];
-        println!("{state}\t{kind}\t{entries}\t{}", want[n]);
+        say!("{state}\t{kind}\t{entries}\t{}", want[n]);
     }
     let checked: u64 = checks.iter().map(|c| c.keys_checked).sum();
     let mismatches: Vec<&String> = checks.iter().flat_map(|c| &c.mismatches).collect();
     ok &= checked == distinct_keys && mismatches.is_empty();
     for m in mismatches.iter().take(10) {
-        println!("mismatch: {m}");
+        say!("mismatch: {m}");
     }
     let per_subtask: Vec<String> = checks.iter().map(|c| c.keys_checked.to_string()).collect();
-    println!("keys per subtask: {}", per_subtask.join(" "));
-    println!(
+    say!("keys per subtask: {}", per_subtask.join(" "));
+    say!(
         "check: {} ({checked} of {distinct_keys} keys match the generated records, {} mismatches)",
         if ok { "OK" } else { "FAILED" },
         mismatches.len()
@@ -632,7 +632,7 @@ fn print_checkpoints(stats: &CheckpointStats, parallelism: u32) -> bool {
         .total_pause
         .checked_div(stats.snapshots.max(1))
         .unwrap_or_default();
-    println!(
+    say!(
         "checkpoints: {} completed, {} failed, {} bytes written, synchronous pause per subtask avg {:.1} ms max {:.1} ms ({} subtasks)",
         stats.completed,
         stats.failed.len(),
@@ -642,7 +642,7 @@ fn print_checkpoints(stats: &CheckpointStats, parallelism: u32) -> bool {
         parallelism
     );
     for failure in &stats.failed {
-        println!("checkpoint failed: {failure}");
+        say!("checkpoint failed: {failure}");
     }
     stats.failed.is_empty()
 }

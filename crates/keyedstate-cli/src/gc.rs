@@ -24,9 +24,9 @@ pub fn run(args: &GcArgs) -> Result<()> {
         "removed"
     };
     for path in &report.removed_files {
-        println!("{verb} {path}");
+        say!("{verb} {path}");
     }
-    println!(
+    say!(
         "{verb} {} files and {} incomplete checkpoints",
         report.removed_files.len(),
         report.removed_checkpoints.len()

@@ -19,29 +19,31 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let (storage, metadata) = open_checkpoint(&args.checkpoint)?;
     if args.json {
         let json = serde_json::to_string_pretty(&metadata).expect("metadata serializes");
-        println!("{json}");
+        say!("{json}");
         return Ok(());
     }
-    println!(
+    say!(
         "checkpoint {} in {}",
         metadata.checkpoint_id,
         storage.describe()
     );
-    println!(
+    say!(
         "max parallelism {}, parallelism {}",
         metadata.max_parallelism,
         metadata.parallelism()
     );
-    println!("states:");
+    say!("states:");
     for state in &metadata.states {
         let user_key = state
             .user_key_codec
             .as_deref()
             .map(|c| format!(", user key {c}"))
             .unwrap_or_default();
-        println!(
+        say!(
             "  {}\t{}\tvalue {}{user_key}",
-            state.name, state.kind, state.value_codec
+            state.name,
+            state.kind,
+            state.value_codec
         );
     }
     let (mut shared, mut own) = (0u64, 0u64);
@@ -52,15 +54,18 @@ pub fn run(args: &InspectArgs) -> Result<()> {
                 format!("rocksdb incremental, instance {backend_id}")
             }
         };
-        println!(
+        say!(
             "subtask {}: key groups {}, {kind}",
-            handle.subtask, handle.key_group_range
+            handle.subtask,
+            handle.key_group_range
         );
         for file in handle.files() {
             let place = if file.is_shared() { "shared" } else { "own" };
-            println!(
+            say!(
                 "  {}\t{} bytes\tcrc32c {:08x}\t{place}",
-                file.path, file.size, file.crc32c
+                file.path,
+                file.size,
+                file.crc32c
             );
             if file.is_shared() {
                 shared += file.size
@@ -69,7 +74,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             }
         }
     }
-    println!(
+    say!(
         "files: {} bytes shared, {} bytes own, {} bytes in all",
         shared,
         own,

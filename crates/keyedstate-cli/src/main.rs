@@ -1,5 +1,16 @@
 //! `keyedstate`: the command-line tool.
 
+/// `println!` for command output: when the reader of standard output has gone (`keyedstate
+/// inspect ... | head`), the process ends quietly instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            crate::output_failed(e);
+        }
+    }};
+}
+
 mod checkpoint_arg;
 mod demo;
 mod gc;
@@ -30,6 +41,14 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Remove files that no completed checkpoint of a root references.
     Gc(gc::GcArgs),
+}
+
+fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("keyedstate: cannot write to standard output: {e}");
+    std::process::exit(1);
 }
 
 fn main() -> ExitCode {

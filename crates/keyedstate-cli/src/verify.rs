@@ -25,7 +25,7 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
         storage.verify(file)?;
     }
     let bytes: u64 = files.iter().map(|f| f.size).sum();
-    println!(
+    say!(
         "checkpoint {}: {} files, {bytes} bytes, sizes and checksums OK",
         metadata.checkpoint_id,
         files.len()
@@ -55,13 +55,13 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
         digest.merge(backend.digest()?);
         backend.close()?;
     }
-    println!(
+    say!(
         "restored {} subtasks with the {} backend: OK",
         metadata.parallelism(),
         engine.name()
     );
     if args.digest {
-        println!("{digest}");
+        say!("{digest}");
     }
     Ok(())
 }

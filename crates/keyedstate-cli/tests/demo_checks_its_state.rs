@@ -41,15 +41,24 @@ fn demo_check_passes_on_both_backends() {
             stdout.contains("recent\tlist\t500\t500"),
             "{backend}: {stdout}"
         );
-        assert_eq!(
-            stdout
-                .lines()
-                .filter(|l| l.starts_with("keys per subtask:"))
-                .count(),
-            1
+        // Once for the job, once for its restored last checkpoint.
+        let checks = stdout
+            .lines()
+            .filter(|l| l.starts_with("check: OK (500 of 500 keys"))
+            .count();
+        assert_eq!(checks, 2, "{backend}: {stdout}");
+        // 5000 records, a barrier every 50000: only the one after the last record.
+        assert!(
+            stdout.contains("checkpoints: 1 completed, 0 failed"),
+            "{backend}: {stdout}"
         );
         assert!(
-            !dir.path().join("work/subtask-0").exists(),
+            stdout.contains("restore: checkpoint "),
+            "{backend}: {stdout}"
+        );
+        assert!(
+            !dir.path().join("work/subtask-0").exists()
+                && !dir.path().join("restore/subtask-0").exists(),
             "working directories are removed"
         );
     }
