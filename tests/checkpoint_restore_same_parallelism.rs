@@ -168,3 +168,45 @@ fn restore_with_another_max_parallelism_is_refused() {
         assert!(err.to_string().contains("max parallelism 128"), "{err}");
     }
 }
+
+/// Writes between the synchronous and the asynchronous part of a snapshot do not leak into it:
+/// the task goes on processing while the checkpoint is written.
+fn writes_during_the_asynchronous_part_are_not_in_the_snapshot(engine: Engine, kind: SnapshotKind) {
+    let (_dir, storage, mut coordinator) = directory_coordinator(1);
+    let job = TestJob::new(engine, 128, 2);
+    job.write_round(0);
+    let at_snapshot = job.digest();
+    let pending = coordinator.trigger().unwrap();
+    let snapshots: Vec<_> = job
+        .backends
+        .iter()
+        .map(|b| b.snapshot(pending.id(), kind).unwrap())
+        .collect();
+    job.write_round(1);
+    job.write_round(2);
+    assert_ne!(job.digest(), at_snapshot);
+    let handles = snapshots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.run(&storage, i as u32).unwrap())
+        .collect();
+    let metadata = coordinator
+        .complete(pending, job.max_p, job.backends[0].states(), handles)
+        .unwrap()
+        .clone();
+    let restored = TestJob::restored(engine, &metadata, &storage, 2).unwrap();
+    assert_eq!(restored.digest(), at_snapshot, "{engine:?} {kind:?}");
+}
+
+#[test]
+fn snapshots_are_isolated_from_later_writes() {
+    writes_during_the_asynchronous_part_are_not_in_the_snapshot(Engine::Heap, SnapshotKind::Full);
+    writes_during_the_asynchronous_part_are_not_in_the_snapshot(
+        Engine::RocksDb,
+        SnapshotKind::Full,
+    );
+    writes_during_the_asynchronous_part_are_not_in_the_snapshot(
+        Engine::RocksDb,
+        SnapshotKind::Incremental,
+    );
+}

@@ -11,6 +11,7 @@ macro_rules! say {
     }};
 }
 
+mod bench;
 mod checkpoint_arg;
 mod demo;
 mod gc;
@@ -41,6 +42,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Remove files that no completed checkpoint of a root references.
     Gc(gc::GcArgs),
+    /// Measure the state benchmark workload and its baselines (use a release build).
+    Bench(bench::BenchArgs),
 }
 
 fn output_failed(e: std::io::Error) -> ! {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Gc(args) => gc::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 //! without the WAL, and one memory budget shared by every instance of the process.
 
 mod backend;
+mod baseline;
 mod config;
 mod error;
 mod memory;
@@ -13,6 +14,7 @@ mod snapshot;
 mod transfer;
 
 pub use backend::RocksDbBackend;
+pub use baseline::RawBaseline;
 pub use config::{OptionsProfile, RocksDbConfig};
 pub use memory::{DEFAULT_MEMORY_BUDGET, SharedMemory};
 pub use transfer::DEFAULT_TRANSFER_CONCURRENCY;

@@ -1,0 +1,445 @@
+//! `keyedstate bench`: the design's state benchmark workload (as flink-benchmarks' state
+//! benchmarks) through the public API, with its baselines measured in the same run.
+//!
+//! 500,000 u64 keys visited in one shuffled order (fixed by the seed); max parallelism 2; every
+//! operation is set-current-key plus one state call. Checkpoint: 10% of the keys change, then one
+//! checkpoint is taken to a local directory (timed without the change), counted in checkpoints
+//! per second. Baselines: `raw-rocksdb` (put, get and merge on the identical key bytes with the
+//! identical options) and `std-hashmap`.
+
+use clap::{Args, ValueEnum};
+use keyedstate::checkpoint::{CheckpointCoordinator, CheckpointStorage, DirectoryStorage};
+use keyedstate::codec::bincode_encode;
+use keyedstate::job::{self, Engine};
+use keyedstate::key_layout::{list_elements, put_framed, put_key_group};
+use keyedstate::rocksdb::{RawBaseline, RocksDbConfig};
+use keyedstate::{
+    Error, KeyedStateBackend, ListStateDescriptor, MapStateDescriptor, MaxParallelism, Result,
+    SnapshotKind, ValueStateDescriptor,
+};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Which backends to measure; each with its baseline.
+    #[arg(long, value_enum, default_value_t = Which::All)]
+    backend: Which,
+    /// Number of keys.
+    #[arg(long, default_value_t = 500_000)]
+    keys: u64,
+    /// Timed passes over all keys per benchmark (checkpoints per checkpoint benchmark).
+    #[arg(long, default_value_t = 5)]
+    passes: u32,
+    /// Untimed passes before the timed ones.
+    #[arg(long, default_value_t = 2)]
+    warmup: u32,
+    /// Seed of the shuffled key order.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    Rocksdb,
+    Heap,
+    All,
+}
+
+const USER_KEYS: u64 = 10;
+
+/// Runs `op` over every key `warmup + passes` times; returns operations per second of the timed
+/// passes.
+fn measure(
+    order: &[u64],
+    warmup: u32,
+    passes: u32,
+    mut op: impl FnMut(u64) -> Result<()>,
+) -> Result<f64> {
+    for _ in 0..warmup {
+        order.iter().try_for_each(|&k| op(k))?;
+    }
+    let started = Instant::now();
+    for _ in 0..passes {
+        order.iter().try_for_each(|&k| op(k))?;
+    }
+    Ok(order.len() as f64 * f64::from(passes) / started.elapsed().as_secs_f64())
+}
+
+fn report(backend: &str, benchmark: &str, ops_per_sec: f64) {
+    say!("{backend}\t{benchmark}\t{ops_per_sec:.0}");
+}
+
+/// The keys in one shuffled order (Fisher-Yates with splitmix64).
+fn shuffled(keys: u64, seed: u64) -> Vec<u64> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<u64> = (0..keys).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.keys == 0 || args.passes == 0 {
+        return Err(Error::invalid_argument(
+            "--keys and --passes must be at least 1",
+        ));
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "keyedstate bench: this is a debug build; figures mean little (use cargo run --release)"
+        );
+    }
+    let dir =
+        tempfile::tempdir().map_err(|e| Error::io("cannot create a temporary directory", e))?;
+    let order = shuffled(args.keys, args.seed);
+    say!("backend\tbenchmark\tops_per_sec");
+    if args.backend != Which::Heap {
+        bench_backend(args, Engine::RocksDb, &order, dir.path())?;
+        bench_raw_rocksdb(args, &order, dir.path())?;
+    }
+    if args.backend != Which::Rocksdb {
+        bench_backend(args, Engine::Heap, &order, dir.path())?;
+        bench_std_hashmap(args, &order)?;
+    }
+    Ok(())
+}
+
+fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) -> Result<()> {
+    let max_p = MaxParallelism::new(2)?;
+    let backend = job::open_subtask(engine, max_p, 1, 0, &dir.join("work"))?;
+    let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
+    let list = backend.list_state(&ListStateDescriptor::<u64>::new("list"))?;
+    let map = backend.map_state(&MapStateDescriptor::<u64, f64>::new("map"))?;
+    for &key in order {
+        backend.set_current_key(&key)?;
+        value.update(&key)?;
+        list.add(&key)?;
+        for user_key in 0..USER_KEYS {
+            map.put(&user_key, &(key as f64))?;
+        }
+    }
+    let (w, p) = (args.warmup, args.passes);
+    let name = engine.name();
+    let b = &backend;
+    report(
+        name,
+        "valueUpdate",
+        measure(order, w, p, |k| {
+            b.set_current_key(&k).and_then(|()| value.update(&(k + 1)))
+        })?,
+    );
+    report(
+        name,
+        "valueGet",
+        measure(order, w, p, |k| {
+            b.set_current_key(&k)
+                .and_then(|()| value.get().map(black_box).map(drop))
+        })?,
+    );
+    report(
+        name,
+        "listAppend",
+        measure(order, w, p, |k| {
+            b.set_current_key(&k).and_then(|()| list.add(&k))
+        })?,
+    );
+    report(
+        name,
+        "listGetAndIterate",
+        measure(order, w, p, |k| {
+            b.set_current_key(&k)?;
+            black_box(list.get()?.iter().sum::<u64>());
+            Ok(())
+        })?,
+    );
+    report(
+        name,
+        "mapUpdate",
+        measure(order, w, p, |k| {
+            b.set_current_key(&k)
+                .and_then(|()| map.put(&(k % USER_KEYS), &(k as f64 + 0.5)))
+        })?,
+    );
+    report(
+        name,
+        "mapGet",
+        measure(order, w, p, |k| {
+            b.set_current_key(&k)
+                .and_then(|()| map.get(&(k % USER_KEYS)).map(black_box).map(drop))
+        })?,
+    );
+    let kinds: &[SnapshotKind] = match engine {
+        Engine::RocksDb => &[SnapshotKind::Incremental, SnapshotKind::Full],
+        Engine::Heap => &[SnapshotKind::Full],
+    };
+    for &kind in kinds {
+        bench_checkpoints(args, engine, kind, &backend, order, dir)?;
+    }
+    backend.close()
+}
+
+/// Checkpoint figures: checkpoints per second on stdout; pause, time and bytes on stderr.
+fn bench_checkpoints(
+    args: &BenchArgs,
+    engine: Engine,
+    kind: SnapshotKind,
+    backend: &KeyedStateBackend,
+    order: &[u64],
+    dir: &Path,
+) -> Result<()> {
+    let name = if kind == SnapshotKind::Full {
+        "checkpointFull"
+    } else {
+        "checkpointIncremental"
+    };
+    let root = dir.join(format!("checkpoints-{}-{name}", engine.name()));
+    let storage: Arc<dyn CheckpointStorage> = Arc::new(DirectoryStorage::new(&root)?);
+    let mut coordinator = CheckpointCoordinator::open(storage.clone(), 1)?;
+    let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
+    let tenth = order.len().div_ceil(10);
+    let (mut total, mut pause, mut bytes) = (Duration::ZERO, Duration::ZERO, 0u64);
+    let mut previous: Vec<String> = Vec::new();
+    for round in 0..args.warmup + args.passes {
+        // Change 10% of the keys: a different tenth each round.
+        for &key in order
+            .iter()
+            .cycle()
+            .skip(round as usize * tenth)
+            .take(tenth)
+        {
+            backend.set_current_key(&key)?;
+            value.update(&(key + u64::from(round) + 7))?;
+        }
+        let started = Instant::now();
+        let pending = coordinator.trigger()?;
+        let snapshot = backend.snapshot(pending.id(), kind)?;
+        let synchronous = started.elapsed();
+        let handle = snapshot.run(&storage, 0)?;
+        let metadata = coordinator
+            .complete(
+                pending,
+                backend.max_parallelism(),
+                backend.states(),
+                vec![handle],
+            )?
+            .clone();
+        backend.notify_checkpoint_complete(metadata.checkpoint_id)?;
+        let elapsed = started.elapsed();
+        let written: u64 = metadata
+            .files()
+            .filter(|f| !previous.contains(&f.path))
+            .map(|f| f.size)
+            .sum();
+        previous = metadata.files().map(|f| f.path.clone()).collect();
+        if round >= args.warmup {
+            total += elapsed;
+            pause += synchronous;
+            bytes += written;
+        }
+    }
+    let n = f64::from(args.passes);
+    report(engine.name(), name, n / total.as_secs_f64());
+    eprintln!(
+        "{}\t{name}\tper checkpoint: {:.1} ms in all, {:.1} ms synchronous pause, {} bytes written",
+        engine.name(),
+        total.as_secs_f64() * 1e3 / n,
+        pause.as_secs_f64() * 1e3 / n,
+        bytes / u64::from(args.passes)
+    );
+    Ok(())
+}
+
+/// The entry key bytes the backend uses for `key` in the void namespace, at max parallelism 2.
+fn entry_key(key: u64) -> Result<Vec<u8>> {
+    let max_p = MaxParallelism::new(2)?;
+    let mut serialized = Vec::new();
+    bincode_encode(&key, &mut serialized)?;
+    let mut out = Vec::with_capacity(serialized.len() + 4);
+    put_key_group(
+        &mut out,
+        max_p.key_group_of(&serialized),
+        max_p.prefix_len(),
+    );
+    put_framed(&mut out, &serialized);
+    put_framed(&mut out, &[]);
+    Ok(out)
+}
+
+fn bench_raw_rocksdb(args: &BenchArgs, order: &[u64], dir: &Path) -> Result<()> {
+    let max_p = MaxParallelism::new(2)?;
+    let config = RocksDbConfig::new(dir.join("raw"), max_p, max_p.full_range());
+    let raw = RawBaseline::open(&config, &["value", "list", "map"])?;
+    let (value_cf, list_cf, map_cf) = (0, 1, 2);
+    // Key bytes and encoded values as the backend would produce them, computed up front.
+    let keys: HashMap<u64, Vec<u8>> = order
+        .iter()
+        .map(|&k| Ok((k, entry_key(k)?)))
+        .collect::<Result<_>>()?;
+    let encode = |v: u64| -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        bincode_encode(&v, &mut out)?;
+        Ok(out)
+    };
+    let map_keys: Vec<Vec<Vec<u8>>> = (0..USER_KEYS)
+        .map(|uk| {
+            order
+                .iter()
+                .map(|&k| Ok([keys[&k].as_slice(), &encode(uk)?].concat()))
+                .collect::<Result<_>>()
+        })
+        .collect::<Result<_>>()?;
+    let index: HashMap<u64, usize> = order.iter().enumerate().map(|(i, &k)| (k, i)).collect();
+    let element = |v: u64| -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        put_framed(&mut out, &encode(v)?);
+        Ok(out)
+    };
+    for &k in order {
+        raw.put(value_cf, &keys[&k], &encode(k)?)?;
+        raw.merge(list_cf, &keys[&k], &element(k)?)?;
+        for keys_of_user_key in &map_keys {
+            raw.put(
+                map_cf,
+                &keys_of_user_key[index[&k]],
+                &(k as f64).to_le_bytes(),
+            )?;
+        }
+    }
+    let values: HashMap<u64, Vec<u8>> = order
+        .iter()
+        .map(|&k| Ok((k, encode(k + 1)?)))
+        .collect::<Result<_>>()?;
+    let elements: HashMap<u64, Vec<u8>> = order
+        .iter()
+        .map(|&k| Ok((k, element(k)?)))
+        .collect::<Result<_>>()?;
+    let (w, p) = (args.warmup, args.passes);
+    let mut out = Vec::new();
+    report(
+        "raw-rocksdb",
+        "valueUpdate",
+        measure(order, w, p, |k| raw.put(value_cf, &keys[&k], &values[&k]))?,
+    );
+    report(
+        "raw-rocksdb",
+        "valueGet",
+        measure(order, w, p, |k| {
+            raw.get(value_cf, &keys[&k], &mut out).map(drop)
+        })?,
+    );
+    report(
+        "raw-rocksdb",
+        "listAppend",
+        measure(order, w, p, |k| {
+            raw.merge(list_cf, &keys[&k], &elements[&k])
+        })?,
+    );
+    report(
+        "raw-rocksdb",
+        "listGetAndIterate",
+        measure(order, w, p, |k| {
+            raw.get(list_cf, &keys[&k], &mut out)?;
+            black_box(list_elements(&out).count());
+            Ok(())
+        })?,
+    );
+    let map_value = 0.5f64.to_le_bytes();
+    report(
+        "raw-rocksdb",
+        "mapUpdate",
+        measure(order, w, p, |k| {
+            raw.put(
+                map_cf,
+                &map_keys[(k % USER_KEYS) as usize][index[&k]],
+                &map_value,
+            )
+        })?,
+    );
+    report(
+        "raw-rocksdb",
+        "mapGet",
+        measure(order, w, p, |k| {
+            raw.get(
+                map_cf,
+                &map_keys[(k % USER_KEYS) as usize][index[&k]],
+                &mut out,
+            )
+            .map(drop)
+        })?,
+    );
+    Ok(())
+}
+
+fn bench_std_hashmap(args: &BenchArgs, order: &[u64]) -> Result<()> {
+    let mut value: HashMap<u64, u64> = order.iter().map(|&k| (k, k)).collect();
+    let mut list: HashMap<u64, Vec<u64>> = order.iter().map(|&k| (k, vec![k])).collect();
+    let mut map: HashMap<u64, HashMap<u64, f64>> = order
+        .iter()
+        .map(|&k| (k, (0..USER_KEYS).map(|uk| (uk, k as f64)).collect()))
+        .collect();
+    let (w, p) = (args.warmup, args.passes);
+    let name = "std-hashmap";
+    report(
+        name,
+        "valueUpdate",
+        measure(order, w, p, |k| {
+            value.insert(k, k + 1);
+            Ok(())
+        })?,
+    );
+    report(
+        name,
+        "valueGet",
+        measure(order, w, p, |k| {
+            black_box(value.get(&k));
+            Ok(())
+        })?,
+    );
+    report(
+        name,
+        "listAppend",
+        measure(order, w, p, |k| {
+            list.entry(k).or_default().push(k);
+            Ok(())
+        })?,
+    );
+    report(
+        name,
+        "listGetAndIterate",
+        measure(order, w, p, |k| {
+            black_box(list.get(&k).map(|l| l.iter().sum::<u64>()));
+            Ok(())
+        })?,
+    );
+    report(
+        name,
+        "mapUpdate",
+        measure(order, w, p, |k| {
+            map.entry(k)
+                .or_default()
+                .insert(k % USER_KEYS, k as f64 + 0.5);
+            Ok(())
+        })?,
+    );
+    report(
+        name,
+        "mapGet",
+        measure(order, w, p, |k| {
+            black_box(map.get(&k).and_then(|m| m.get(&(k % USER_KEYS))));
+            Ok(())
+        })?,
+    );
+    Ok(())
+}
