@@ -56,7 +56,8 @@ pub fn open_subtask(
     }
 }
 
-/// The backend of subtask `index` of `parallelism`, restored from `metadata`.
+/// The backend of subtask `index` of `parallelism`, restored from `metadata` (taken at this or
+/// any other parallelism with the same max parallelism).
 pub fn restore_subtask(
     engine: Engine,
     metadata: &CheckpointMetadata,
@@ -67,12 +68,16 @@ pub fn restore_subtask(
 ) -> Result<KeyedStateBackend> {
     let max_p = metadata.max_parallelism;
     match engine {
-        Engine::Heap => HeapBackend::restore(
-            max_p,
-            max_p.range_for_subtask(parallelism, index)?,
-            metadata,
-            storage.as_ref(),
-        ),
+        Engine::Heap => {
+            // RocksDB incremental snapshots reach the heap through a temporary RocksDB instance.
+            let range = max_p.range_for_subtask(parallelism, index)?;
+            let mut heap = HeapBackend::new(max_p, range)?;
+            let scratch = work.join(format!("subtask-{index}-import"));
+            let restored = keyedstate_rocksdb::restore_into(&mut heap, metadata, storage, &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            restored?;
+            Ok(KeyedStateBackend::new(Box::new(heap)))
+        }
         Engine::RocksDb => RocksDbBackend::restore(
             rocksdb_config(max_p, parallelism, index, work)?,
             metadata,

@@ -70,7 +70,12 @@ fn measure(
 }
 
 fn report(backend: &str, benchmark: &str, ops_per_sec: f64) {
-    say!("{backend}\t{benchmark}\t{ops_per_sec:.0}");
+    // Checkpoints are a few per second: keep their decimals.
+    if ops_per_sec < 100.0 {
+        say!("{backend}\t{benchmark}\t{ops_per_sec:.3}");
+    } else {
+        say!("{backend}\t{benchmark}\t{ops_per_sec:.0}");
+    }
 }
 
 /// The keys in one shuffled order (Fisher-Yates with splitmix64).

@@ -58,6 +58,9 @@ pub struct DemoArgs {
     /// Completed checkpoints to keep.
     #[arg(long, default_value_t = 1)]
     retained: usize,
+    /// Restore the last checkpoint at this parallelism (rescale) instead of the job's.
+    #[arg(long)]
+    rescale_to: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -454,6 +457,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         None => MaxParallelism::default_for(args.parallelism),
     };
     max_p.range_for_subtask(args.parallelism, 0)?;
+    if let Some(p) = args.rescale_to {
+        max_p.range_for_subtask(p, 0)?;
+    }
     let temp;
     let root = match &args.dir {
         Some(dir) => dir.clone(),
@@ -545,12 +551,13 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let latest = load_latest(storage.as_ref())?;
     let restore_work = root.join("restore");
     let mut restored_checks = Vec::new();
-    for index in 0..args.parallelism {
+    let restore_parallelism = args.rescale_to.unwrap_or(args.parallelism);
+    for index in 0..restore_parallelism {
         let backend = job::restore_subtask(
             engine,
             &latest,
             &storage,
-            args.parallelism,
+            restore_parallelism,
             index,
             &restore_work,
         )?;
@@ -559,9 +566,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         backend.close()?;
     }
     say!(
-        "restore: checkpoint {} into {} subtasks in {:.2} s",
+        "restore: checkpoint {} (parallelism {}) into {} subtasks in {:.2} s",
         latest.checkpoint_id,
         args.parallelism,
+        restore_parallelism,
         restore_started.elapsed().as_secs_f64()
     );
     ok &= print_check(&expected, &restored_checks);

@@ -16,6 +16,8 @@ mod checkpoint_arg;
 mod demo;
 mod gc;
 mod inspect;
+mod rescale;
+mod restore;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +44,10 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Remove files that no completed checkpoint of a root references.
     Gc(gc::GcArgs),
+    /// Write a checkpoint at another parallelism from a checkpoint (offline rescale).
+    Rescale(rescale::RescaleArgs),
+    /// Materialize one subtask of a checkpoint as a plain RocksDB directory.
+    Restore(restore::RestoreArgs),
     /// Measure the state benchmark workload and its baselines (use a release build).
     Bench(bench::BenchArgs),
 }
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Gc(args) => gc::run(&args),
+        Command::Rescale(args) => rescale::run(&args),
+        Command::Restore(args) => restore::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -6,13 +6,8 @@
 
 use crate::config::RocksDbConfig;
 use crate::error::map_err;
-use crate::snapshot::{self, RocksDbSnapshot, SstRegistry};
-use crate::transfer::{Job, run_bounded};
+use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
 use keyedstate_core::backend::{EntryScan, MapScan, Registration, StateRegistry};
-use keyedstate_core::checkpoint::restore::restore_full_snapshots;
-use keyedstate_core::checkpoint::{
-    CheckpointMetadata, CheckpointStorage, FileRef, NamedFile, SnapshotHandle,
-};
 use keyedstate_core::key_layout::put_key_group;
 use keyedstate_core::key_layout::split_entry_key;
 use keyedstate_core::{AsyncSnapshot, KeyGroupSource, SnapshotKind};
@@ -25,7 +20,6 @@ use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, Options,
     ReadOptions, WriteBatch, WriteOptions,
 };
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct RocksDbBackend {
     /// `None` once closed.
     db: Option<DB>,
-    config: RocksDbConfig,
+    pub(crate) config: RocksDbConfig,
     prefix_len: usize,
     registry: StateRegistry,
     cf_options: Options,
@@ -51,7 +45,7 @@ pub struct RocksDbBackend {
 impl RocksDbBackend {
     /// Opens a new, empty instance in `config.path`.
     pub fn new(config: RocksDbConfig) -> Result<Self> {
-        Self::open_instance(config, &[], HashMap::new())
+        Self::open_instance(config, &[], SstFiles::default())
     }
 
     /// A new instance wrapped in the typed API.
@@ -59,81 +53,12 @@ impl RocksDbBackend {
         Ok(KeyedStateBackend::new(Box::new(Self::new(config)?)))
     }
 
-    /// An instance holding `config.key_group_range`, restored from checkpoint `metadata`: from
-    /// the incremental snapshot of the subtask with exactly that range (its files are fetched,
-    /// verified and opened as they are), or from full snapshots (only the range's key groups are
-    /// read, whatever the checkpoint's parallelism).
-    pub fn restore(
-        config: RocksDbConfig,
-        metadata: &CheckpointMetadata,
-        storage: &Arc<dyn CheckpointStorage>,
-    ) -> Result<KeyedStateBackend> {
-        let same_range = metadata
-            .subtasks
-            .iter()
-            .find(|h| h.key_group_range == config.key_group_range);
-        if let Some(SnapshotHandle::RocksDbIncremental { files, .. }) =
-            same_range.map(|h| &h.snapshot)
-        {
-            if metadata.max_parallelism != config.max_parallelism {
-                return Err(Error::incompatible_state(format!(
-                    "checkpoint {} has max parallelism {}, the backend {}",
-                    metadata.checkpoint_id, metadata.max_parallelism, config.max_parallelism
-                )));
-            }
-            let backend = Self::restore_files(config, &metadata.states, files, storage)?;
-            return Ok(KeyedStateBackend::new(Box::new(backend)));
-        }
-        let mut backend = Self::new(config)?;
-        restore_full_snapshots(&mut backend, metadata, storage.as_ref())?;
-        Ok(KeyedStateBackend::new(Box::new(backend)))
-    }
-
-    fn restore_files(
-        config: RocksDbConfig,
-        states: &[StateMeta],
-        files: &[NamedFile],
-        storage: &Arc<dyn CheckpointStorage>,
-    ) -> Result<Self> {
-        let db_dir = config.path.join("db");
-        if db_dir.join("CURRENT").exists() {
-            return Err(already_holds(&db_dir));
-        }
-        std::fs::create_dir_all(&db_dir)
-            .map_err(|e| Error::io(format!("cannot create {}", db_dir.display()), e))?;
-        let jobs: Vec<Job<()>> = files
-            .iter()
-            .map(|named| {
-                keyedstate_core::checkpoint::storage::check_relative_path(&named.name)?;
-                let (file, dest, storage) = (
-                    named.file.clone(),
-                    db_dir.join(&named.name),
-                    storage.clone(),
-                );
-                Ok(Box::new(move || storage.fetch(&file, &dest)) as Job<()>)
-            })
-            .collect::<Result<_>>()?;
-        if let Err(e) = run_bounded(jobs, config.transfer_concurrency) {
-            let _ = std::fs::remove_dir_all(&config.path);
-            return Err(e);
-        }
-        let confirmed = files
-            .iter()
-            .filter(|f| f.name.ends_with(".sst"))
-            .map(|f| (f.name.clone(), f.file.clone()))
-            .collect();
-        let path = config.path.clone();
-        Self::open_instance(config, states, confirmed).inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&path);
-        })
-    }
-
     /// Opens the database in `config.path/db` (new, or restored with `states` as its column
     /// families).
-    fn open_instance(
+    pub(crate) fn open_instance(
         config: RocksDbConfig,
         states: &[StateMeta],
-        confirmed: HashMap<String, FileRef>,
+        confirmed: SstFiles,
     ) -> Result<Self> {
         let range = config.key_group_range;
         if u32::from(range.end()) >= config.max_parallelism.get() {
@@ -191,7 +116,7 @@ impl RocksDbBackend {
         &self.backend_id
     }
 
-    fn db(&self) -> Result<&DB> {
+    pub(crate) fn db(&self) -> Result<&DB> {
         self.db
             .as_ref()
             .ok_or_else(|| Error::closed("the RocksDB backend is closed"))

@@ -43,6 +43,16 @@ impl OptionsProfile {
     }
 }
 
+/// How a restore with rescale moves the entries of other instances into the restored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RescaleMethod {
+    /// Write them into SST files and ingest those (no memtable, no compaction of the data).
+    #[default]
+    Ingest,
+    /// Write them in write batches without the WAL: slower; kept as a fallback and a baseline.
+    WriteBatch,
+}
+
 /// How to open one RocksDB backend instance.
 #[derive(Clone)]
 pub struct RocksDbConfig {
@@ -60,6 +70,8 @@ pub struct RocksDbConfig {
     pub delete_on_close: bool,
     /// Files transferred at once by a snapshot's asynchronous part or a restore.
     pub transfer_concurrency: usize,
+    /// How a restore with rescale moves other instances' entries in.
+    pub rescale_method: RescaleMethod,
 }
 
 impl RocksDbConfig {
@@ -77,6 +89,7 @@ impl RocksDbConfig {
             bloom_bits_per_key: 10.0,
             delete_on_close: true,
             transfer_concurrency: crate::transfer::DEFAULT_TRANSFER_CONCURRENCY,
+            rescale_method: RescaleMethod::Ingest,
         }
     }
 

@@ -10,11 +10,13 @@ mod config;
 mod error;
 mod memory;
 mod merge;
+mod restore;
 mod snapshot;
 mod transfer;
 
 pub use backend::RocksDbBackend;
 pub use baseline::RawBaseline;
-pub use config::{OptionsProfile, RocksDbConfig};
+pub use config::{OptionsProfile, RescaleMethod, RocksDbConfig};
 pub use memory::{DEFAULT_MEMORY_BUDGET, SharedMemory};
+pub use restore::restore_into;
 pub use transfer::DEFAULT_TRANSFER_CONCURRENCY;

@@ -23,13 +23,34 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// The SST files of an instance that checkpoints hold, by their local name.
+/// SST files of an instance held by checkpoints in one storage, by their local name.
+#[derive(Default, Clone)]
+pub(crate) struct SstFiles {
+    /// `CheckpointStorage::describe` of the storage that holds them.
+    pub(crate) storage: String,
+    pub(crate) files: HashMap<String, FileRef>,
+}
+
+impl SstFiles {
+    /// The stored copy of local file `name`, if it is held in `storage`.
+    fn get(&self, storage: &str, name: &str) -> Option<&FileRef> {
+        if self.storage == storage {
+            self.files.get(name)
+        } else {
+            None
+        }
+    }
+}
+
+/// The SST files of an instance that checkpoints hold.
 #[derive(Default)]
 pub(crate) struct SstRegistry {
-    /// Files of the last completed checkpoint: later checkpoints reference them without upload.
-    pub(crate) confirmed: HashMap<String, FileRef>,
+    /// Files of the last completed checkpoint (or of the restored one): later checkpoints into
+    /// the same storage reference them without upload. Into another storage, everything is
+    /// uploaded.
+    pub(crate) confirmed: SstFiles,
     /// Files of checkpoints still in flight, by checkpoint id.
-    pub(crate) pending: BTreeMap<u64, HashMap<String, FileRef>>,
+    pub(crate) pending: BTreeMap<u64, SstFiles>,
 }
 
 impl SstRegistry {
@@ -58,7 +79,7 @@ pub(crate) struct RocksDbSnapshot {
     pub(crate) config: RocksDbConfig,
     pub(crate) states: Vec<StateMeta>,
     pub(crate) backend_id: String,
-    pub(crate) confirmed: HashMap<String, FileRef>,
+    pub(crate) confirmed: SstFiles,
     pub(crate) registry: Arc<Mutex<SstRegistry>>,
 }
 
@@ -103,13 +124,14 @@ impl RocksDbSnapshot {
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
         names.sort();
+        let storage_id = storage.describe();
         let mut files = Vec::with_capacity(names.len());
         let mut jobs: Vec<Job<FileRef>> = Vec::new();
         let mut uploaded = Vec::new();
         for name in names {
             let reused = name
                 .ends_with(".sst")
-                .then(|| self.confirmed.get(&name))
+                .then(|| self.confirmed.get(&storage_id, &name))
                 .flatten();
             if let Some(file) = reused {
                 files.push((name, Some(file.clone())));
@@ -152,9 +174,13 @@ impl RocksDbSnapshot {
             .iter()
             .filter(|f| f.name.ends_with(".sst"))
             .map(|f| (f.name.clone(), f.file.clone()));
+        let held = SstFiles {
+            storage: storage_id,
+            files: ssts.collect(),
+        };
         lock(&self.registry)
             .pending
-            .insert(self.checkpoint_id, ssts.collect());
+            .insert(self.checkpoint_id, held);
         Ok(SnapshotHandle::RocksDbIncremental {
             backend_id: self.backend_id.clone(),
             files,

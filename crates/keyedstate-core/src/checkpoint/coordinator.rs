@@ -164,6 +164,11 @@ impl CheckpointCoordinator {
         self.completed.back()
     }
 
+    /// Makes the next checkpoint id at least `id + 1` (a rescaled copy keeps its source's id).
+    pub fn continue_after(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id + 1);
+    }
+
     /// Starts checkpoint `next id`. Fails while another is in flight.
     pub fn trigger(&mut self) -> Result<PendingCheckpoint> {
         if let Some(id) = self.in_flight {

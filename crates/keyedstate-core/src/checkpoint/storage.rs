@@ -29,7 +29,8 @@ pub fn full_snapshot_path(id: u64, subtask: u32) -> String {
 
 /// A checkpoint store. Paths are relative to its root, `/`-separated.
 pub trait CheckpointStorage: Send + Sync {
-    /// Where it is, for messages.
+    /// Where it is: for messages, and as its identity (two storages with the same description
+    /// hold the same files).
     fn describe(&self) -> String;
 
     /// Stores `bytes` at `path` durably.
@@ -404,9 +405,20 @@ impl CheckpointStorage for DirectoryStorage {
 }
 
 /// Checkpoints held in memory: for tests and small state. Same layout and checks as a directory.
-#[derive(Default)]
 pub struct MemoryStorage {
+    /// Distinguishes memory storages in [`CheckpointStorage::describe`].
+    id: u64,
     files: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl Default for MemoryStorage {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        MemoryStorage {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            files: Mutex::default(),
+        }
+    }
 }
 
 impl MemoryStorage {
@@ -426,7 +438,7 @@ impl MemoryStorage {
 
 impl CheckpointStorage for MemoryStorage {
     fn describe(&self) -> String {
-        "memory".to_owned()
+        format!("memory #{}", self.id)
     }
 
     fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<FileRef> {

@@ -1,0 +1,76 @@
+//! `keyedstate restore`: materializes one subtask of a checkpoint, at any parallelism, as a plain
+//! RocksDB directory (one column family per state) that any RocksDB tool can open.
+
+use crate::checkpoint_arg::open_checkpoint;
+use clap::Args;
+use keyedstate::rocksdb::{RocksDbBackend, RocksDbConfig};
+use keyedstate::{Error, Result, StateBackend};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// A `chk-<id>` directory, or a checkpoint root (its latest completed checkpoint).
+    checkpoint: PathBuf,
+    /// The parallelism to restore at.
+    #[arg(long)]
+    parallelism: u32,
+    /// The subtask, 0 to parallelism - 1.
+    #[arg(long)]
+    subtask: u32,
+    /// The directory to create for the RocksDB database (must not exist, or be empty).
+    #[arg(long)]
+    into: PathBuf,
+}
+
+pub fn run(args: &RestoreArgs) -> Result<()> {
+    let (storage, metadata) = open_checkpoint(&args.checkpoint)?;
+    let range = metadata
+        .max_parallelism
+        .range_for_subtask(args.parallelism, args.subtask)?;
+    if args.into.exists()
+        && std::fs::read_dir(&args.into)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(Error::invalid_argument(format!(
+            "{} exists and is not empty",
+            args.into.display()
+        )));
+    }
+    let parent = args
+        .into
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+    // The instance is built next to the target and its database moved in place when complete.
+    let instance = tempfile::tempdir_in(parent)
+        .map_err(|e| Error::io("cannot create a working directory", e))?;
+    let mut config = RocksDbConfig::new(
+        instance.path().join("instance"),
+        metadata.max_parallelism,
+        range,
+    );
+    config.delete_on_close = false;
+    let mut backend = RocksDbBackend::restore_engine(config, &metadata, &storage)?;
+    let states: Vec<String> = backend.states().iter().map(|m| m.name.clone()).collect();
+    backend.close()?;
+    let _ = std::fs::remove_dir(&args.into);
+    let db = instance.path().join("instance").join("db");
+    std::fs::rename(&db, &args.into).map_err(|e| {
+        Error::io(
+            format!("cannot move the database to {}", args.into.display()),
+            e,
+        )
+    })?;
+    say!(
+        "restored subtask {} of {} (key groups {range}) of checkpoint {} into {}",
+        args.subtask,
+        args.parallelism,
+        metadata.checkpoint_id,
+        args.into.display()
+    );
+    say!("column families: {}", states.join(", "));
+    Ok(())
+}

@@ -1,0 +1,480 @@
+//! Restore, at the same parallelism or with rescale.
+//!
+//! Restoring key-group range R from a checkpoint:
+//! - the base is the incremental handle with the largest overlap with R: its files are fetched
+//!   (verified) and opened as they are; if its range is not exactly R, it is clipped to R
+//!   (whole files outside R deleted, then the ranges below R's start and above its end);
+//! - every other handle overlapping R is imported: an incremental one through a temporary
+//!   read-only instance of its files, a full one from its canonical file, reading only R's key
+//!   groups, written into one SST file per state and ingested (or, with
+//!   [`RescaleMethod::WriteBatch`], written in batches without the WAL);
+//! - without an incremental handle, an empty instance imports every overlapping handle.
+
+use crate::RocksDbBackend;
+use crate::backend::{open_read_only, scan_key_group_in};
+use crate::config::{RescaleMethod, RocksDbConfig};
+use crate::error::map_err;
+use crate::snapshot::SstFiles;
+use crate::transfer::{Job, run_bounded};
+use keyedstate_core::checkpoint::canonical::{CanonicalSnapshot, restore_canonical};
+use keyedstate_core::checkpoint::restore::check_max_parallelism;
+use keyedstate_core::checkpoint::storage::check_relative_path;
+use keyedstate_core::checkpoint::{
+    CheckpointMetadata, CheckpointStorage, NamedFile, SnapshotHandle, SubtaskHandle,
+};
+use keyedstate_core::key_layout::{put_framed, put_key_group};
+use keyedstate_core::{
+    Error, KeyGroupRange, KeyedStateBackend, RawEntry, Result, StateBackend, StateKind, StateMeta,
+};
+use rocksdb::{DB, IngestExternalFileOptions, Options, SstFileWriter, WriteBatch, WriteOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Entries per write batch on the write-batch path.
+const BATCH_ENTRIES: usize = 16 * 1024;
+
+impl RocksDbBackend {
+    /// An instance holding `config.key_group_range`, restored from checkpoint `metadata` at any
+    /// parallelism (see the module documentation).
+    pub fn restore(
+        config: RocksDbConfig,
+        metadata: &CheckpointMetadata,
+        storage: &Arc<dyn CheckpointStorage>,
+    ) -> Result<KeyedStateBackend> {
+        Ok(KeyedStateBackend::new(Box::new(Self::restore_engine(
+            config, metadata, storage,
+        )?)))
+    }
+
+    /// Like [`Self::restore`], returning the engine itself.
+    pub fn restore_engine(
+        config: RocksDbConfig,
+        metadata: &CheckpointMetadata,
+        storage: &Arc<dyn CheckpointStorage>,
+    ) -> Result<Self> {
+        let range = config.key_group_range;
+        if metadata.max_parallelism != config.max_parallelism {
+            return Err(Error::incompatible_state(format!(
+                "checkpoint {} has max parallelism {}, the backend {}: key groups cannot be remapped",
+                metadata.checkpoint_id, metadata.max_parallelism, config.max_parallelism
+            )));
+        }
+        let overlapping: Vec<&SubtaskHandle> = metadata
+            .subtasks
+            .iter()
+            .filter(|h| h.key_group_range.intersect(range).is_some())
+            .collect();
+        let base = overlapping
+            .iter()
+            .copied()
+            .filter(|h| matches!(h.snapshot, SnapshotHandle::RocksDbIncremental { .. }))
+            .max_by_key(|h| {
+                h.key_group_range
+                    .intersect(range)
+                    .map_or(0, KeyGroupRange::len)
+            });
+        let mut backend = match base {
+            Some(SubtaskHandle {
+                snapshot: SnapshotHandle::RocksDbIncremental { files, .. },
+                key_group_range,
+                ..
+            }) => {
+                let backend = Self::restore_files(config, &metadata.states, files, storage)?;
+                if *key_group_range != range {
+                    backend.clip_to(range)?;
+                }
+                backend
+            }
+            _ => {
+                let mut backend = Self::new(config)?;
+                for meta in &metadata.states {
+                    backend.register_state(meta)?;
+                }
+                backend
+            }
+        };
+        for handle in overlapping
+            .into_iter()
+            .filter(|h| Some(h.subtask) != base.map(|b| b.subtask))
+        {
+            backend
+                .import(handle, &metadata.states, storage)
+                .map_err(|e| {
+                    e.context(format_args!(
+                        "importing subtask {} of checkpoint {}",
+                        handle.subtask, metadata.checkpoint_id
+                    ))
+                })?;
+        }
+        Ok(backend)
+    }
+
+    /// Fetches an incremental snapshot's files into `config.path/db` and opens them.
+    pub(crate) fn restore_files(
+        config: RocksDbConfig,
+        states: &[StateMeta],
+        files: &[NamedFile],
+        storage: &Arc<dyn CheckpointStorage>,
+    ) -> Result<Self> {
+        let db_dir = config.path.join("db");
+        if db_dir.join("CURRENT").exists() {
+            return Err(Error::invalid_argument(format!(
+                "working directory {} already holds a RocksDB instance",
+                db_dir.display()
+            )));
+        }
+        fetch_files(files, storage, &db_dir, config.transfer_concurrency).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&config.path);
+        })?;
+        let confirmed = SstFiles {
+            storage: storage.describe(),
+            files: files
+                .iter()
+                .filter(|f| f.name.ends_with(".sst"))
+                .map(|f| (f.name.clone(), f.file.clone()))
+                .collect(),
+        };
+        let path = config.path.clone();
+        Self::open_instance(config, states, confirmed).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&path);
+        })
+    }
+
+    /// Deletes every entry outside `range`: whole files first, then range deletions.
+    fn clip_to(&self, range: KeyGroupRange) -> Result<()> {
+        let db = self.db()?;
+        let (prefix_len, max_p) = (
+            self.config.max_parallelism.prefix_len(),
+            self.config.max_parallelism.get(),
+        );
+        // A bound is the bare key-group prefix, which sorts before every key of that group;
+        // `max_p` itself is one past the last key group (it fits the prefix: 128 in one byte).
+        let bound = |group: u32| {
+            let mut key = Vec::with_capacity(2);
+            put_key_group(&mut key, group as u16, prefix_len);
+            key
+        };
+        let mut outside = Vec::new();
+        if range.start() > 0 {
+            outside.push((Vec::new(), bound(u32::from(range.start()))));
+        }
+        if u32::from(range.end()) + 1 < max_p {
+            outside.push((bound(u32::from(range.end()) + 1), bound(max_p)));
+        }
+        let mut write_options = WriteOptions::default();
+        write_options.disable_wal(true);
+        for meta in self.states() {
+            let cf = db.cf_handle(&meta.name).ok_or_else(|| {
+                Error::corruption(format!("column family '{}' is missing", meta.name))
+            })?;
+            for (from, to) in &outside {
+                db.delete_file_in_range_cf(cf, from, to)
+                    .map_err(map_err("deleting files outside the key groups"))?;
+                db.delete_range_cf_opt(cf, from, to, &write_options)
+                    .map_err(map_err("deleting ranges outside the key groups"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the entries of `handle` in this instance's key groups into it.
+    fn import(
+        &mut self,
+        handle: &SubtaskHandle,
+        states: &[StateMeta],
+        storage: &Arc<dyn CheckpointStorage>,
+    ) -> Result<()> {
+        let Some(range) = handle
+            .key_group_range
+            .intersect(self.config.key_group_range)
+        else {
+            return Ok(());
+        };
+        let work = self.config.path.join(format!("import-{}", handle.subtask));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)
+            .map_err(|e| Error::io(format!("cannot create {}", work.display()), e))?;
+        let imported = self.import_from(handle, range, states, storage, &work);
+        let _ = std::fs::remove_dir_all(&work);
+        imported
+    }
+
+    fn import_from(
+        &mut self,
+        handle: &SubtaskHandle,
+        range: KeyGroupRange,
+        states: &[StateMeta],
+        storage: &Arc<dyn CheckpointStorage>,
+        work: &Path,
+    ) -> Result<()> {
+        let cf_options = self.config.cf_options();
+        let mut sink = Sink::new(self, &cf_options, states, work)?;
+        match &handle.snapshot {
+            SnapshotHandle::Full { file } => {
+                let bytes = storage.read(file)?;
+                let snapshot = CanonicalSnapshot::parse(&bytes, &file.path)?;
+                let ids: Vec<usize> = snapshot
+                    .states
+                    .iter()
+                    .map(|m| sink.state_index(&m.name))
+                    .collect::<Result<_>>()?;
+                for key_group in range.iter() {
+                    snapshot.scan_key_group(key_group, &mut |state, entry| {
+                        sink.add(ids[state], &entry)
+                    })?;
+                }
+            }
+            SnapshotHandle::RocksDbIncremental { files, .. } => {
+                let dir = work.join("db");
+                fetch_files(files, storage, &dir, self.config.transfer_concurrency)?;
+                let db = open_read_only(&self.config, &dir, states)?;
+                let prefix_len = self.config.max_parallelism.prefix_len();
+                for (index, meta) in states.iter().enumerate() {
+                    let cf = db.cf_handle(&meta.name).ok_or_else(|| {
+                        Error::corruption(format!("snapshot lacks column family '{}'", meta.name))
+                    })?;
+                    for key_group in range.iter() {
+                        scan_key_group_in(&db, cf, prefix_len, key_group, &mut |entry| {
+                            sink.add(index, &entry)
+                                .map(|()| std::ops::ControlFlow::Continue(()))
+                        })?;
+                    }
+                }
+            }
+        }
+        sink.finish(self)
+    }
+}
+
+/// Copies (and verifies) files into `dir` under their RocksDB names, a few at a time.
+fn fetch_files(
+    files: &[NamedFile],
+    storage: &Arc<dyn CheckpointStorage>,
+    dir: &Path,
+    concurrency: usize,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let jobs: Vec<Job<()>> = files
+        .iter()
+        .map(|named| {
+            check_relative_path(&named.name)?;
+            let (file, dest, storage) =
+                (named.file.clone(), dir.join(&named.name), storage.clone());
+            Ok(Box::new(move || storage.fetch(&file, &dest)) as Job<()>)
+        })
+        .collect::<Result<_>>()?;
+    run_bounded(jobs, concurrency).map(drop)
+}
+
+/// Where imported entries go: one SST file per state, ingested at the end; or write batches.
+struct Sink<'o> {
+    states: Vec<String>,
+    kinds: Vec<StateKind>,
+    prefix_len: usize,
+    key: Vec<u8>,
+    target: SinkTarget<'o>,
+}
+
+enum SinkTarget<'o> {
+    Ingest {
+        writers: Vec<(SstFileWriter<'o>, PathBuf, u64)>,
+    },
+    Batch {
+        batch: WriteBatch,
+        pending: Vec<(usize, Vec<u8>, Vec<u8>)>,
+    },
+}
+
+impl<'o> Sink<'o> {
+    fn new(
+        backend: &RocksDbBackend,
+        options: &'o Options,
+        states: &[StateMeta],
+        work: &Path,
+    ) -> Result<Self> {
+        let target = match backend.config.rescale_method {
+            RescaleMethod::Ingest => {
+                let mut writers = Vec::new();
+                for (i, _) in states.iter().enumerate() {
+                    let writer = SstFileWriter::create(options);
+                    let path = work.join(format!("import-{i}.sst"));
+                    writer
+                        .open(&path)
+                        .map_err(map_err("opening an SST file for import"))?;
+                    writers.push((writer, path, 0));
+                }
+                SinkTarget::Ingest { writers }
+            }
+            RescaleMethod::WriteBatch => SinkTarget::Batch {
+                batch: WriteBatch::default(),
+                pending: Vec::new(),
+            },
+        };
+        Ok(Sink {
+            states: states.iter().map(|m| m.name.clone()).collect(),
+            kinds: states.iter().map(|m| m.kind).collect(),
+            prefix_len: backend.config.max_parallelism.prefix_len(),
+            key: Vec::new(),
+            target,
+        })
+    }
+
+    fn state_index(&self, name: &str) -> Result<usize> {
+        self.states.iter().position(|n| n == name).ok_or_else(|| {
+            Error::corruption(format!(
+                "snapshot state '{name}' is not in the checkpoint's states"
+            ))
+        })
+    }
+
+    /// Adds one entry of state `state`; entries of one state arrive in ascending key order.
+    fn add(&mut self, state: usize, entry: &RawEntry<'_>) -> Result<()> {
+        self.key.clear();
+        put_key_group(&mut self.key, entry.parts.key_group, self.prefix_len);
+        put_framed(&mut self.key, entry.parts.key);
+        put_framed(&mut self.key, entry.parts.namespace);
+        if self.kinds[state] == StateKind::Map {
+            self.key.extend_from_slice(entry.parts.user_key);
+        }
+        match &mut self.target {
+            SinkTarget::Ingest { writers } => {
+                let (writer, _, count) = &mut writers[state];
+                writer
+                    .put(&self.key, entry.value)
+                    .map_err(map_err("writing an SST file for import"))?;
+                *count += 1;
+            }
+            SinkTarget::Batch { pending, .. } => {
+                pending.push((state, self.key.clone(), entry.value.to_vec()))
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, backend: &mut RocksDbBackend) -> Result<()> {
+        let db: &DB = backend.db()?;
+        match self.target {
+            SinkTarget::Ingest { writers } => {
+                let mut options = IngestExternalFileOptions::default();
+                // The files are ours and on the instance's filesystem: move, don't copy.
+                options.set_move_files(true);
+                for ((mut writer, path, count), name) in writers.into_iter().zip(&self.states) {
+                    if count == 0 {
+                        continue;
+                    }
+                    writer
+                        .finish()
+                        .map_err(map_err("finishing an SST file for import"))?;
+                    let cf = db.cf_handle(name).ok_or_else(|| {
+                        Error::corruption(format!("column family '{name}' is missing"))
+                    })?;
+                    db.ingest_external_file_cf_opts(cf, &options, vec![path])
+                        .map_err(map_err("ingesting an SST file"))?;
+                }
+            }
+            SinkTarget::Batch { mut batch, pending } => {
+                let mut write_options = WriteOptions::default();
+                write_options.disable_wal(true);
+                for (n, (state, key, value)) in pending.into_iter().enumerate() {
+                    let cf = db
+                        .cf_handle(&self.states[state])
+                        .ok_or_else(|| Error::corruption("column family is missing"))?;
+                    batch.put_cf(cf, key, value);
+                    if (n + 1) % BATCH_ENTRIES == 0 {
+                        db.write_opt(std::mem::take(&mut batch), &write_options)
+                            .map_err(map_err("writing a batch"))?;
+                    }
+                }
+                db.write_opt(batch, &write_options)
+                    .map_err(map_err("writing a batch"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Streams the entries of `metadata` in `engine`'s key groups into `engine` through its write
+/// path: full snapshots directly, RocksDB incremental snapshots through a temporary read-only
+/// RocksDB instance in `work`. This is how the heap backend restores (and rescales) RocksDB
+/// incremental checkpoints.
+pub fn restore_into(
+    engine: &mut dyn StateBackend,
+    metadata: &CheckpointMetadata,
+    storage: &Arc<dyn CheckpointStorage>,
+    work: &Path,
+) -> Result<()> {
+    check_max_parallelism(metadata, engine)?;
+    let ids = metadata
+        .states
+        .iter()
+        .map(|meta| engine.register_state(meta))
+        .collect::<Result<Vec<_>>>()?;
+    let range = engine.key_group_range();
+    let max_p = metadata.max_parallelism;
+    for handle in &metadata.subtasks {
+        let Some(overlap) = handle.key_group_range.intersect(range) else {
+            continue;
+        };
+        match &handle.snapshot {
+            SnapshotHandle::Full { file } => {
+                let bytes = storage.read(file)?;
+                restore_canonical(engine, &CanonicalSnapshot::parse(&bytes, &file.path)?)?;
+            }
+            SnapshotHandle::RocksDbIncremental { files, .. } => {
+                let dir = work.join(format!("import-{}", handle.subtask));
+                let _ = std::fs::remove_dir_all(&dir);
+                let config = RocksDbConfig::new(work, max_p, range);
+                let result = (|| {
+                    fetch_files(files, storage, &dir, config.transfer_concurrency)?;
+                    let db = open_read_only(&config, &dir, &metadata.states)?;
+                    let mut key = Vec::new();
+                    for (index, meta) in metadata.states.iter().enumerate() {
+                        let cf = db.cf_handle(&meta.name).ok_or_else(|| {
+                            Error::corruption(format!(
+                                "snapshot lacks column family '{}'",
+                                meta.name
+                            ))
+                        })?;
+                        for key_group in overlap.iter() {
+                            scan_key_group_in(
+                                &db,
+                                cf,
+                                max_p.prefix_len(),
+                                key_group,
+                                &mut |entry| {
+                                    key.clear();
+                                    put_key_group(&mut key, key_group, max_p.prefix_len());
+                                    put_framed(&mut key, entry.parts.key);
+                                    put_framed(&mut key, entry.parts.namespace);
+                                    let entry_key = keyedstate_core::EntryKey::new(
+                                        &key,
+                                        key_group,
+                                        max_p.prefix_len(),
+                                    );
+                                    if meta.kind == StateKind::Map {
+                                        engine.map_put(
+                                            ids[index],
+                                            entry_key,
+                                            entry.parts.user_key,
+                                            entry.value,
+                                        )?;
+                                    } else {
+                                        engine.put(ids[index], entry_key, entry.value)?;
+                                    }
+                                    Ok(std::ops::ControlFlow::Continue(()))
+                                },
+                            )?;
+                        }
+                    }
+                    Ok(())
+                })();
+                let _ = std::fs::remove_dir_all(&dir);
+                result.map_err(|e: Error| {
+                    e.context(format_args!("importing subtask {}", handle.subtask))
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
