@@ -1,6 +1,8 @@
 //! A job's subtasks seen together: open or restore the backend of each subtask of either engine,
 //! and take a job-level checkpoint of all of them. Used by the `keyedstate` tool and the tests.
 
+use keyedstate_core::OperatorStateBackend;
+use keyedstate_core::checkpoint::storage::checkpoint_dir;
 use keyedstate_core::checkpoint::{
     CheckpointCoordinator, CheckpointMetadata, CheckpointStorage, SubtaskHandle,
 };
@@ -94,6 +96,17 @@ pub fn checkpoint(
     coordinator: &mut CheckpointCoordinator,
     kind: SnapshotKind,
 ) -> Result<CheckpointMetadata> {
+    checkpoint_with_operator_state(backends, &[], coordinator, kind)
+}
+
+/// Like [`checkpoint`], with each subtask's operator state (`operators[i]` of subtask `i`; an
+/// empty slice for none).
+pub fn checkpoint_with_operator_state(
+    backends: &[KeyedStateBackend],
+    operators: &[OperatorStateBackend],
+    coordinator: &mut CheckpointCoordinator,
+    kind: SnapshotKind,
+) -> Result<CheckpointMetadata> {
     let first = backends
         .first()
         .ok_or_else(|| Error::invalid_argument("a job has at least one subtask"))?;
@@ -110,6 +123,10 @@ pub fn checkpoint(
             return Err(e);
         }
     };
+    // Operator state is small: its synchronous part is the encoding itself.
+    let operator_bytes: Vec<Option<Vec<u8>>> = (0..backends.len())
+        .map(|i| operators.get(i).map(OperatorStateBackend::snapshot_bytes))
+        .collect();
     let storage = coordinator.storage().clone();
     let results: Vec<Result<SubtaskHandle>> = std::thread::scope(|scope| {
         let workers: Vec<_> = snapshots
@@ -117,7 +134,15 @@ pub fn checkpoint(
             .enumerate()
             .map(|(i, snapshot)| {
                 let storage = storage.clone();
-                scope.spawn(move || snapshot.run(&storage, i as u32))
+                let operator = operator_bytes[i].clone();
+                scope.spawn(move || {
+                    let mut handle = snapshot.run(&storage, i as u32)?;
+                    if let Some(bytes) = operator {
+                        let path = format!("{}/subtask-{i}.operator", checkpoint_dir(id));
+                        handle.operator_state = Some(storage.put_bytes(&path, &bytes)?);
+                    }
+                    Ok(handle)
+                })
             })
             .collect();
         workers

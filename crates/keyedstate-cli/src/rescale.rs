@@ -9,7 +9,7 @@ use keyedstate::checkpoint::{
     CheckpointCoordinator, CheckpointStorage, DirectoryStorage, SnapshotHandle,
 };
 use keyedstate::job::{self, Engine};
-use keyedstate::{Error, Result, SnapshotKind};
+use keyedstate::{Error, OperatorStateBackend, Result, SnapshotKind};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -134,6 +134,7 @@ fn write_rescaled(
     } else {
         ProgressBar::hidden()
     };
+    let with_operator_state = metadata.subtasks.iter().any(|h| h.operator_state.is_some());
     let pending = coordinator.trigger()?;
     let mut handles = Vec::new();
     for index in 0..args.parallelism {
@@ -145,8 +146,14 @@ fn write_rescaled(
             index,
             work.path(),
         )?;
-        let handle = backend.snapshot(pending.id(), kind)?.run(&output, index)?;
+        let mut handle = backend.snapshot(pending.id(), kind)?.run(&output, index)?;
         backend.close()?;
+        if with_operator_state {
+            let operators =
+                OperatorStateBackend::restore(metadata, input.as_ref(), args.parallelism, index)?;
+            let path = format!("chk-{}/subtask-{index}.operator", pending.id());
+            handle.operator_state = Some(output.put_bytes(&path, &operators.snapshot_bytes())?);
+        }
         handles.push(handle);
         progress.inc(1);
     }

@@ -18,6 +18,7 @@ pub mod key_group;
 pub mod key_layout;
 mod keyed;
 mod murmur3;
+pub mod operator;
 mod state;
 
 pub use backend::{AsyncSnapshot, EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
@@ -31,4 +32,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use key_group::{KeyGroupRange, MaxParallelism};
 pub use keyed::{KeyedStateBackend, PendingSnapshot};
 pub use murmur3::murmur3_32;
+pub use operator::{BroadcastState, OperatorListState, OperatorStateBackend, OperatorStateKind};
 pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};

@@ -184,6 +184,7 @@ impl AsyncSnapshot for HeapSnapshot {
             subtask,
             key_group_range: range,
             snapshot: SnapshotHandle::Full { file },
+            operator_state: None,
         })
     }
 }

@@ -105,6 +105,7 @@ impl AsyncSnapshot for RocksDbSnapshot {
             subtask,
             key_group_range: self.config.key_group_range,
             snapshot,
+            operator_state: None,
         })
     }
 }

@@ -35,6 +35,9 @@ pub struct SubtaskHandle {
     pub subtask: u32,
     pub key_group_range: KeyGroupRange,
     pub snapshot: SnapshotHandle,
+    /// The subtask's operator state, if it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_state: Option<FileRef>,
 }
 
 /// What a subtask's snapshot consists of.
@@ -62,12 +65,14 @@ pub struct NamedFile {
 impl SubtaskHandle {
     /// Every file the handle references.
     pub fn files(&self) -> Vec<&FileRef> {
-        match &self.snapshot {
+        let mut files: Vec<&FileRef> = match &self.snapshot {
             SnapshotHandle::Full { file } => vec![file],
             SnapshotHandle::RocksDbIncremental { files, .. } => {
                 files.iter().map(|f| &f.file).collect()
             }
-        }
+        };
+        files.extend(&self.operator_state);
+        files
     }
 }
 
