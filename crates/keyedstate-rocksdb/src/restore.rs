@@ -26,7 +26,9 @@ use keyedstate_core::key_layout::{put_framed, put_key_group};
 use keyedstate_core::{
     Error, KeyGroupRange, KeyedStateBackend, RawEntry, Result, StateBackend, StateKind, StateMeta,
 };
-use rocksdb::{DB, IngestExternalFileOptions, Options, SstFileWriter, WriteBatch, WriteOptions};
+use rocksdb::{
+    DB, FlushOptions, IngestExternalFileOptions, Options, SstFileWriter, WriteBatch, WriteOptions,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -73,7 +75,7 @@ impl RocksDbBackend {
                     .intersect(range)
                     .map_or(0, KeyGroupRange::len)
             });
-        let mut backend = match base {
+        let backend = match base {
             Some(SubtaskHandle {
                 snapshot: SnapshotHandle::RocksDbIncremental { files, .. },
                 key_group_range,
@@ -179,7 +181,7 @@ impl RocksDbBackend {
 
     /// Moves the entries of `handle` in this instance's key groups into it.
     fn import(
-        &mut self,
+        &self,
         handle: &SubtaskHandle,
         states: &[StateMeta],
         storage: &Arc<dyn CheckpointStorage>,
@@ -200,7 +202,7 @@ impl RocksDbBackend {
     }
 
     fn import_from(
-        &mut self,
+        &self,
         handle: &SubtaskHandle,
         range: KeyGroupRange,
         states: &[StateMeta],
@@ -242,7 +244,7 @@ impl RocksDbBackend {
                 }
             }
         }
-        sink.finish(self)
+        sink.finish()
     }
 }
 
@@ -267,8 +269,11 @@ fn fetch_files(
     run_bounded(jobs, concurrency).map(drop)
 }
 
-/// Where imported entries go: one SST file per state, ingested at the end; or write batches.
+/// Where imported entries go: one SST file per state, ingested at the end; or write batches
+/// without the WAL, written as they fill and flushed at the end (so that both leave the data in
+/// SST files, as a checkpoint needs it).
 struct Sink<'o> {
+    db: &'o DB,
     states: Vec<String>,
     kinds: Vec<StateKind>,
     prefix_len: usize,
@@ -282,13 +287,14 @@ enum SinkTarget<'o> {
     },
     Batch {
         batch: WriteBatch,
-        pending: Vec<(usize, Vec<u8>, Vec<u8>)>,
+        entries: usize,
+        write_options: WriteOptions,
     },
 }
 
 impl<'o> Sink<'o> {
     fn new(
-        backend: &RocksDbBackend,
+        backend: &'o RocksDbBackend,
         options: &'o Options,
         states: &[StateMeta],
         work: &Path,
@@ -306,12 +312,18 @@ impl<'o> Sink<'o> {
                 }
                 SinkTarget::Ingest { writers }
             }
-            RescaleMethod::WriteBatch => SinkTarget::Batch {
-                batch: WriteBatch::default(),
-                pending: Vec::new(),
-            },
+            RescaleMethod::WriteBatch => {
+                let mut write_options = WriteOptions::default();
+                write_options.disable_wal(true);
+                SinkTarget::Batch {
+                    batch: WriteBatch::default(),
+                    entries: 0,
+                    write_options,
+                }
+            }
         };
         Ok(Sink {
+            db: backend.db()?,
             states: states.iter().map(|m| m.name.clone()).collect(),
             kinds: states.iter().map(|m| m.kind).collect(),
             prefix_len: backend.config.max_parallelism.prefix_len(),
@@ -328,6 +340,13 @@ impl<'o> Sink<'o> {
         })
     }
 
+    fn cf(&self, state: usize) -> Result<&'o rocksdb::ColumnFamily> {
+        let name = &self.states[state];
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))
+    }
+
     /// Adds one entry of state `state`; entries of one state arrive in ascending key order.
     fn add(&mut self, state: usize, entry: &RawEntry<'_>) -> Result<()> {
         self.key.clear();
@@ -337,6 +356,10 @@ impl<'o> Sink<'o> {
         if self.kinds[state] == StateKind::Map {
             self.key.extend_from_slice(entry.parts.user_key);
         }
+        let cf = match &self.target {
+            SinkTarget::Batch { .. } => Some(self.cf(state)?),
+            SinkTarget::Ingest { .. } => None,
+        };
         match &mut self.target {
             SinkTarget::Ingest { writers } => {
                 let (writer, _, count) = &mut writers[state];
@@ -345,49 +368,64 @@ impl<'o> Sink<'o> {
                     .map_err(map_err("writing an SST file for import"))?;
                 *count += 1;
             }
-            SinkTarget::Batch { pending, .. } => {
-                pending.push((state, self.key.clone(), entry.value.to_vec()))
+            SinkTarget::Batch {
+                batch,
+                entries,
+                write_options,
+            } => {
+                batch.put_cf(cf.expect("looked up for batches"), &self.key, entry.value);
+                *entries += 1;
+                if *entries % BATCH_ENTRIES == 0 {
+                    self.db
+                        .write_opt(std::mem::take(batch), write_options)
+                        .map_err(map_err("writing a batch"))?;
+                }
             }
         }
         Ok(())
     }
 
-    fn finish(self, backend: &mut RocksDbBackend) -> Result<()> {
-        let db: &DB = backend.db()?;
+    fn finish(self) -> Result<()> {
         match self.target {
             SinkTarget::Ingest { writers } => {
                 let mut options = IngestExternalFileOptions::default();
                 // The files are ours and on the instance's filesystem: move, don't copy.
                 options.set_move_files(true);
-                for ((mut writer, path, count), name) in writers.into_iter().zip(&self.states) {
+                for (state, (mut writer, path, count)) in writers.into_iter().enumerate() {
                     if count == 0 {
                         continue;
                     }
                     writer
                         .finish()
                         .map_err(map_err("finishing an SST file for import"))?;
-                    let cf = db.cf_handle(name).ok_or_else(|| {
-                        Error::corruption(format!("column family '{name}' is missing"))
-                    })?;
-                    db.ingest_external_file_cf_opts(cf, &options, vec![path])
+                    let cf = self
+                        .db
+                        .cf_handle(&self.states[state])
+                        .ok_or_else(|| Error::corruption("column family is missing"))?;
+                    self.db
+                        .ingest_external_file_cf_opts(cf, &options, vec![path])
                         .map_err(map_err("ingesting an SST file"))?;
                 }
             }
-            SinkTarget::Batch { mut batch, pending } => {
-                let mut write_options = WriteOptions::default();
-                write_options.disable_wal(true);
-                for (n, (state, key, value)) in pending.into_iter().enumerate() {
-                    let cf = db
-                        .cf_handle(&self.states[state])
-                        .ok_or_else(|| Error::corruption("column family is missing"))?;
-                    batch.put_cf(cf, key, value);
-                    if (n + 1) % BATCH_ENTRIES == 0 {
-                        db.write_opt(std::mem::take(&mut batch), &write_options)
-                            .map_err(map_err("writing a batch"))?;
-                    }
-                }
-                db.write_opt(batch, &write_options)
+            SinkTarget::Batch {
+                batch,
+                write_options,
+                ..
+            } => {
+                self.db
+                    .write_opt(batch, &write_options)
                     .map_err(map_err("writing a batch"))?;
+                let mut flush = FlushOptions::default();
+                flush.set_wait(true);
+                for name in &self.states {
+                    let cf = self
+                        .db
+                        .cf_handle(name)
+                        .ok_or_else(|| Error::corruption("column family is missing"))?;
+                    self.db
+                        .flush_cf_opt(cf, &flush)
+                        .map_err(map_err("flushing imported entries"))?;
+                }
             }
         }
         Ok(())

@@ -42,7 +42,8 @@ pub trait CheckpointStorage: Send + Sync {
     /// Reads a file after checking its size and checksum.
     fn read(&self, file: &FileRef) -> Result<Vec<u8>>;
 
-    /// Copies a file to local path `dest` after checking its size and checksum.
+    /// Puts a file at local path `dest` (a copy, or a hard link of an immutable shared file) and
+    /// checks its size and checksum.
     fn fetch(&self, file: &FileRef, dest: &Path) -> Result<()>;
 
     /// Checks that a file is present with its size and checksum.
@@ -285,7 +286,15 @@ impl CheckpointStorage for DirectoryStorage {
                 file.path
             )));
         }
-        let (size, crc) = copy_with_checksum(&full, dest)?;
+        // Shared files (SSTs) are immutable: on the same filesystem a hard link is a copy that
+        // costs no writes. Mutable files (MANIFEST, CURRENT, WAL) are always copied, so that the
+        // restored instance can never change the checkpoint.
+        let linked = file.is_shared() && fs::hard_link(&full, dest).is_ok();
+        let (size, crc) = if linked {
+            checksum_file(dest).map_err(self.io("cannot read", dest))?
+        } else {
+            copy_with_checksum(&full, dest)?
+        };
         check_contents(file, size, crc).inspect_err(|_| {
             let _ = fs::remove_file(dest);
         })
