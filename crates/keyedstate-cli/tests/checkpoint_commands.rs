@@ -1,18 +1,11 @@
 //! `inspect`, `verify` and `gc` on the checkpoints the demo writes.
 
+mod common;
+
+use common::{keyedstate, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn keyedstate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyedstate"))
-        .args(args)
-        .output()
-        .expect("keyedstate runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::Command;
 
 /// Runs a small demo job into `dir`; returns the checkpoint root.
 fn demo(dir: &Path, backend: &str, kind: &str) -> String {

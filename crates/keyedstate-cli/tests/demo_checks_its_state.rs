@@ -1,14 +1,9 @@
 //! `keyedstate demo` runs a job on either backend and its totals check passes; bad arguments
 //! give one clear line and a non-zero exit.
 
-use std::process::Command;
+mod common;
 
-fn keyedstate(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_keyedstate"))
-        .args(args)
-        .output()
-        .expect("keyedstate runs")
-}
+use common::keyedstate;
 
 #[test]
 fn demo_check_passes_on_both_backends() {

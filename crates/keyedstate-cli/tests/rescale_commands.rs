@@ -1,19 +1,11 @@
 //! `keyedstate rescale`, `keyedstate restore` and `keyedstate demo --rescale-to`.
 
+mod common;
+
+use common::{keyedstate, text};
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn keyedstate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyedstate"))
-        .args(args)
-        .output()
-        .expect("keyedstate runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn demo(dir: &Path, backend: &str, parallelism: &str) -> String {
     let out = keyedstate(&[

@@ -100,16 +100,7 @@ impl OperatorStateBackend {
         &self,
         desc: &ListStateDescriptor<V>,
     ) -> Result<OperatorListState<V>> {
-        self.register(
-            &desc.name,
-            OperatorStateKind::List,
-            desc.codec.id().to_owned(),
-        )?;
-        Ok(OperatorListState {
-            states: self.states.clone(),
-            name: desc.name.clone(),
-            codec: desc.codec.clone(),
-        })
+        self.list_handle(desc, OperatorStateKind::List)
     }
 
     /// Union list state: every subtask gets all elements on restore.
@@ -117,11 +108,15 @@ impl OperatorStateBackend {
         &self,
         desc: &ListStateDescriptor<V>,
     ) -> Result<OperatorListState<V>> {
-        self.register(
-            &desc.name,
-            OperatorStateKind::UnionList,
-            desc.codec.id().to_owned(),
-        )?;
+        self.list_handle(desc, OperatorStateKind::UnionList)
+    }
+
+    fn list_handle<V: 'static>(
+        &self,
+        desc: &ListStateDescriptor<V>,
+        kind: OperatorStateKind,
+    ) -> Result<OperatorListState<V>> {
+        self.register(&desc.name, kind, desc.codec.id().to_owned())?;
         Ok(OperatorListState {
             states: self.states.clone(),
             name: desc.name.clone(),

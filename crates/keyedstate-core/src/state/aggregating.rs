@@ -1,4 +1,4 @@
-use super::{StateHandle, framed_namespace};
+use super::StateHandle;
 use crate::codec::Codec;
 use crate::descriptor::AggregateFunction;
 use crate::error::Result;
@@ -61,18 +61,9 @@ where
 
     /// Merges the accumulators of `sources` into the one of `target` (session windows).
     pub fn merge_namespaces<N: Serialize>(&self, target: &N, sources: &[N]) -> Result<()> {
-        let target = framed_namespace(target)?;
-        let mut merged = self.handle.read(Some(&target), &*self.codec)?;
-        for raw in self.handle.take_raw(sources)? {
-            let acc = self.codec.decode(&raw)?;
-            merged = Some(match merged {
-                Some(m) => self.function.merge(m, acc),
-                None => acc,
-            });
-        }
-        match merged {
-            Some(acc) => self.handle.write(Some(&target), &*self.codec, &acc),
-            None => Ok(()),
-        }
+        self.handle
+            .merge_values(&*self.codec, target, sources, |a, b| {
+                self.function.merge(a, b)
+            })
     }
 }

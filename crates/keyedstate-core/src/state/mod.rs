@@ -119,6 +119,30 @@ impl StateHandle {
         self.with(|a| a.engine.delete(a.id, a.key))
     }
 
+    /// Folds the current key's values in `sources` into its value in `target`, deleting the
+    /// sources (session windows merging).
+    pub(crate) fn merge_values<T: 'static, N: Serialize>(
+        &self,
+        codec: &dyn Codec<T>,
+        target: &N,
+        sources: &[N],
+        combine: impl Fn(T, T) -> T,
+    ) -> Result<()> {
+        let target = framed_namespace(target)?;
+        let mut merged = self.read(Some(&target), codec)?;
+        for raw in self.take_raw(sources)? {
+            let value = codec.decode(&raw)?;
+            merged = Some(match merged {
+                Some(acc) => combine(acc, value),
+                None => value,
+            });
+        }
+        match merged {
+            Some(value) => self.write(Some(&target), codec, &value),
+            None => Ok(()),
+        }
+    }
+
     /// Reads and deletes the raw entry of the current key in each of `namespaces`, for merging
     /// namespaces (session windows).
     pub(crate) fn take_raw<N: Serialize>(&self, namespaces: &[N]) -> Result<Vec<Vec<u8>>> {

@@ -1,4 +1,4 @@
-use super::{StateHandle, framed_namespace};
+use super::StateHandle;
 use crate::codec::Codec;
 use crate::descriptor::ReduceFn;
 use crate::error::Result;
@@ -50,18 +50,7 @@ impl<V: 'static> ReducingState<V> {
 
     /// Reduces the values of `sources` into the value of `target` (session windows).
     pub fn merge_namespaces<N: Serialize>(&self, target: &N, sources: &[N]) -> Result<()> {
-        let target = framed_namespace(target)?;
-        let mut merged = self.handle.read(Some(&target), &*self.codec)?;
-        for raw in self.handle.take_raw(sources)? {
-            let value = self.codec.decode(&raw)?;
-            merged = Some(match merged {
-                Some(acc) => (self.reduce)(&acc, &value),
-                None => value,
-            });
-        }
-        match merged {
-            Some(value) => self.handle.write(Some(&target), &*self.codec, &value),
-            None => Ok(()),
-        }
+        self.handle
+            .merge_values(&*self.codec, target, sources, |a, b| (self.reduce)(&a, &b))
     }
 }
