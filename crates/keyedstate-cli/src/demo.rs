@@ -334,7 +334,10 @@ fn checkpoint_thread(
             continue;
         }
         arrived = 0;
-        let trigger = lock(&in_flight).take().expect("a checkpoint is in flight");
+        // The slot stays locked until the coordinator has completed or aborted the checkpoint:
+        // the source must not see it empty and trigger the next one before that.
+        let mut slot = lock(&in_flight);
+        let trigger = slot.take().expect("a checkpoint is in flight");
         let mut coordinator = lock(&coordinator);
         let before: Vec<String> = coordinator
             .latest()
@@ -348,6 +351,7 @@ fn checkpoint_thread(
                 .cloned(),
         };
         drop(coordinator);
+        drop(slot);
         let complete = match outcome {
             Ok(metadata) => {
                 stats.completed += 1;
@@ -443,7 +447,7 @@ fn source(
     while lock(in_flight).is_some() {
         done.recv_timeout(Duration::from_millis(50)).ok();
     }
-    (0..subtasks.len()).try_for_each(|subtask| send(subtask, Input::Stop))
+    Ok(())
 }
 
 pub fn run(args: &DemoArgs) -> Result<()> {
@@ -522,6 +526,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         })
     };
     let routed = source(args, max_p, &senders, &coordinator, &in_flight, &done_rx);
+    // Stop the subtasks whether or not the source finished: the checkpoint thread holds senders
+    // too, so the subtasks' input would never end by itself.
+    for sender in &senders {
+        let _ = sender.send(Input::Stop);
+    }
     drop(senders);
     let mut reports = Vec::new();
     for worker in workers {

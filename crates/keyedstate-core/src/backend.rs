@@ -7,6 +7,7 @@ use crate::descriptor::StateMeta;
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
 use crate::key_layout::{EntryParts, get_framed};
+use crate::ttl::Clock;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -118,6 +119,9 @@ pub trait StateBackend: KeyGroupSource + Send {
 
     /// The key groups this instance holds.
     fn key_group_range(&self) -> KeyGroupRange;
+
+    /// The clock state TTL reads (injected, so tests control time).
+    fn clock(&self) -> Arc<dyn Clock>;
 
     /// Registers a state, or returns the id of the compatible state of that name.
     fn register_state(&mut self, meta: &StateMeta) -> Result<StateId>;

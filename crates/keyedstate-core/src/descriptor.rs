@@ -3,6 +3,7 @@
 
 use crate::codec::{BincodeCodec, Codec};
 use crate::error::{Error, Result};
+use crate::ttl::{StateTtlConfig, TtlMeta};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -40,6 +41,9 @@ pub struct StateMeta {
     pub value_codec: String,
     /// Codec id of the map user key; `None` for other kinds.
     pub user_key_codec: Option<String>,
+    /// The state's time to live, if it has one: values then carry a timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<TtlMeta>,
 }
 
 impl StateMeta {
@@ -57,6 +61,33 @@ impl StateMeta {
                 "state '{}' stores values with codec '{}', not '{}'",
                 self.name, self.value_codec, requested.value_codec
             )));
+        }
+        match (self.ttl, requested.ttl) {
+            (None, Some(_)) | (Some(_), None) => {
+                return Err(Error::incompatible_state(format!(
+                    "state '{}' was registered {} a TTL: turning TTL on or off for an existing \
+                     state is not supported (its stored values {} timestamps)",
+                    self.name,
+                    if self.ttl.is_some() {
+                        "with"
+                    } else {
+                        "without"
+                    },
+                    if self.ttl.is_some() {
+                        "carry"
+                    } else {
+                        "carry no"
+                    }
+                )));
+            }
+            (Some(a), Some(b)) if a.millis != b.millis => {
+                return Err(Error::incompatible_state(format!(
+                    "state '{}' has a TTL of {} ms, not {} ms: changing the TTL of an existing \
+                     state is not supported",
+                    self.name, a.millis, b.millis
+                )));
+            }
+            _ => {}
         }
         if self.user_key_codec != requested.user_key_codec {
             return Err(Error::incompatible_state(format!(
@@ -93,6 +124,7 @@ pub fn check_state_name(name: &str) -> Result<()> {
 pub struct ValueStateDescriptor<V> {
     pub(crate) name: String,
     pub(crate) codec: Arc<dyn Codec<V>>,
+    pub(crate) ttl: Option<StateTtlConfig>,
 }
 
 impl<V: Serialize + DeserializeOwned + 'static> ValueStateDescriptor<V> {
@@ -106,6 +138,7 @@ impl<V> ValueStateDescriptor<V> {
         ValueStateDescriptor {
             name: name.into(),
             codec: Arc::new(codec),
+            ttl: None,
         }
     }
 }
@@ -114,6 +147,7 @@ impl<V> ValueStateDescriptor<V> {
 pub struct ListStateDescriptor<V> {
     pub(crate) name: String,
     pub(crate) codec: Arc<dyn Codec<V>>,
+    pub(crate) ttl: Option<StateTtlConfig>,
 }
 
 impl<V: Serialize + DeserializeOwned + 'static> ListStateDescriptor<V> {
@@ -127,6 +161,7 @@ impl<V> ListStateDescriptor<V> {
         ListStateDescriptor {
             name: name.into(),
             codec: Arc::new(codec),
+            ttl: None,
         }
     }
 }
@@ -136,6 +171,7 @@ pub struct MapStateDescriptor<UK, UV> {
     pub(crate) name: String,
     pub(crate) key_codec: Arc<dyn Codec<UK>>,
     pub(crate) value_codec: Arc<dyn Codec<UV>>,
+    pub(crate) ttl: Option<StateTtlConfig>,
 }
 
 impl<UK, UV> MapStateDescriptor<UK, UV>
@@ -158,6 +194,7 @@ impl<UK, UV> MapStateDescriptor<UK, UV> {
             name: name.into(),
             key_codec: Arc::new(key_codec),
             value_codec: Arc::new(value_codec),
+            ttl: None,
         }
     }
 }
@@ -170,6 +207,7 @@ pub struct ReducingStateDescriptor<V> {
     pub(crate) name: String,
     pub(crate) codec: Arc<dyn Codec<V>>,
     pub(crate) reduce: ReduceFn<V>,
+    pub(crate) ttl: Option<StateTtlConfig>,
 }
 
 impl<V: Serialize + DeserializeOwned + 'static> ReducingStateDescriptor<V> {
@@ -191,6 +229,7 @@ impl<V> ReducingStateDescriptor<V> {
             name: name.into(),
             codec: Arc::new(codec),
             reduce: Arc::new(reduce),
+            ttl: None,
         }
     }
 }
@@ -213,6 +252,7 @@ pub struct AggregatingStateDescriptor<F: AggregateFunction> {
     pub(crate) name: String,
     pub(crate) codec: Arc<dyn Codec<F::Acc>>,
     pub(crate) function: Arc<F>,
+    pub(crate) ttl: Option<StateTtlConfig>,
 }
 
 impl<F> AggregatingStateDescriptor<F>
@@ -231,6 +271,47 @@ impl<F: AggregateFunction> AggregatingStateDescriptor<F> {
             name: name.into(),
             codec: Arc::new(codec),
             function: Arc::new(function),
+            ttl: None,
         }
+    }
+}
+
+impl<V> ValueStateDescriptor<V> {
+    /// Gives the state a time to live (see [`StateTtlConfig`]).
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<V> ListStateDescriptor<V> {
+    /// Gives the state a time to live: each element expires on its own.
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<UK, UV> MapStateDescriptor<UK, UV> {
+    /// Gives the state a time to live: each map entry expires on its own.
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<V> ReducingStateDescriptor<V> {
+    /// Gives the state a time to live (see [`StateTtlConfig`]).
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<F: AggregateFunction> AggregatingStateDescriptor<F> {
+    /// Gives the state a time to live (see [`StateTtlConfig`]).
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.ttl = Some(ttl);
+        self
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
 use crate::key_layout::{put_framed, put_key_group};
 use crate::state::{AggregatingState, ListState, MapState, ReducingState, StateHandle, ValueState};
+use crate::ttl::StateTtlConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::ops::ControlFlow;
@@ -154,31 +155,44 @@ impl KeyedStateBackend {
         kind: StateKind,
         value: &str,
         user_key: Option<&str>,
+        ttl: Option<StateTtlConfig>,
     ) -> Result<StateHandle> {
         let meta = StateMeta {
             name: name.to_owned(),
             kind,
             value_codec: value.to_owned(),
             user_key_codec: user_key.map(str::to_owned),
+            ttl: ttl.map(|t| t.meta()),
         };
-        let id = {
+        let (id, clock) = {
             let mut shared = lock(&self.shared);
             if shared.closed {
                 return Err(Error::closed("the backend is closed"));
             }
-            shared.engine.register_state(&meta)?
+            (shared.engine.register_state(&meta)?, shared.engine.clock())
         };
-        StateHandle::new(self.shared.clone(), id, name)
+        StateHandle::new(
+            self.shared.clone(),
+            id,
+            name,
+            ttl.map(|config| (config, clock)),
+        )
     }
 
     /// Registers, or gets the compatible existing, value state.
     pub fn value_state<V: 'static>(&self, desc: &ValueStateDescriptor<V>) -> Result<ValueState<V>> {
-        let handle = self.register(&desc.name, StateKind::Value, desc.codec.id(), None)?;
+        let handle = self.register(
+            &desc.name,
+            StateKind::Value,
+            desc.codec.id(),
+            None,
+            desc.ttl,
+        )?;
         Ok(ValueState::new(handle, desc.codec.clone()))
     }
 
     pub fn list_state<V: 'static>(&self, desc: &ListStateDescriptor<V>) -> Result<ListState<V>> {
-        let handle = self.register(&desc.name, StateKind::List, desc.codec.id(), None)?;
+        let handle = self.register(&desc.name, StateKind::List, desc.codec.id(), None, desc.ttl)?;
         Ok(ListState::new(handle, desc.codec.clone()))
     }
 
@@ -191,6 +205,7 @@ impl KeyedStateBackend {
             StateKind::Map,
             desc.value_codec.id(),
             Some(desc.key_codec.id()),
+            desc.ttl,
         )?;
         Ok(MapState::new(
             handle,
@@ -203,7 +218,13 @@ impl KeyedStateBackend {
         &self,
         desc: &ReducingStateDescriptor<V>,
     ) -> Result<ReducingState<V>> {
-        let handle = self.register(&desc.name, StateKind::Reducing, desc.codec.id(), None)?;
+        let handle = self.register(
+            &desc.name,
+            StateKind::Reducing,
+            desc.codec.id(),
+            None,
+            desc.ttl,
+        )?;
         Ok(ReducingState::new(
             handle,
             desc.codec.clone(),
@@ -215,7 +236,13 @@ impl KeyedStateBackend {
         &self,
         desc: &AggregatingStateDescriptor<F>,
     ) -> Result<AggregatingState<F>> {
-        let handle = self.register(&desc.name, StateKind::Aggregating, desc.codec.id(), None)?;
+        let handle = self.register(
+            &desc.name,
+            StateKind::Aggregating,
+            desc.codec.id(),
+            None,
+            desc.ttl,
+        )?;
         Ok(AggregatingState::new(
             handle,
             desc.codec.clone(),

@@ -20,6 +20,7 @@ mod keyed;
 mod murmur3;
 pub mod operator;
 mod state;
+pub mod ttl;
 
 pub use backend::{AsyncSnapshot, EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
 pub use checkpoint::{SnapshotKind, StateDigest};
@@ -34,3 +35,4 @@ pub use keyed::{KeyedStateBackend, PendingSnapshot};
 pub use murmur3::murmur3_32;
 pub use operator::{BroadcastState, OperatorListState, OperatorStateBackend, OperatorStateKind};
 pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use ttl::{Clock, ManualClock, StateTtlConfig, SystemClock, TtlUpdateType, TtlVisibility};

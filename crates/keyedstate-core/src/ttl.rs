@@ -20,7 +20,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
     }
 }
 
@@ -32,7 +34,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(millis: u64) -> Arc<Self> {
-        Arc::new(ManualClock { millis: AtomicU64::new(millis) })
+        Arc::new(ManualClock {
+            millis: AtomicU64::new(millis),
+        })
     }
 
     pub fn set(&self, millis: u64) {
@@ -40,7 +44,8 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        self.millis.fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+        self.millis
+            .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -82,22 +87,19 @@ pub struct StateTtlConfig {
     pub update_type: TtlUpdateType,
     pub visibility: TtlVisibility,
     /// Entries the heap backend checks for expiry on every access of the state (0: none).
-    pub incremental_cleanup_size: usize,
-    /// Whether full snapshots leave expired entries out.
-    pub cleanup_in_full_snapshot: bool,
+    pub incremental_cleanup_size: u32,
 }
 
 impl StateTtlConfig {
     /// A TTL with Flink's defaults: renewed on create and write, expired values never returned,
-    /// expired entries left out of full snapshots, 5 entries checked per heap access, and (on
-    /// RocksDB) removed by compaction.
+    /// 5 entries checked per heap access. Expired entries are always left out of full snapshots
+    /// and, on RocksDB, removed by compaction.
     pub fn new(ttl: Duration) -> Self {
         StateTtlConfig {
             ttl,
             update_type: TtlUpdateType::OnCreateAndWrite,
             visibility: TtlVisibility::NeverReturnExpired,
             incremental_cleanup_size: 5,
-            cleanup_in_full_snapshot: true,
         }
     }
 
@@ -111,7 +113,7 @@ impl StateTtlConfig {
         self
     }
 
-    pub fn incremental_cleanup(mut self, entries_per_access: usize) -> Self {
+    pub fn incremental_cleanup(mut self, entries_per_access: u32) -> Self {
         self.incremental_cleanup_size = entries_per_access;
         self
     }
@@ -119,6 +121,22 @@ impl StateTtlConfig {
     pub fn ttl_millis(&self) -> u64 {
         self.ttl.as_millis() as u64
     }
+
+    /// What the backend records and engines need.
+    pub fn meta(&self) -> TtlMeta {
+        TtlMeta {
+            millis: self.ttl_millis(),
+            incremental_cleanup: self.incremental_cleanup_size,
+        }
+    }
+}
+
+/// The part of a state's TTL that is recorded with the state and that engines use for cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TtlMeta {
+    pub millis: u64,
+    /// Entries the heap checks per access.
+    pub incremental_cleanup: u32,
 }
 
 /// Bytes of the timestamp in front of a TTL'd value.
@@ -140,4 +158,52 @@ pub fn split_timestamp(bytes: &[u8]) -> Option<(u64, &[u8])> {
 /// `last_access + ttl` it has (as in Flink).
 pub fn is_expired(last_access: u64, ttl_millis: u64, now: u64) -> bool {
     last_access.saturating_add(ttl_millis) <= now
+}
+
+/// What is left of a stored value of a state with TTL at some time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unexpired {
+    /// Nothing has expired.
+    All,
+    /// Some list elements expired; the others are in the `kept` buffer.
+    Part,
+    /// Everything has expired.
+    Nothing,
+}
+
+/// Judges stored `value` (a timestamped value, or for a list a sequence of framed timestamped
+/// elements) at `now`; for a partly expired list, writes the unexpired elements into `kept`.
+pub fn unexpired(
+    value: &[u8],
+    is_list: bool,
+    ttl_millis: u64,
+    now: u64,
+    kept: &mut Vec<u8>,
+) -> crate::Result<Unexpired> {
+    let corrupt =
+        || crate::Error::corruption("a value of a state with TTL is shorter than its timestamp");
+    if !is_list {
+        let (last_access, _) = split_timestamp(value).ok_or_else(corrupt)?;
+        return Ok(if is_expired(last_access, ttl_millis, now) {
+            Unexpired::Nothing
+        } else {
+            Unexpired::All
+        });
+    }
+    kept.clear();
+    let mut expired = false;
+    for element in crate::key_layout::list_elements(value) {
+        let element = element?;
+        let (last_access, _) = split_timestamp(element).ok_or_else(corrupt)?;
+        if is_expired(last_access, ttl_millis, now) {
+            expired = true;
+        } else {
+            crate::key_layout::put_framed(kept, element);
+        }
+    }
+    Ok(match (expired, kept.is_empty()) {
+        (false, _) => Unexpired::All,
+        (true, true) => Unexpired::Nothing,
+        (true, false) => Unexpired::Part,
+    })
 }

@@ -6,6 +6,7 @@
 //! RocksDB's keys, so both engines list a map the same way).
 
 mod table;
+mod ttl_cleanup;
 
 use keyedstate_core::backend::{
     EntryScan, MapScan, Registration, StateRegistry, split_key_and_namespace,
@@ -16,8 +17,9 @@ use keyedstate_core::checkpoint::storage::full_snapshot_path;
 use keyedstate_core::checkpoint::{
     CheckpointMetadata, CheckpointStorage, SnapshotHandle, SubtaskHandle,
 };
+use keyedstate_core::ttl::system_clock;
 use keyedstate_core::{
-    AsyncSnapshot, EntryKey, Error, KeyGroupRange, KeyGroupSource, KeyedStateBackend,
+    AsyncSnapshot, Clock, EntryKey, Error, KeyGroupRange, KeyGroupSource, KeyedStateBackend,
     MaxParallelism, RawEntry, Result, SnapshotKind, StateBackend, StateId, StateKind, StateMeta,
 };
 use std::collections::BTreeMap;
@@ -25,10 +27,10 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use table::KeyGroupTable;
 
-type MapEntry = BTreeMap<Vec<u8>, Vec<u8>>;
+pub(crate) type MapEntry = BTreeMap<Vec<u8>, Vec<u8>>;
 
 #[derive(Clone)]
-enum Table {
+pub(crate) enum Table {
     /// Value, list, reducing and aggregating state: the encoded value per entry.
     Plain(KeyGroupTable<Vec<u8>>),
     Map(KeyGroupTable<MapEntry>),
@@ -40,6 +42,9 @@ pub struct HeapBackend {
     range: KeyGroupRange,
     registry: StateRegistry,
     tables: Vec<Table>,
+    /// Per state, where its incremental TTL cleanup stands.
+    cursors: Vec<ttl_cleanup::Cursor>,
+    clock: Arc<dyn Clock>,
 }
 
 impl HeapBackend {
@@ -55,7 +60,35 @@ impl HeapBackend {
             range,
             registry: StateRegistry::default(),
             tables: Vec::new(),
+            cursors: Vec::new(),
+            clock: system_clock(),
         })
+    }
+
+    /// Uses `clock` for state TTL instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs a step of `state`'s incremental TTL cleanup, if it has a TTL.
+    fn clean_up(&mut self, state: StateId) -> Result<()> {
+        let Some(meta) = self.registry.metas().get(state) else {
+            return Ok(());
+        };
+        let Some(ttl) = meta.ttl.filter(|t| t.incremental_cleanup > 0) else {
+            return Ok(());
+        };
+        let is_list = meta.kind == StateKind::List;
+        let now = self.clock.now_millis();
+        ttl_cleanup::step(
+            &mut self.tables[state],
+            &mut self.cursors[state],
+            ttl.incremental_cleanup as usize,
+            ttl.millis,
+            now,
+            is_list,
+        )
     }
 
     /// A heap backend holding `range`, restored from the full snapshots of `metadata` (at any
@@ -152,6 +185,8 @@ impl KeyGroupSource for HeapBackend {
 /// What the synchronous part of a heap snapshot captured: the key groups' `Arc`s.
 struct HeapSnapshot {
     checkpoint_id: u64,
+    /// The time expired entries are judged at, taken in the synchronous part.
+    now: u64,
     max_parallelism: MaxParallelism,
     range: KeyGroupRange,
     states: Vec<StateMeta>,
@@ -178,7 +213,8 @@ impl AsyncSnapshot for HeapSnapshot {
         let mut bytes = Vec::new();
         let (max_parallelism, range, states) =
             (self.max_parallelism, self.range, self.states.clone());
-        write_canonical(&mut *self, max_parallelism, range, &states, &mut bytes)?;
+        let now = self.now;
+        write_canonical(&mut *self, max_parallelism, range, &states, now, &mut bytes)?;
         let file = storage.put_bytes(&full_snapshot_path(self.checkpoint_id, subtask), &bytes)?;
         Ok(SubtaskHandle {
             subtask,
@@ -208,10 +244,15 @@ impl StateBackend for HeapBackend {
         self.range
     }
 
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     fn register_state(&mut self, meta: &StateMeta) -> Result<StateId> {
         match self.registry.register(meta)? {
             Registration::Existing(id) => Ok(id),
             Registration::Created(id) => {
+                self.cursors.push(ttl_cleanup::Cursor::default());
                 self.tables.push(match meta.kind {
                     StateKind::Map => Table::Map(KeyGroupTable::new(self.range)),
                     _ => Table::Plain(KeyGroupTable::new(self.range)),
@@ -226,6 +267,7 @@ impl StateBackend for HeapBackend {
     }
 
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
+        self.clean_up(state)?;
         out.clear();
         match self.plain(state)?.get(key) {
             Some(value) => {
@@ -237,6 +279,7 @@ impl StateBackend for HeapBackend {
     }
 
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
+        self.clean_up(state)?;
         let slot = self.plain(state)?.get_or_insert_with(key, Vec::new);
         slot.clear();
         slot.extend_from_slice(value);
@@ -244,6 +287,7 @@ impl StateBackend for HeapBackend {
     }
 
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()> {
+        self.clean_up(state)?;
         self.plain(state)?
             .get_or_insert_with(key, Vec::new)
             .extend_from_slice(frames);
@@ -266,6 +310,7 @@ impl StateBackend for HeapBackend {
         user_key: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<bool> {
+        self.clean_up(state)?;
         out.clear();
         match self.map(state)?.get(key).and_then(|map| map.get(user_key)) {
             Some(value) => {
@@ -283,6 +328,7 @@ impl StateBackend for HeapBackend {
         user_key: &[u8],
         value: &[u8],
     ) -> Result<()> {
+        self.clean_up(state)?;
         let map = self.map(state)?.get_or_insert_with(key, BTreeMap::new);
         match map.get_mut(user_key) {
             Some(slot) => {
@@ -335,6 +381,7 @@ impl StateBackend for HeapBackend {
         // The heap has no incremental snapshot: both kinds write the canonical full snapshot.
         Ok(Box::new(HeapSnapshot {
             checkpoint_id,
+            now: self.clock.now_millis(),
             max_parallelism: self.max_parallelism,
             range: self.range,
             states: self.registry.metas().to_vec(),

@@ -34,6 +34,26 @@ impl<T: Clone> KeyGroupTable<T> {
         Arc::make_mut(&mut self.groups[self.range.offset_of(key.key_group())])
     }
 
+    /// The number of key groups.
+    pub(crate) fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The table of the key group at `offset` in the range.
+    pub(crate) fn group_at(&self, offset: usize) -> &HashMap<Vec<u8>, T> {
+        &self.groups[offset]
+    }
+
+    /// The same, for changing it (copied first if a snapshot shares it).
+    pub(crate) fn group_at_mut(&mut self, offset: usize) -> &mut HashMap<Vec<u8>, T> {
+        Arc::make_mut(&mut self.groups[offset])
+    }
+
+    /// The keys of the key group at `offset`.
+    pub(crate) fn keys_of_group(&self, offset: usize) -> Vec<Vec<u8>> {
+        self.groups[offset].keys().cloned().collect()
+    }
+
     pub(crate) fn get(&self, key: EntryKey<'_>) -> Option<&T> {
         self.group(key).get(key.key_and_namespace())
     }

@@ -10,15 +10,15 @@ use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
 use keyedstate_core::backend::{EntryScan, MapScan, Registration, StateRegistry};
 use keyedstate_core::key_layout::put_key_group;
 use keyedstate_core::key_layout::split_entry_key;
-use keyedstate_core::{AsyncSnapshot, KeyGroupSource, SnapshotKind};
+use keyedstate_core::{AsyncSnapshot, Clock, KeyGroupSource, SnapshotKind};
 use keyedstate_core::{
     EntryKey, Error, KeyGroupRange, KeyedStateBackend, MaxParallelism, RawEntry, Result,
     StateBackend, StateId, StateMeta,
 };
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, ReadOptions,
+    WriteBatch, WriteOptions,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +32,6 @@ pub struct RocksDbBackend {
     pub(crate) config: RocksDbConfig,
     prefix_len: usize,
     registry: StateRegistry,
-    cf_options: Options,
     write_options: WriteOptions,
     read_options: ReadOptions,
     /// Reused for map entry keys (`[entry key][user key]`), so map access does not allocate.
@@ -77,10 +76,9 @@ impl RocksDbBackend {
                 e,
             )
         })?;
-        let cf_options = config.cf_options();
         let descriptors = states
             .iter()
-            .map(|meta| ColumnFamilyDescriptor::new(&meta.name, cf_options.clone()));
+            .map(|meta| ColumnFamilyDescriptor::new(&meta.name, config.cf_options_for(meta)));
         let db = DB::open_cf_descriptors(&config.db_options(), &db_dir, descriptors)
             .map_err(map_err(&format!("opening {}", db_dir.display())))?;
         let mut registry = StateRegistry::default();
@@ -92,7 +90,6 @@ impl RocksDbBackend {
         Ok(RocksDbBackend {
             db: Some(db),
             prefix_len: config.max_parallelism.prefix_len(),
-            cf_options,
             config,
             registry,
             write_options,
@@ -109,6 +106,17 @@ impl RocksDbBackend {
     /// The instance directory.
     pub fn path(&self) -> &Path {
         &self.config.path
+    }
+
+    /// Compacts every column family fully: what the compaction filter removes (expired TTL
+    /// state) is gone afterwards.
+    pub fn compact(&self) -> Result<()> {
+        let db = self.db()?;
+        for meta in self.registry.metas() {
+            let cf = db.cf_handle(&meta.name).ok_or_else(|| unknown(0))?;
+            db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     /// This instance's id, the prefix of its files in `shared/`.
@@ -253,6 +261,10 @@ impl StateBackend for RocksDbBackend {
         self.config.key_group_range
     }
 
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.config.clock.clone()
+    }
+
     fn register_state(&mut self, meta: &StateMeta) -> Result<StateId> {
         let id = match self.registry.register(meta)? {
             Registration::Existing(id) => return Ok(id),
@@ -262,7 +274,7 @@ impl StateBackend for RocksDbBackend {
             self.registry.unregister_last();
             return Err(Error::closed("the RocksDB backend is closed"));
         };
-        if let Err(e) = db.create_cf(&meta.name, &self.cf_options) {
+        if let Err(e) = db.create_cf(&meta.name, &self.config.cf_options_for(meta)) {
             self.registry.unregister_last();
             return Err(map_err(&format!("creating column family '{}'", meta.name))(
                 e,
@@ -424,6 +436,7 @@ impl StateBackend for RocksDbBackend {
         let confirmed = snapshot::lock(&self.registry_files).confirmed.clone();
         Ok(Box::new(RocksDbSnapshot {
             checkpoint_id,
+            now: self.config.clock.now_millis(),
             kind,
             native_dir,
             config: self.config.clone(),

@@ -3,9 +3,13 @@
 
 use crate::memory::SharedMemory;
 use crate::merge::{LIST_APPEND, list_append};
+use keyedstate_core::ttl::{Clock, Unexpired, system_clock, unexpired};
 use keyedstate_core::{KeyGroupRange, MaxParallelism};
+use keyedstate_core::{StateKind, StateMeta};
+use rocksdb::compaction_filter::Decision;
 use rocksdb::{BlockBasedOptions, DBCompactionStyle, DBCompressionType, LogLevel, Options};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Predefined option sets, as Flink's `PredefinedOptions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,6 +76,8 @@ pub struct RocksDbConfig {
     pub transfer_concurrency: usize,
     /// How a restore with rescale moves other instances' entries in.
     pub rescale_method: RescaleMethod,
+    /// The clock state TTL reads, here and in the compaction filter.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl RocksDbConfig {
@@ -90,6 +96,7 @@ impl RocksDbConfig {
             delete_on_close: true,
             transfer_concurrency: crate::transfer::DEFAULT_TRANSFER_CONCURRENCY,
             rescale_method: RescaleMethod::Ingest,
+            clock: system_clock(),
         }
     }
 
@@ -114,6 +121,31 @@ impl RocksDbConfig {
                 opts.increase_parallelism(4);
                 opts.set_max_open_files(-1);
             }
+        }
+        opts
+    }
+
+    /// Options of the column family of state `meta`: [`Self::cf_options`], plus for a state with
+    /// a TTL a compaction filter that removes expired values, map entries and lists whose
+    /// elements have all expired. (Dropping single expired elements from a partly expired list
+    /// needs a changed value, which the rocksdb crate's filter can only return as `'static`
+    /// bytes; reads and full snapshots drop them.)
+    pub(crate) fn cf_options_for(&self, meta: &StateMeta) -> Options {
+        let mut opts = self.cf_options();
+        if let Some(ttl) = meta.ttl {
+            let (clock, is_list) = (self.clock.clone(), meta.kind == StateKind::List);
+            let mut kept = Vec::new();
+            opts.set_compaction_filter(
+                "keyedstate.ttl.v1",
+                move |_level: u32, _key: &[u8], value: &[u8]| {
+                    // The clock is read without a lock (an atomic or the system clock).
+                    match unexpired(value, is_list, ttl.millis, clock.now_millis(), &mut kept) {
+                        Ok(Unexpired::Nothing) => Decision::Remove,
+                        // A corrupt value is kept: a read reports it.
+                        Ok(_) | Err(_) => Decision::Keep,
+                    }
+                },
+            );
         }
         opts
     }

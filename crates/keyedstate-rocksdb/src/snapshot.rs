@@ -74,6 +74,8 @@ pub(crate) fn lock(registry: &Mutex<SstRegistry>) -> std::sync::MutexGuard<'_, S
 /// What the synchronous part captured.
 pub(crate) struct RocksDbSnapshot {
     pub(crate) checkpoint_id: u64,
+    /// The time expired TTL entries are judged at in a full snapshot (the synchronous part's).
+    pub(crate) now: u64,
     pub(crate) kind: SnapshotKind,
     pub(crate) native_dir: PathBuf,
     pub(crate) config: RocksDbConfig,
@@ -208,6 +210,7 @@ impl RocksDbSnapshot {
             self.config.max_parallelism,
             self.config.key_group_range,
             &self.states,
+            self.now,
             out,
         )?;
         drop(db);

@@ -7,6 +7,7 @@ use crate::descriptor::{StateKind, StateMeta};
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
 use crate::key_layout::{get_framed, get_varint, put_framed, put_key_group, put_varint};
+use crate::ttl::{TtlMeta, Unexpired, unexpired};
 use std::io::Write;
 use std::ops::ControlFlow;
 
@@ -53,12 +54,14 @@ impl<W: Write> Counting<W> {
 }
 
 /// Writes the canonical snapshot of `states` (indexed by state id) over `range` from `source`;
-/// returns the number of bytes written.
+/// returns the number of bytes written. Entries (and list elements) of states with a TTL that
+/// have expired at `now_millis` are left out.
 pub fn write_canonical<W: Write>(
     source: &mut dyn KeyGroupSource,
     max_parallelism: MaxParallelism,
     range: KeyGroupRange,
     states: &[StateMeta],
+    now_millis: u64,
     out: W,
 ) -> Result<u64> {
     let mut out = Counting {
@@ -79,21 +82,39 @@ pub fn write_canonical<W: Write>(
             &mut buf,
             meta.user_key_codec.as_deref().unwrap_or("").as_bytes(),
         );
+        put_varint(&mut buf, meta.ttl.map_or(0, |t| t.millis));
+        put_varint(
+            &mut buf,
+            meta.ttl.map_or(0, |t| u64::from(t.incremental_cleanup)),
+        );
     }
     out.put(&buf)?;
     let mut offsets = Vec::with_capacity(range.len());
+    // The unexpired elements of a list with a TTL.
+    let mut kept = Vec::new();
     for key_group in range.iter() {
         offsets.push(out.written);
-        for state in 0..states.len() {
+        for (state, meta) in states.iter().enumerate() {
             let mut failed = None;
+            let (ttl, is_list) = (meta.ttl, meta.kind == StateKind::List);
             source.scan_key_group(state as StateId, key_group, &mut |entry| {
+                let value = match ttl {
+                    None => entry.value,
+                    Some(ttl) => {
+                        match unexpired(entry.value, is_list, ttl.millis, now_millis, &mut kept)? {
+                            Unexpired::All => entry.value,
+                            Unexpired::Part => kept.as_slice(),
+                            Unexpired::Nothing => return Ok(ControlFlow::Continue(())),
+                        }
+                    }
+                };
                 buf.clear();
                 buf.push(ENTRY);
                 put_varint(&mut buf, state as u64);
                 put_framed(&mut buf, entry.parts.key);
                 put_framed(&mut buf, entry.parts.namespace);
                 put_framed(&mut buf, entry.parts.user_key);
-                put_framed(&mut buf, entry.value);
+                put_framed(&mut buf, value);
                 if let Err(e) = out.put(&buf) {
                     failed = Some(e);
                     return Ok(ControlFlow::Break(()));
@@ -165,11 +186,18 @@ impl<'a> CanonicalSnapshot<'a> {
             };
             let kind = kind_of(kind).ok_or_else(|| corrupt(format!("state kind {kind}")))?;
             let user_key_codec = text(user_key_codec)?;
+            let (ttl_millis, r) = get_varint(rest).map_err(|e| corrupt(e.to_string()))?;
+            let (cleanup, r) = get_varint(r).map_err(|e| corrupt(e.to_string()))?;
+            rest = r;
             states.push(StateMeta {
                 name: text(name)?,
                 kind,
                 value_codec: text(value_codec)?,
                 user_key_codec: (kind == StateKind::Map).then_some(user_key_codec),
+                ttl: (ttl_millis > 0).then_some(TtlMeta {
+                    millis: ttl_millis,
+                    incremental_cleanup: cleanup as u32,
+                }),
             });
         }
         let footer = range.len() * 8 + 16;

@@ -1,7 +1,9 @@
-use super::{StateHandle, framed_namespace};
+use super::{Judged, StateHandle, framed_namespace, judge};
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::key_layout::{list_elements, put_framed};
+use crate::keyed::Scratch;
+use crate::ttl::put_timestamp;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -27,13 +29,50 @@ impl<V: 'static> ListState<V> {
 
     /// The list of the current key; empty when there is none.
     pub fn get(&self) -> Result<Vec<V>> {
+        let ttl = self.handle.ttl_now();
         self.handle.with(|a| {
             if !a.engine.get(a.id, a.key, &mut a.scratch.value)? {
                 return Ok(Vec::new());
             }
-            list_elements(&a.scratch.value)
-                .map(|e| self.codec.decode(e?))
-                .collect()
+            let Some((config, now)) = ttl else {
+                return list_elements(&a.scratch.value)
+                    .map(|e| self.codec.decode(e?))
+                    .collect();
+            };
+            // Each element expires on its own; expired ones are dropped and renewed ones
+            // restamped, and the list is written back only if that changed it.
+            let Scratch {
+                value: stored,
+                user_key: kept,
+            } = &mut *a.scratch;
+            kept.clear();
+            let (mut elements, mut changed) = (Vec::new(), false);
+            for element in list_elements(stored) {
+                let element = element?;
+                match judge(config, now, element)? {
+                    Judged::Expired => changed = true,
+                    Judged::Visible { value, renew } => {
+                        elements.push(self.codec.decode(value)?);
+                        if renew {
+                            let mut restamped = Vec::with_capacity(element.len());
+                            put_timestamp(&mut restamped, now);
+                            restamped.extend_from_slice(value);
+                            put_framed(kept, &restamped);
+                            changed = true;
+                        } else {
+                            put_framed(kept, element);
+                        }
+                    }
+                }
+            }
+            if changed {
+                if kept.is_empty() {
+                    a.engine.delete(a.id, a.key)?;
+                } else {
+                    a.engine.put(a.id, a.key, kept)?;
+                }
+            }
+            Ok(elements)
         })
     }
 
@@ -83,6 +122,7 @@ impl<V: 'static> ListState<V> {
         out.clear();
         for value in values {
             element.clear();
+            self.handle.stamp(element);
             self.codec.encode(value, element)?;
             put_framed(out, element);
         }

@@ -1,6 +1,8 @@
-use super::StateHandle;
+use super::{Judged, StateHandle, judge};
 use crate::codec::Codec;
 use crate::error::Result;
+use crate::keyed::Scratch;
+use crate::ttl::put_timestamp;
 use serde::Serialize;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -34,26 +36,41 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
     }
 
     pub fn get(&self, user_key: &UK) -> Result<Option<UV>> {
+        let ttl = self.handle.ttl_now();
         self.handle.with(|a| {
-            a.scratch.user_key.clear();
-            self.key_codec.encode(user_key, &mut a.scratch.user_key)?;
-            if a.engine
-                .map_get(a.id, a.key, &a.scratch.user_key, &mut a.scratch.value)?
-            {
-                self.value_codec.decode(&a.scratch.value).map(Some)
-            } else {
-                Ok(None)
+            let Scratch {
+                value: stored,
+                user_key: key,
+            } = &mut *a.scratch;
+            key.clear();
+            self.key_codec.encode(user_key, key)?;
+            if !a.engine.map_get(a.id, a.key, key, stored)? {
+                return Ok(None);
+            }
+            let Some((config, now)) = ttl else {
+                return self.value_codec.decode(stored).map(Some);
+            };
+            match judge(config, now, stored)? {
+                Judged::Expired => {
+                    a.engine.map_remove(a.id, a.key, key)?;
+                    Ok(None)
+                }
+                Judged::Visible { value, renew } => {
+                    let decoded = self.value_codec.decode(value)?;
+                    if renew {
+                        let mut restamped = Vec::with_capacity(stored.len());
+                        put_timestamp(&mut restamped, now);
+                        restamped.extend_from_slice(value);
+                        a.engine.map_put(a.id, a.key, key, &restamped)?;
+                    }
+                    Ok(Some(decoded))
+                }
             }
         })
     }
 
     pub fn contains(&self, user_key: &UK) -> Result<bool> {
-        self.handle.with(|a| {
-            a.scratch.user_key.clear();
-            self.key_codec.encode(user_key, &mut a.scratch.user_key)?;
-            a.engine
-                .map_get(a.id, a.key, &a.scratch.user_key, &mut a.scratch.value)
-        })
+        Ok(self.get(user_key)?.is_some())
     }
 
     pub fn put(&self, user_key: &UK, value: &UV) -> Result<()> {
@@ -61,6 +78,7 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
             a.scratch.user_key.clear();
             self.key_codec.encode(user_key, &mut a.scratch.user_key)?;
             a.scratch.value.clear();
+            self.handle.stamp(&mut a.scratch.value);
             self.value_codec.encode(value, &mut a.scratch.value)?;
             a.engine
                 .map_put(a.id, a.key, &a.scratch.user_key, &a.scratch.value)
@@ -83,13 +101,20 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
         })
     }
 
+    /// Visits the current key's map as (user key, value) bytes, leaving out expired entries.
+    fn scan(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>) -> Result<()> {
+        self.handle.with(|a| {
+            a.engine
+                .map_scan(a.id, a.key, &mut |k, v| match self.handle.visible(v)? {
+                    Some(value) => f(k, value),
+                    None => Ok(ControlFlow::Continue(())),
+                })
+        })
+    }
+
     /// Visits the map of the current key entry by entry, without collecting it.
     pub fn for_each(&self, mut f: impl FnMut(UK, UV) -> Result<ControlFlow<()>>) -> Result<()> {
-        self.handle.with(|a| {
-            a.engine.map_scan(a.id, a.key, &mut |k, v| {
-                f(self.key_codec.decode(k)?, self.value_codec.decode(v)?)
-            })
-        })
+        self.scan(|k, v| f(self.key_codec.decode(k)?, self.value_codec.decode(v)?))
     }
 
     /// The entries of the current key's map, in the engine's order.
@@ -104,33 +129,27 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
 
     pub fn keys(&self) -> Result<Vec<UK>> {
         let mut keys = Vec::new();
-        self.handle.with(|a| {
-            a.engine.map_scan(a.id, a.key, &mut |k, _| {
-                keys.push(self.key_codec.decode(k)?);
-                Ok(ControlFlow::Continue(()))
-            })
+        self.scan(|k, _| {
+            keys.push(self.key_codec.decode(k)?);
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok(keys)
     }
 
     pub fn values(&self) -> Result<Vec<UV>> {
         let mut values = Vec::new();
-        self.handle.with(|a| {
-            a.engine.map_scan(a.id, a.key, &mut |_, v| {
-                values.push(self.value_codec.decode(v)?);
-                Ok(ControlFlow::Continue(()))
-            })
+        self.scan(|_, v| {
+            values.push(self.value_codec.decode(v)?);
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok(values)
     }
 
     pub fn is_empty(&self) -> Result<bool> {
         let mut empty = true;
-        self.handle.with(|a| {
-            a.engine.map_scan(a.id, a.key, &mut |_, _| {
-                empty = false;
-                Ok(ControlFlow::Break(()))
-            })
+        self.scan(|_, _| {
+            empty = false;
+            Ok(ControlFlow::Break(()))
         })?;
         Ok(empty)
     }

@@ -15,9 +15,13 @@ pub use value::ValueState;
 
 use crate::backend::{EntryKey, StateBackend, StateId};
 use crate::codec::{Codec, bincode_encode};
+use crate::error::Error;
 use crate::error::Result;
 use crate::key_layout::put_framed;
 use crate::keyed::{Scratch, Shared, lock};
+use crate::ttl::{
+    Clock, StateTtlConfig, TtlUpdateType, TtlVisibility, is_expired, put_timestamp, split_timestamp,
+};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 
@@ -36,17 +40,82 @@ pub(crate) struct StateHandle {
     name: Arc<str>,
     /// The framed serialized namespace.
     namespace: Vec<u8>,
+    /// The state's TTL and the clock it is judged by.
+    ttl: Option<(StateTtlConfig, Arc<dyn Clock>)>,
+}
+
+/// What a state's TTL makes of a stored (timestamped) value at some time.
+pub(crate) enum Judged<'b> {
+    /// It may be returned; `renew` when its timestamp must be set to now (read-and-write).
+    Visible { value: &'b [u8], renew: bool },
+    /// It has expired and must not be returned: it reads as absent and is removed.
+    Expired,
+}
+
+/// Judges `stamped` (timestamp plus value) at `now`.
+pub(crate) fn judge<'b>(
+    config: &StateTtlConfig,
+    now: u64,
+    stamped: &'b [u8],
+) -> Result<Judged<'b>> {
+    let (last_access, value) = split_timestamp(stamped).ok_or_else(|| {
+        Error::corruption("a value of a state with TTL is shorter than its timestamp")
+    })?;
+    if is_expired(last_access, config.ttl_millis(), now) {
+        return Ok(match config.visibility {
+            TtlVisibility::NeverReturnExpired => Judged::Expired,
+            TtlVisibility::ReturnExpiredIfNotCleanedUp => Judged::Visible {
+                value,
+                renew: false,
+            },
+        });
+    }
+    Ok(Judged::Visible {
+        value,
+        renew: config.update_type == TtlUpdateType::OnReadAndWrite,
+    })
 }
 
 impl StateHandle {
-    pub(crate) fn new(shared: Arc<Mutex<Shared>>, id: StateId, name: &str) -> Result<Self> {
+    pub(crate) fn new(
+        shared: Arc<Mutex<Shared>>,
+        id: StateId,
+        name: &str,
+        ttl: Option<(StateTtlConfig, Arc<dyn Clock>)>,
+    ) -> Result<Self> {
         // A state starts in the void namespace `()`, which serializes to no bytes.
         Ok(StateHandle {
             shared,
             id,
             name: name.into(),
             namespace: framed_namespace(&())?,
+            ttl,
         })
+    }
+
+    /// The state's TTL configuration and the current time by its clock, if it has a TTL.
+    pub(crate) fn ttl_now(&self) -> Option<(&StateTtlConfig, u64)> {
+        self.ttl
+            .as_ref()
+            .map(|(config, clock)| (config, clock.now_millis()))
+    }
+
+    /// Appends the timestamp a value of this state starts with (nothing without a TTL).
+    pub(crate) fn stamp(&self, out: &mut Vec<u8>) {
+        if let Some((_, clock)) = &self.ttl {
+            put_timestamp(out, clock.now_millis());
+        }
+    }
+
+    /// The value inside stored bytes, if it may be returned now.
+    pub(crate) fn visible<'b>(&self, stored: &'b [u8]) -> Result<Option<&'b [u8]>> {
+        match self.ttl_now() {
+            None => Ok(Some(stored)),
+            Some((config, now)) => Ok(match judge(config, now, stored)? {
+                Judged::Visible { value, .. } => Some(value),
+                Judged::Expired => None,
+            }),
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -90,11 +159,33 @@ impl StateHandle {
         namespace: Option<&[u8]>,
         codec: &dyn Codec<T>,
     ) -> Result<Option<T>> {
+        let ttl = self.ttl_now();
         self.with_namespace(namespace.unwrap_or(&self.namespace), |a| {
-            if a.engine.get(a.id, a.key, &mut a.scratch.value)? {
-                codec.decode(&a.scratch.value).map(Some)
-            } else {
-                Ok(None)
+            if !a.engine.get(a.id, a.key, &mut a.scratch.value)? {
+                return Ok(None);
+            }
+            let Some((config, now)) = ttl else {
+                return codec.decode(&a.scratch.value).map(Some);
+            };
+            let Scratch {
+                value: stored,
+                user_key: renewed,
+            } = &mut *a.scratch;
+            match judge(config, now, stored)? {
+                Judged::Expired => {
+                    a.engine.delete(a.id, a.key)?;
+                    Ok(None)
+                }
+                Judged::Visible { value, renew } => {
+                    let decoded = codec.decode(value)?;
+                    if renew {
+                        renewed.clear();
+                        put_timestamp(renewed, now);
+                        renewed.extend_from_slice(value);
+                        a.engine.put(a.id, a.key, renewed)?;
+                    }
+                    Ok(Some(decoded))
+                }
             }
         })
     }
@@ -109,6 +200,7 @@ impl StateHandle {
     ) -> Result<()> {
         self.with_namespace(namespace.unwrap_or(&self.namespace), |a| {
             a.scratch.value.clear();
+            self.stamp(&mut a.scratch.value);
             codec.encode(value, &mut a.scratch.value)?;
             a.engine.put(a.id, a.key, &a.scratch.value)
         })
@@ -131,7 +223,10 @@ impl StateHandle {
         let target = framed_namespace(target)?;
         let mut merged = self.read(Some(&target), codec)?;
         for raw in self.take_raw(sources)? {
-            let value = codec.decode(&raw)?;
+            let Some(value) = self.visible(&raw)? else {
+                continue;
+            };
+            let value = codec.decode(value)?;
             merged = Some(match merged {
                 Some(acc) => combine(acc, value),
                 None => value,

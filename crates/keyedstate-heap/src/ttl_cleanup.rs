@@ -1,0 +1,115 @@
+//! Incremental TTL cleanup, as Flink's heap backend does it: every access of a state with a TTL
+//! checks a few more of its entries (`incremental_cleanup` per access), walking the key groups
+//! round robin, and removes what has expired.
+
+use crate::Table;
+use crate::table::KeyGroupTable;
+use keyedstate_core::Result;
+use keyedstate_core::ttl::{Unexpired, unexpired};
+
+/// Where a state's cleanup walk stands.
+#[derive(Default, Clone)]
+pub(crate) struct Cursor {
+    group: usize,
+    /// Keys of `group` still to check.
+    pending: Vec<Vec<u8>>,
+}
+
+/// Checks up to `budget` entries of `table` at `now`, removing expired entries, map entries and
+/// list elements.
+pub(crate) fn step(
+    table: &mut Table,
+    cursor: &mut Cursor,
+    budget: usize,
+    ttl_millis: u64,
+    now: u64,
+    is_list: bool,
+) -> Result<()> {
+    let groups = match table {
+        Table::Plain(t) => t.groups(),
+        Table::Map(t) => t.groups(),
+    };
+    let (mut checked, mut advanced) = (0, 0);
+    let mut kept = Vec::new();
+    while checked < budget {
+        let Some(key) = cursor.pending.pop() else {
+            // A whole round over empty key groups: nothing to check.
+            if advanced == groups {
+                break;
+            }
+            advanced += 1;
+            cursor.group = (cursor.group + 1) % groups;
+            cursor.pending = match table {
+                Table::Plain(t) => t.keys_of_group(cursor.group),
+                Table::Map(t) => t.keys_of_group(cursor.group),
+            };
+            continue;
+        };
+        checked += 1;
+        match table {
+            Table::Plain(t) => {
+                clean_value(t, cursor.group, &key, is_list, ttl_millis, now, &mut kept)?
+            }
+            Table::Map(t) => clean_map(t, cursor.group, &key, ttl_millis, now)?,
+        }
+    }
+    Ok(())
+}
+
+fn clean_value(
+    table: &mut KeyGroupTable<Vec<u8>>,
+    group: usize,
+    key: &[u8],
+    is_list: bool,
+    ttl_millis: u64,
+    now: u64,
+    kept: &mut Vec<u8>,
+) -> Result<()> {
+    let Some(value) = table.group_at(group).get(key) else {
+        return Ok(());
+    };
+    match unexpired(value, is_list, ttl_millis, now, kept)? {
+        Unexpired::All => {}
+        Unexpired::Part => {
+            if let Some(slot) = table.group_at_mut(group).get_mut(key) {
+                std::mem::swap(slot, kept);
+            }
+        }
+        Unexpired::Nothing => {
+            table.group_at_mut(group).remove(key);
+        }
+    }
+    Ok(())
+}
+
+fn clean_map(
+    table: &mut KeyGroupTable<crate::MapEntry>,
+    group: usize,
+    key: &[u8],
+    ttl_millis: u64,
+    now: u64,
+) -> Result<()> {
+    let Some(map) = table.group_at(group).get(key) else {
+        return Ok(());
+    };
+    let mut scratch = Vec::new();
+    let mut expired = Vec::new();
+    for (user_key, value) in map {
+        if unexpired(value, false, ttl_millis, now, &mut scratch)? == Unexpired::Nothing {
+            expired.push(user_key.clone());
+        }
+    }
+    if expired.is_empty() {
+        return Ok(());
+    }
+    let group = table.group_at_mut(group);
+    if let Some(map) = group.get_mut(key) {
+        expired.iter().for_each(|user_key| {
+            map.remove(user_key);
+        });
+        if map.is_empty() {
+            group.remove(key);
+        }
+    }
+    Ok(())
+}
