@@ -184,6 +184,12 @@ pub trait StateBackend: KeyGroupSource + Send {
         Ok(())
     }
 
+    /// Compacts the engine's storage fully (RocksDB: a manual compaction, which also runs the TTL
+    /// compaction filter); nothing for engines without one.
+    fn compact(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Releases the engine's resources; any later call may fail.
     fn close(&mut self) -> Result<()>;
 }

@@ -331,6 +331,11 @@ impl KeyedStateBackend {
         Ok(digest)
     }
 
+    /// Compacts the engine's storage (see [`StateBackend::compact`]).
+    pub fn compact(&self) -> Result<()> {
+        lock(&self.shared).engine.compact()
+    }
+
     /// Closes the engine. Every later call, here or on a state handle, fails with `Closed`.
     pub fn close(&self) -> Result<()> {
         let mut shared = lock(&self.shared);

@@ -1,13 +1,15 @@
 //! The conformance suite against the heap backend.
 
+use keyedstate_core::{Clock, KeyGroupRange, KeyedStateBackend, MaxParallelism};
 use keyedstate_heap::HeapBackend;
 use keyedstate_testkit::{Instance, conformance_suite};
+use std::sync::Arc;
 
-fn open(
-    max_parallelism: keyedstate_core::MaxParallelism,
-    range: keyedstate_core::KeyGroupRange,
-) -> Instance {
-    Instance::new(HeapBackend::open(max_parallelism, range).expect("heap backend opens"))
+fn open(max_parallelism: MaxParallelism, range: KeyGroupRange, clock: Arc<dyn Clock>) -> Instance {
+    let heap = HeapBackend::new(max_parallelism, range)
+        .expect("heap backend opens")
+        .with_clock(clock);
+    Instance::new(KeyedStateBackend::new(Box::new(heap)))
 }
 
 conformance_suite!(heap, open);

@@ -17,8 +17,8 @@ use keyedstate_core::{
 };
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, ReadOptions,
-    WriteBatch, WriteOptions,
+    ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +39,10 @@ pub struct RocksDbBackend {
     /// Unique per instance (a restored one gets a new one), so names in `shared/` never repeat.
     backend_id: String,
     registry_files: Arc<Mutex<SstRegistry>>,
+    /// Options of the column families created after open. RocksDB keeps raw pointers to their
+    /// merge operator and compaction filter, so they must outlive the database (declared after
+    /// `db`, they are dropped after it).
+    created_cf_options: Vec<Options>,
 }
 
 impl RocksDbBackend {
@@ -96,6 +100,7 @@ impl RocksDbBackend {
             read_options: ReadOptions::default(),
             key_buf: Vec::new(),
             backend_id: new_instance_id(),
+            created_cf_options: Vec::new(),
             registry_files: Arc::new(Mutex::new(SstRegistry {
                 confirmed,
                 pending: Default::default(),
@@ -110,7 +115,7 @@ impl RocksDbBackend {
 
     /// Compacts every column family fully: what the compaction filter removes (expired TTL
     /// state) is gone afterwards.
-    pub fn compact(&self) -> Result<()> {
+    pub fn compact_all(&self) -> Result<()> {
         let db = self.db()?;
         for meta in self.registry.metas() {
             let cf = db.cf_handle(&meta.name).ok_or_else(|| unknown(0))?;
@@ -274,12 +279,14 @@ impl StateBackend for RocksDbBackend {
             self.registry.unregister_last();
             return Err(Error::closed("the RocksDB backend is closed"));
         };
-        if let Err(e) = db.create_cf(&meta.name, &self.config.cf_options_for(meta)) {
+        let options = self.config.cf_options_for(meta);
+        if let Err(e) = db.create_cf(&meta.name, &options) {
             self.registry.unregister_last();
             return Err(map_err(&format!("creating column family '{}'", meta.name))(
                 e,
             ));
         }
+        self.created_cf_options.push(options);
         Ok(id)
     }
 
@@ -455,6 +462,10 @@ impl StateBackend for RocksDbBackend {
     fn notify_checkpoint_aborted(&mut self, checkpoint_id: u64) -> Result<()> {
         snapshot::lock(&self.registry_files).abort(checkpoint_id);
         Ok(())
+    }
+
+    fn compact(&mut self) -> Result<()> {
+        self.compact_all()
     }
 
     fn close(&mut self) -> Result<()> {

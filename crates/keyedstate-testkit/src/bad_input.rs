@@ -159,7 +159,7 @@ pub fn value_over_decode_limit_is_rejected(factory: &Factory) {
 pub fn key_outside_the_key_group_range_is_rejected(factory: &Factory) {
     let max_p = MaxParallelism::new(128).unwrap();
     let range = KeyGroupRange::new(0, 63, max_p).unwrap();
-    let i = factory(max_p, range);
+    let i = factory(max_p, range, keyedstate_core::ttl::system_clock());
     let value = i
         .backend
         .value_state(&ValueStateDescriptor::<u64>::new("v"))

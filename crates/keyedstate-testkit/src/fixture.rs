@@ -1,7 +1,10 @@
 //! How the suite gets backends to test.
 
+use keyedstate_core::Clock;
+use keyedstate_core::ttl::system_clock;
 use keyedstate_core::{KeyGroupRange, KeyedStateBackend, MaxParallelism};
 use std::any::Any;
+use std::sync::Arc;
 
 /// A backend under test, with whatever must outlive it (a temporary directory).
 pub struct Instance {
@@ -33,8 +36,9 @@ impl Drop for Instance {
     }
 }
 
-/// Opens a fresh, empty backend holding `range` of `max_parallelism`'s key groups.
-pub type Factory = dyn Fn(MaxParallelism, KeyGroupRange) -> Instance;
+/// Opens a fresh, empty backend holding `range` of `max_parallelism`'s key groups, whose state
+/// TTL reads `clock`.
+pub type Factory = dyn Fn(MaxParallelism, KeyGroupRange, Arc<dyn Clock>) -> Instance;
 
 /// A backend holding every key group of max parallelism 128.
 pub fn full(factory: &Factory) -> Instance {
@@ -43,5 +47,5 @@ pub fn full(factory: &Factory) -> Instance {
 
 pub fn full_at(factory: &Factory, max_parallelism: u32) -> Instance {
     let max_p = MaxParallelism::new(max_parallelism).expect("valid max parallelism");
-    factory(max_p, max_p.full_range())
+    factory(max_p, max_p.full_range(), system_clock())
 }

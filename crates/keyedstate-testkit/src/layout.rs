@@ -79,7 +79,7 @@ pub fn first_and_last_key_group(factory: &Factory) {
         for group in [0, last] {
             let key = key_in_group(max_p, group);
             let only = KeyGroupRange::new(group, group, max_p).unwrap();
-            let i = factory(max_p, only);
+            let i = factory(max_p, only, keyedstate_core::ttl::system_clock());
             let map = i
                 .backend
                 .map_state(&MapStateDescriptor::<u64, u64>::new("m"))

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod model;
 pub mod namespaces;
 pub mod states;
+pub mod ttl;
 
 pub use fixture::{Factory, Instance};
 
@@ -43,7 +44,12 @@ macro_rules! conformance_suite {
                 bad_input::key_outside_the_key_group_range_is_rejected,
                 bad_input::invalid_state_names_are_rejected,
                 bad_input::closed_backend_rejects_calls,
-                model::random_operations_match_the_model,
+                                model::random_operations_match_the_model,
+                ttl::ttl_expires_exactly_at_the_boundary,
+                ttl::ttl_returns_expired_values_until_cleaned_up_when_asked,
+                ttl::ttl_on_read_and_write_renews_on_read,
+                ttl::turning_ttl_on_or_off_is_incompatible,
+                ttl::expired_entries_are_left_out_of_full_snapshots,
             );
         }
     };

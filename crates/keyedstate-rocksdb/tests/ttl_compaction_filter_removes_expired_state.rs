@@ -1,0 +1,79 @@
+//! The TTL compaction filter removes expired values, map entries and fully expired lists from
+//! RocksDB itself during a (manual) compaction, and keeps everything unexpired.
+
+use keyedstate_core::{
+    KeyedStateBackend, ListStateDescriptor, ManualClock, MapStateDescriptor, MaxParallelism,
+    StateTtlConfig, TtlVisibility, ValueStateDescriptor,
+};
+use keyedstate_rocksdb::{RocksDbBackend, RocksDbConfig};
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+/// Entries physically stored for `state`, expired or not.
+fn stored(backend: &KeyedStateBackend, state: &str) -> usize {
+    let mut n = 0;
+    backend
+        .scan_raw(state, &mut |_| {
+            n += 1;
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+    n
+}
+
+#[test]
+fn compaction_removes_expired_entries_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1000);
+    let max_p = MaxParallelism::new(128).unwrap();
+    let mut config = RocksDbConfig::new(dir.path().join("db"), max_p, max_p.full_range());
+    config.clock = clock.clone();
+    let backend = RocksDbBackend::open(config).unwrap();
+    // Returned until cleaned up: so that only the compaction can have removed them.
+    let ttl = StateTtlConfig::new(Duration::from_millis(100))
+        .visibility(TtlVisibility::ReturnExpiredIfNotCleanedUp);
+    let value = backend
+        .value_state(&ValueStateDescriptor::<u32>::new("v").with_ttl(ttl))
+        .unwrap();
+    let map = backend
+        .map_state(&MapStateDescriptor::<u32, u32>::new("m").with_ttl(ttl))
+        .unwrap();
+    let list = backend
+        .list_state(&ListStateDescriptor::<u32>::new("l").with_ttl(ttl))
+        .unwrap();
+    for key in 0u32..100 {
+        // Even keys at 1000, odd ones at 1500.
+        clock.set(if key % 2 == 0 { 1000 } else { 1500 });
+        backend.set_current_key(&key).unwrap();
+        value.update(&key).unwrap();
+        map.put(&key, &key).unwrap();
+        map.put(&(key + 1000), &key).unwrap();
+        list.update(&[key, key + 1]).unwrap();
+    }
+    clock.set(1550);
+    assert_eq!(
+        (
+            stored(&backend, "v"),
+            stored(&backend, "m"),
+            stored(&backend, "l")
+        ),
+        (100, 200, 100)
+    );
+    backend.compact().unwrap();
+    assert_eq!(
+        stored(&backend, "v"),
+        50,
+        "expired values are gone from RocksDB"
+    );
+    assert_eq!(stored(&backend, "m"), 100, "expired map entries are gone");
+    assert_eq!(
+        stored(&backend, "l"),
+        50,
+        "lists whose elements all expired are gone"
+    );
+    backend.set_current_key(&3u32).unwrap();
+    assert_eq!(value.get().unwrap(), Some(3));
+    assert_eq!(list.get().unwrap(), vec![3, 4]);
+    backend.set_current_key(&2u32).unwrap();
+    assert_eq!(value.get().unwrap(), None);
+}
