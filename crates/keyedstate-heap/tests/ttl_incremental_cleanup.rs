@@ -6,19 +6,8 @@ use keyedstate_core::{
     ValueStateDescriptor,
 };
 use keyedstate_heap::HeapBackend;
-use std::ops::ControlFlow;
+use keyedstate_testkit::stored_entries;
 use std::time::Duration;
-
-fn stored(backend: &KeyedStateBackend, state: &str) -> usize {
-    let mut n = 0;
-    backend
-        .scan_raw(state, &mut |_| {
-            n += 1;
-            Ok(ControlFlow::Continue(()))
-        })
-        .unwrap();
-    n
-}
 
 #[test]
 fn accesses_remove_expired_entries_a_few_at_a_time() {
@@ -41,11 +30,11 @@ fn accesses_remove_expired_entries_a_few_at_a_time() {
     clock.set(2000);
     backend.set_current_key(&1000u32).unwrap();
     value.update(&0).unwrap();
-    let mut previous = stored(&backend, "v");
+    let mut previous = stored_entries(&backend, "v");
     let mut accesses = 0;
     while previous > 1 {
         assert!(value.get().unwrap().is_some(), "the fresh entry stays");
-        let now = stored(&backend, "v");
+        let now = stored_entries(&backend, "v");
         assert!(
             previous - now <= 10,
             "at most 10 entries are checked per access"
@@ -54,5 +43,9 @@ fn accesses_remove_expired_entries_a_few_at_a_time() {
         accesses += 1;
         assert!(accesses < 200, "cleanup makes progress");
     }
-    assert_eq!(stored(&backend, "v"), 1, "only the unexpired entry is left");
+    assert_eq!(
+        stored_entries(&backend, "v"),
+        1,
+        "only the unexpired entry is left"
+    );
 }

@@ -2,24 +2,12 @@
 //! RocksDB itself during a (manual) compaction, and keeps everything unexpired.
 
 use keyedstate_core::{
-    KeyedStateBackend, ListStateDescriptor, ManualClock, MapStateDescriptor, MaxParallelism,
-    StateTtlConfig, TtlVisibility, ValueStateDescriptor,
+    ListStateDescriptor, ManualClock, MapStateDescriptor, MaxParallelism, StateTtlConfig,
+    TtlVisibility, ValueStateDescriptor,
 };
 use keyedstate_rocksdb::{RocksDbBackend, RocksDbConfig};
-use std::ops::ControlFlow;
+use keyedstate_testkit::stored_entries;
 use std::time::Duration;
-
-/// Entries physically stored for `state`, expired or not.
-fn stored(backend: &KeyedStateBackend, state: &str) -> usize {
-    let mut n = 0;
-    backend
-        .scan_raw(state, &mut |_| {
-            n += 1;
-            Ok(ControlFlow::Continue(()))
-        })
-        .unwrap();
-    n
-}
 
 #[test]
 fn compaction_removes_expired_entries_and_keeps_the_rest() {
@@ -53,21 +41,25 @@ fn compaction_removes_expired_entries_and_keeps_the_rest() {
     clock.set(1550);
     assert_eq!(
         (
-            stored(&backend, "v"),
-            stored(&backend, "m"),
-            stored(&backend, "l")
+            stored_entries(&backend, "v"),
+            stored_entries(&backend, "m"),
+            stored_entries(&backend, "l")
         ),
         (100, 200, 100)
     );
     backend.compact().unwrap();
     assert_eq!(
-        stored(&backend, "v"),
+        stored_entries(&backend, "v"),
         50,
         "expired values are gone from RocksDB"
     );
-    assert_eq!(stored(&backend, "m"), 100, "expired map entries are gone");
     assert_eq!(
-        stored(&backend, "l"),
+        stored_entries(&backend, "m"),
+        100,
+        "expired map entries are gone"
+    );
+    assert_eq!(
+        stored_entries(&backend, "l"),
         50,
         "lists whose elements all expired are gone"
     );

@@ -49,3 +49,15 @@ pub fn full_at(factory: &Factory, max_parallelism: u32) -> Instance {
     let max_p = MaxParallelism::new(max_parallelism).expect("valid max parallelism");
     factory(max_p, max_p.full_range(), system_clock())
 }
+
+/// Entries physically stored for `state`: expired TTL entries not yet cleaned up included.
+pub fn stored_entries(backend: &keyedstate_core::KeyedStateBackend, state: &str) -> usize {
+    let mut n = 0;
+    backend
+        .scan_raw(state, &mut |_| {
+            n += 1;
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+        .expect("the state can be scanned");
+    n
+}

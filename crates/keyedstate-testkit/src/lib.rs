@@ -13,7 +13,7 @@ pub mod namespaces;
 pub mod states;
 pub mod ttl;
 
-pub use fixture::{Factory, Instance};
+pub use fixture::{Factory, Instance, stored_entries};
 
 /// Expands to a module `$backend` with one `#[test]` per conformance check, each calling
 /// `$factory` (a `Fn(MaxParallelism, KeyGroupRange) -> Instance`) for its backends.

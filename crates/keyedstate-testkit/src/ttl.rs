@@ -9,7 +9,6 @@ use keyedstate_core::{
     ReducingStateDescriptor, SnapshotKind, StateTtlConfig, TtlUpdateType, TtlVisibility,
     ValueStateDescriptor,
 };
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,14 +22,7 @@ fn at(factory: &Factory, millis: u64) -> (Instance, Arc<ManualClock>) {
 
 /// Entries physically stored for `state`, expired or not.
 fn stored(i: &Instance, state: &str) -> usize {
-    let mut n = 0;
-    i.backend
-        .scan_raw(state, &mut |_| {
-            n += 1;
-            Ok(ControlFlow::Continue(()))
-        })
-        .unwrap();
-    n
+    crate::fixture::stored_entries(&i.backend, state)
 }
 
 pub fn ttl_expires_exactly_at_the_boundary(factory: &Factory) {
