@@ -474,7 +474,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         }
     };
     let (engine, kind) = (engine_of(args.backend), kind_of(args.checkpoint_kind));
-    let kind_name = if kind == SnapshotKind::Full {
+    // The heap takes full snapshots whatever the kind asked for.
+    let kind_name = if kind == SnapshotKind::Full || engine == Engine::Heap {
         "full"
     } else {
         "incremental"
