@@ -1,12 +1,12 @@
 //! Configuration of a RocksDB backend instance: where it lives, which key groups it holds, the
 //! options profile and the memory budget. Each setting is explained in `docs/config.md`.
 
+use crate::ffi::Decision;
 use crate::memory::SharedMemory;
 use crate::merge::{LIST_APPEND, list_append};
 use keyedstate_core::ttl::{Clock, Unexpired, system_clock, unexpired};
 use keyedstate_core::{KeyGroupRange, MaxParallelism};
 use keyedstate_core::{StateKind, StateMeta};
-use rocksdb::compaction_filter::Decision;
 use rocksdb::{BlockBasedOptions, DBCompactionStyle, DBCompressionType, LogLevel, Options};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,25 +126,24 @@ impl RocksDbConfig {
     }
 
     /// Options of the column family of state `meta`: [`Self::cf_options`], plus for a state with
-    /// a TTL a compaction filter that removes expired values, map entries and lists whose
-    /// elements have all expired. (Dropping single expired elements from a partly expired list
-    /// needs a changed value, which the rocksdb crate's filter can only return as `'static`
-    /// bytes; reads and full snapshots drop them.)
+    /// a TTL a compaction filter that removes expired values and map entries, and expired
+    /// elements from lists (the list removed when none is left).
     pub(crate) fn cf_options_for(&self, meta: &StateMeta) -> Options {
         let mut opts = self.cf_options();
         if let Some(ttl) = meta.ttl {
             let (clock, is_list) = (self.clock.clone(), meta.kind == StateKind::List);
-            let mut kept = Vec::new();
-            opts.set_compaction_filter(
-                "keyedstate.ttl.v1",
-                move |_level: u32, _key: &[u8], value: &[u8]| {
+            crate::ffi::set_compaction_filter(
+                &mut opts,
+                Arc::new(move |value: &[u8], kept: &mut Vec<u8>| {
                     // The clock is read without a lock (an atomic or the system clock).
-                    match unexpired(value, is_list, ttl.millis, clock.now_millis(), &mut kept) {
+                    match unexpired(value, is_list, ttl.millis, clock.now_millis(), kept) {
+                        Ok(Unexpired::All) => Decision::Keep,
+                        Ok(Unexpired::Part) => Decision::Change,
                         Ok(Unexpired::Nothing) => Decision::Remove,
                         // A corrupt value is kept: a read reports it.
-                        Ok(_) | Err(_) => Decision::Keep,
+                        Err(_) => Decision::Keep,
                     }
-                },
+                }),
             );
         }
         opts

@@ -8,6 +8,7 @@ mod backend;
 mod baseline;
 mod config;
 mod error;
+mod ffi;
 mod memory;
 mod merge;
 mod restore;

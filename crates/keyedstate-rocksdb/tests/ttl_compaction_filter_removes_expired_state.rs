@@ -7,6 +7,7 @@ use keyedstate_core::{
 };
 use keyedstate_rocksdb::{RocksDbBackend, RocksDbConfig};
 use keyedstate_testkit::stored_entries;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 #[test]
@@ -68,4 +69,48 @@ fn compaction_removes_expired_entries_and_keeps_the_rest() {
     assert_eq!(list.get().unwrap(), vec![3, 4]);
     backend.set_current_key(&2u32).unwrap();
     assert_eq!(value.get().unwrap(), None);
+}
+
+#[test]
+fn compaction_drops_expired_list_elements_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1000);
+    let max_p = MaxParallelism::new(128).unwrap();
+    let mut config = RocksDbConfig::new(dir.path().join("db"), max_p, max_p.full_range());
+    config.clock = clock.clone();
+    let backend = RocksDbBackend::open(config).unwrap();
+    let ttl = StateTtlConfig::new(Duration::from_millis(100))
+        .visibility(TtlVisibility::ReturnExpiredIfNotCleanedUp);
+    let list = backend
+        .list_state(&ListStateDescriptor::<u32>::new("l").with_ttl(ttl))
+        .unwrap();
+    for key in 0u32..20 {
+        backend.set_current_key(&key).unwrap();
+        list.update(&[1, 2]).unwrap();
+    }
+    backend.compact().unwrap();
+    clock.set(1500);
+    for key in 0u32..20 {
+        backend.set_current_key(&key).unwrap();
+        list.add(&3).unwrap();
+    }
+    clock.set(1550);
+    // RocksDB hands the filter plain values, not the results of merges within the same
+    // compaction: the first compaction merges the appended element in, the second filters.
+    backend.compact().unwrap();
+    backend.compact().unwrap();
+    let mut elements = Vec::new();
+    backend
+        .scan_raw("l", &mut |entry| {
+            elements.push(keyedstate_core::key_layout::list_elements(entry.value).count());
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+    assert_eq!(
+        elements,
+        vec![1; 20],
+        "only the element appended at 1500 is left in each list"
+    );
+    backend.set_current_key(&7u32).unwrap();
+    assert_eq!(list.get().unwrap(), vec![3]);
 }
