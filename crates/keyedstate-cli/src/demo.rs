@@ -15,6 +15,7 @@ use keyedstate::checkpoint::{
 };
 use keyedstate::codec::bincode_encode;
 use keyedstate::job::{self, Engine};
+use keyedstate::metrics::{BackendMetrics, LatencyHistogram};
 use keyedstate::{
     AggregateFunction, AggregatingState, AggregatingStateDescriptor, Error, KeyedStateBackend,
     ListState, ListStateDescriptor, MapState, MapStateDescriptor, MaxParallelism, PendingSnapshot,
@@ -84,6 +85,7 @@ const STATES: [(&str, &str); 5] = [
     ("average", "aggregating"),
 ];
 const BUCKETS: u64 = 8;
+const LATENCY_SAMPLE_INTERVAL: u64 = 100;
 const BATCH: usize = 1024;
 
 /// Average of the record values per key: (sum, count).
@@ -248,7 +250,9 @@ fn subtask(
     snapshots: Sender<Snapshotted>,
     kind: SnapshotKind,
     expected: &Expected,
-) -> Result<(Instant, Check)> {
+) -> Result<(Instant, Check, BackendMetrics)> {
+    // As Flink's state.backend.latency-track: every 100th access of each state is timed.
+    backend.enable_latency_tracking(LATENCY_SAMPLE_INTERVAL);
     let states = States::register(&backend)?;
     let mut processed_at = Instant::now();
     for message in input {
@@ -278,9 +282,11 @@ fn subtask(
             Input::Stop => break,
         }
     }
+    // Taken before the check, whose reads would otherwise dominate the latency samples.
+    let metrics = backend.metrics()?;
     let report = check(&backend, &states, expected)?;
     backend.close()?;
-    Ok((processed_at, report))
+    Ok((processed_at, report, metrics))
 }
 
 /// Checkpoint figures for the report.
@@ -545,9 +551,15 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .join()
         .map_err(|_| Error::invalid_argument("the checkpoint thread panicked"))?;
     routed?;
-    let processed = reports.iter().map(|(at, _)| *at).max().unwrap_or(started);
-    let checks: Vec<Check> = reports.into_iter().map(|(_, check)| check).collect();
+    let processed = reports
+        .iter()
+        .map(|(at, _, _)| *at)
+        .max()
+        .unwrap_or(started);
+    let (checks, metrics): (Vec<Check>, Vec<BackendMetrics>) =
+        reports.into_iter().map(|(_, c, m)| (c, m)).unzip();
     let mut ok = print_check(&expected, &checks);
+    print_metrics(&metrics);
     let secs = (processed - started).as_secs_f64();
     say!(
         "records: {} in {secs:.2} s, {:.0} records/s",
@@ -663,4 +675,35 @@ fn print_checkpoints(stats: &CheckpointStats, parallelism: u32) -> bool {
         say!("checkpoint failed: {failure}");
     }
     stats.failed.is_empty()
+}
+
+/// Prints each state's entries and sampled access latency over all subtasks, and the engine's
+/// figures (summed; the block cache is shared by the process, so its largest reading).
+fn print_metrics(metrics: &[BackendMetrics]) {
+    for (n, (state, _)) in STATES.iter().enumerate() {
+        let entries: u64 = metrics.iter().map(|m| m.states[n].estimated_entries).sum();
+        let mut latency = LatencyHistogram::default();
+        metrics
+            .iter()
+            .filter_map(|m| m.states[n].latency.as_ref())
+            .for_each(|h| latency.merge(h));
+        say!(
+            "metrics: {state}: about {entries} entries; access latency mean {:.1} us, p99 under {:.1} us ({} samples)",
+            latency.mean().as_secs_f64() * 1e6,
+            latency.quantile(0.99).as_secs_f64() * 1e6,
+            latency.count
+        );
+    }
+    let sum =
+        |f: fn(&BackendMetrics) -> Option<u64>| metrics.iter().filter_map(f).reduce(|a, b| a + b);
+    if let (Some(sst), Some(memtables)) = (sum(|m| m.sst_bytes), sum(|m| m.memtable_bytes)) {
+        let cache = metrics
+            .iter()
+            .filter_map(|m| m.block_cache_bytes)
+            .max()
+            .unwrap_or(0);
+        say!(
+            "metrics: {sst} bytes of SST files, {memtables} bytes of memtables, {cache} bytes in the block cache"
+        );
+    }
 }

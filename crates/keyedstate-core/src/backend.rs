@@ -7,6 +7,7 @@ use crate::descriptor::StateMeta;
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
 use crate::key_layout::{EntryParts, get_framed};
+use crate::metrics::EngineMetrics;
 use crate::ttl::Clock;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -183,6 +184,9 @@ pub trait StateBackend: KeyGroupSource + Send {
         let _ = checkpoint_id;
         Ok(())
     }
+
+    /// Size figures of the engine and its states.
+    fn metrics(&mut self) -> Result<EngineMetrics>;
 
     /// Compacts the engine's storage fully (RocksDB: a manual compaction, which also runs the TTL
     /// compaction filter); nothing for engines without one.

@@ -11,10 +11,12 @@ use crate::descriptor::{
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
 use crate::key_layout::{put_framed, put_key_group};
+use crate::metrics::{BackendMetrics, LatencySampler, StateMetrics};
 use crate::state::{AggregatingState, ListState, MapState, ReducingState, StateHandle, ValueState};
 use crate::ttl::StateTtlConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -48,6 +50,9 @@ pub(crate) struct Shared {
     pub(crate) entry: Vec<u8>,
     pub(crate) scratch: Scratch,
     closed: bool,
+    /// Every how many accesses a state's latency is sampled; 0 when tracking is off.
+    latency_interval: u64,
+    samplers: HashMap<StateId, Arc<LatencySampler>>,
 }
 
 impl Shared {
@@ -94,6 +99,8 @@ impl KeyedStateBackend {
                 entry: Vec::new(),
                 scratch: Scratch::default(),
                 closed: false,
+                latency_interval: 0,
+                samplers: HashMap::new(),
             })),
         }
     }
@@ -164,18 +171,28 @@ impl KeyedStateBackend {
             user_key_codec: user_key.map(str::to_owned),
             ttl: ttl.map(|t| t.meta()),
         };
-        let (id, clock) = {
+        let (id, clock, sampler) = {
             let mut shared = lock(&self.shared);
             if shared.closed {
                 return Err(Error::closed("the backend is closed"));
             }
-            (shared.engine.register_state(&meta)?, shared.engine.clock())
+            let id = shared.engine.register_state(&meta)?;
+            let interval = shared.latency_interval;
+            let sampler = (interval > 0).then(|| {
+                shared
+                    .samplers
+                    .entry(id)
+                    .or_insert_with(|| Arc::new(LatencySampler::new(interval)))
+                    .clone()
+            });
+            (id, shared.engine.clock(), sampler)
         };
         StateHandle::new(
             self.shared.clone(),
             id,
             name,
             ttl.map(|config| (config, clock)),
+            sampler,
         )
     }
 
@@ -329,6 +346,39 @@ impl KeyedStateBackend {
             })?;
         }
         Ok(digest)
+    }
+
+    /// Samples the latency of every `sample_interval`-th access of each state registered from now
+    /// on (as Flink's `state.backend.latency-track.sample-interval`); 0 turns it off.
+    pub fn enable_latency_tracking(&self, sample_interval: u64) {
+        lock(&self.shared).latency_interval = sample_interval;
+    }
+
+    /// Size figures and sampled latencies, per state and for the engine.
+    pub fn metrics(&self) -> Result<BackendMetrics> {
+        let mut shared = lock(&self.shared);
+        if shared.closed {
+            return Err(Error::closed("the backend is closed"));
+        }
+        let engine = shared.engine.metrics()?;
+        let states = shared
+            .engine
+            .states()
+            .iter()
+            .enumerate()
+            .map(|(id, meta)| StateMetrics {
+                name: meta.name.clone(),
+                estimated_entries: engine.estimated_entries.get(id).copied().unwrap_or(0),
+                latency: shared.samplers.get(&id).map(|s| s.histogram()),
+            })
+            .collect();
+        Ok(BackendMetrics {
+            engine: shared.engine.engine_name(),
+            states,
+            sst_bytes: engine.sst_bytes,
+            memtable_bytes: engine.memtable_bytes,
+            block_cache_bytes: engine.block_cache_bytes,
+        })
     }
 
     /// Compacts the engine's storage (see [`StateBackend::compact`]).

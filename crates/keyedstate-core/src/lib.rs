@@ -17,6 +17,7 @@ mod error;
 pub mod key_group;
 pub mod key_layout;
 mod keyed;
+pub mod metrics;
 mod murmur3;
 pub mod operator;
 mod state;

@@ -17,6 +17,7 @@ use keyedstate_core::checkpoint::storage::full_snapshot_path;
 use keyedstate_core::checkpoint::{
     CheckpointMetadata, CheckpointStorage, SnapshotHandle, SubtaskHandle,
 };
+use keyedstate_core::metrics::EngineMetrics;
 use keyedstate_core::ttl::system_clock;
 use keyedstate_core::{
     AsyncSnapshot, Clock, EntryKey, Error, KeyGroupRange, KeyGroupSource, KeyedStateBackend,
@@ -246,6 +247,21 @@ impl StateBackend for HeapBackend {
 
     fn clock(&self) -> Arc<dyn Clock> {
         self.clock.clone()
+    }
+
+    fn metrics(&mut self) -> Result<EngineMetrics> {
+        let estimated_entries = self
+            .tables
+            .iter()
+            .map(|table| match table {
+                Table::Plain(t) => t.count(|_| 1),
+                Table::Map(t) => t.count(BTreeMap::len),
+            })
+            .collect();
+        Ok(EngineMetrics {
+            estimated_entries,
+            ..EngineMetrics::default()
+        })
     }
 
     fn register_state(&mut self, meta: &StateMeta) -> Result<StateId> {

@@ -34,6 +34,15 @@ impl<T: Clone> KeyGroupTable<T> {
         Arc::make_mut(&mut self.groups[self.range.offset_of(key.key_group())])
     }
 
+    /// Entries in all key groups, each counted by `size`.
+    pub(crate) fn count(&self, size: impl Fn(&T) -> usize) -> u64 {
+        self.groups
+            .iter()
+            .flat_map(|g| g.values())
+            .map(|v| size(v) as u64)
+            .sum()
+    }
+
     /// The number of key groups.
     pub(crate) fn groups(&self) -> usize {
         self.groups.len()

@@ -10,6 +10,7 @@ use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
 use keyedstate_core::backend::{EntryScan, MapScan, Registration, StateRegistry};
 use keyedstate_core::key_layout::put_key_group;
 use keyedstate_core::key_layout::split_entry_key;
+use keyedstate_core::metrics::EngineMetrics;
 use keyedstate_core::{AsyncSnapshot, Clock, KeyGroupSource, SnapshotKind};
 use keyedstate_core::{
     EntryKey, Error, KeyGroupRange, KeyedStateBackend, MaxParallelism, RawEntry, Result,
@@ -268,6 +269,31 @@ impl StateBackend for RocksDbBackend {
 
     fn clock(&self) -> Arc<dyn Clock> {
         self.config.clock.clone()
+    }
+
+    fn metrics(&mut self) -> Result<EngineMetrics> {
+        let db = self.db()?;
+        let property = |cf: &ColumnFamily, name: &str| -> Result<u64> {
+            Ok(db
+                .property_int_value_cf(cf, name)
+                .map_err(map_err("reading a property"))?
+                .unwrap_or(0))
+        };
+        let (mut entries, mut sst, mut memtables) = (Vec::new(), 0, 0);
+        for meta in self.registry.metas() {
+            let cf = db.cf_handle(&meta.name).ok_or_else(|| {
+                Error::corruption(format!("column family '{}' is missing", meta.name))
+            })?;
+            entries.push(property(cf, "rocksdb.estimate-num-keys")?);
+            sst += property(cf, "rocksdb.total-sst-files-size")?;
+            memtables += property(cf, "rocksdb.cur-size-all-mem-tables")?;
+        }
+        Ok(EngineMetrics {
+            estimated_entries: entries,
+            sst_bytes: Some(sst),
+            memtable_bytes: Some(memtables),
+            block_cache_bytes: Some(self.config.memory.cache_usage() as u64),
+        })
     }
 
     fn register_state(&mut self, meta: &StateMeta) -> Result<StateId> {

@@ -83,3 +83,25 @@ fn a_working_directory_holding_a_database_is_refused() {
         ErrorKind::InvalidArgument
     );
 }
+
+#[test]
+fn metrics_report_sst_memtable_and_cache_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = SharedMemory::new(32 << 20).unwrap();
+    let backend = RocksDbBackend::open(config(dir.path(), "m", &memory)).unwrap();
+    let value = backend
+        .value_state(&ValueStateDescriptor::<Vec<u8>>::new("v"))
+        .unwrap();
+    for key in 0u32..500 {
+        backend.set_current_key(&key).unwrap();
+        value.update(&vec![1u8; 200]).unwrap();
+    }
+    let before = backend.metrics().unwrap();
+    assert!(before.memtable_bytes.unwrap() > 100_000, "{before:?}");
+    assert_eq!(before.sst_bytes, Some(0));
+    backend.compact().unwrap();
+    let after = backend.metrics().unwrap();
+    assert!(after.sst_bytes.unwrap() > 0, "{after:?}");
+    assert!(after.block_cache_bytes.is_some());
+    assert_eq!(after.states[0].estimated_entries, 500);
+}

@@ -8,6 +8,7 @@ pub mod bad_input;
 pub mod fixture;
 pub mod keys;
 pub mod layout;
+pub mod metrics;
 pub mod model;
 pub mod namespaces;
 pub mod states;
@@ -49,7 +50,8 @@ macro_rules! conformance_suite {
                 ttl::ttl_returns_expired_values_until_cleaned_up_when_asked,
                 ttl::ttl_on_read_and_write_renews_on_read,
                 ttl::turning_ttl_on_or_off_is_incompatible,
-                ttl::expired_entries_are_left_out_of_full_snapshots,
+                                ttl::expired_entries_are_left_out_of_full_snapshots,
+                metrics::metrics_report_entries_and_sampled_latency,
             );
         }
     };

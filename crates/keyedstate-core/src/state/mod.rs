@@ -19,11 +19,13 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::key_layout::put_framed;
 use crate::keyed::{Scratch, Shared, lock};
+use crate::metrics::LatencySampler;
 use crate::ttl::{
     Clock, StateTtlConfig, TtlUpdateType, TtlVisibility, is_expired, put_timestamp, split_timestamp,
 };
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// What an access sees: the engine, the entry key of the current key and namespace, and scratch
 /// buffers.
@@ -42,6 +44,8 @@ pub(crate) struct StateHandle {
     namespace: Vec<u8>,
     /// The state's TTL and the clock it is judged by.
     ttl: Option<(StateTtlConfig, Arc<dyn Clock>)>,
+    /// Samples access latency, when tracking is on.
+    sampler: Option<Arc<LatencySampler>>,
 }
 
 /// What a state's TTL makes of a stored (timestamped) value at some time.
@@ -82,6 +86,7 @@ impl StateHandle {
         id: StateId,
         name: &str,
         ttl: Option<(StateTtlConfig, Arc<dyn Clock>)>,
+        sampler: Option<Arc<LatencySampler>>,
     ) -> Result<Self> {
         // A state starts in the void namespace `()`, which serializes to no bytes.
         Ok(StateHandle {
@@ -90,6 +95,7 @@ impl StateHandle {
             name: name.into(),
             namespace: framed_namespace(&())?,
             ttl,
+            sampler,
         })
     }
 
@@ -138,6 +144,11 @@ impl StateHandle {
         namespace: &[u8],
         f: impl FnOnce(Access<'_>) -> Result<R>,
     ) -> Result<R> {
+        let sampled = self
+            .sampler
+            .as_ref()
+            .filter(|s| s.tick())
+            .map(|s| (s, Instant::now()));
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
         let result = shared
@@ -150,6 +161,10 @@ impl StateHandle {
                     scratch: &mut shared.scratch,
                 })
             });
+        drop(guard);
+        if let Some((sampler, started)) = sampled {
+            sampler.record(started.elapsed());
+        }
         result.map_err(|e| e.context(format_args!("state '{}'", self.name)))
     }
 
