@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
 use crate::key_layout::{put_framed, put_key_group};
 use crate::metrics::{BackendMetrics, LatencySampler, StateMetrics};
+use crate::phase::traced;
 use crate::state::{AggregatingState, ListState, MapState, ReducingState, StateHandle, ValueState};
 use crate::ttl::StateTtlConfig;
 use serde::Serialize;
@@ -314,7 +315,13 @@ impl KeyedStateBackend {
         if shared.closed {
             return Err(Error::closed("the backend is closed"));
         }
-        let snapshot = shared.engine.snapshot(checkpoint_id, kind)?;
+        let engine = &mut shared.engine;
+        let snapshot = traced(
+            "snapshot.sync",
+            checkpoint_id,
+            || engine.snapshot(checkpoint_id, kind),
+            |_| 0,
+        )?;
         Ok(PendingSnapshot {
             checkpoint_id,
             snapshot,
@@ -412,9 +419,13 @@ impl PendingSnapshot {
     /// Writes the snapshot of subtask `subtask` to `storage`.
     pub fn run(self, storage: &Arc<dyn CheckpointStorage>, subtask: u32) -> Result<SubtaskHandle> {
         let id = self.checkpoint_id;
-        self.snapshot
-            .run(storage, subtask)
-            .map_err(|e| e.context(format_args!("checkpoint {id}, subtask {subtask}")))
+        traced(
+            "snapshot.async",
+            id,
+            || self.snapshot.run(storage, subtask),
+            |h: &SubtaskHandle| h.files().iter().map(|f| f.size).sum(),
+        )
+        .map_err(|e| e.context(format_args!("checkpoint {id}, subtask {subtask}")))
     }
 }
 

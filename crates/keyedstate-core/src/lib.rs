@@ -20,6 +20,7 @@ mod keyed;
 pub mod metrics;
 mod murmur3;
 pub mod operator;
+pub mod phase;
 mod state;
 pub mod ttl;
 

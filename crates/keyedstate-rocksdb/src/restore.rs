@@ -23,6 +23,7 @@ use keyedstate_core::checkpoint::{
     CheckpointMetadata, CheckpointStorage, NamedFile, SnapshotHandle, SubtaskHandle,
 };
 use keyedstate_core::key_layout::{put_framed, put_key_group};
+use keyedstate_core::phase::traced;
 use keyedstate_core::{
     Error, KeyGroupRange, KeyedStateBackend, RawEntry, Result, StateBackend, StateKind, StateMeta,
 };
@@ -81,9 +82,16 @@ impl RocksDbBackend {
                 key_group_range,
                 ..
             }) => {
-                let backend = Self::restore_files(config, &metadata.states, files, storage)?;
+                let id = metadata.checkpoint_id;
+                let bytes: u64 = files.iter().map(|f| f.file.size).sum();
+                let backend = traced(
+                    "restore.base",
+                    id,
+                    || Self::restore_files(config, &metadata.states, files, storage),
+                    |_| bytes,
+                )?;
                 if *key_group_range != range {
-                    backend.clip_to(range)?;
+                    traced("restore.clip", id, || backend.clip_to(range), |_| 0)?;
                 }
                 backend
             }
@@ -99,14 +107,19 @@ impl RocksDbBackend {
             .into_iter()
             .filter(|h| Some(h.subtask) != base.map(|b| b.subtask))
         {
-            backend
-                .import(handle, &metadata.states, storage)
-                .map_err(|e| {
-                    e.context(format_args!(
-                        "importing subtask {} of checkpoint {}",
-                        handle.subtask, metadata.checkpoint_id
-                    ))
-                })?;
+            let bytes: u64 = handle.files().iter().map(|f| f.size).sum();
+            traced(
+                "restore.import",
+                metadata.checkpoint_id,
+                || backend.import(handle, &metadata.states, storage),
+                |_| bytes,
+            )
+            .map_err(|e| {
+                e.context(format_args!(
+                    "importing subtask {} of checkpoint {}",
+                    handle.subtask, metadata.checkpoint_id
+                ))
+            })?;
         }
         Ok(backend)
     }
@@ -463,7 +476,8 @@ pub fn restore_into(
                 let dir = work.join(format!("import-{}", handle.subtask));
                 let _ = std::fs::remove_dir_all(&dir);
                 let config = RocksDbConfig::new(work, max_p, range);
-                let result = (|| {
+                let bytes: u64 = files.iter().map(|f| f.file.size).sum();
+                let import = || {
                     fetch_files(files, storage, &dir, config.transfer_concurrency)?;
                     let db = open_read_only(&config, &dir, &metadata.states)?;
                     let mut key = Vec::new();
@@ -506,7 +520,8 @@ pub fn restore_into(
                         }
                     }
                     Ok(())
-                })();
+                };
+                let result = traced("restore.import", metadata.checkpoint_id, import, |_| bytes);
                 let _ = std::fs::remove_dir_all(&dir);
                 result.map_err(|e: Error| {
                     e.context(format_args!("importing subtask {}", handle.subtask))

@@ -199,10 +199,16 @@ impl CheckpointCoordinator {
             states,
             subtasks,
         };
-        let written = metadata
-            .validate()
-            .and_then(|()| metadata.encode())
-            .and_then(|bytes| self.storage.write_metadata(pending.id, &bytes));
+        // The phase's bytes: everything the completed checkpoint references.
+        let written = crate::phase::traced(
+            "checkpoint.complete",
+            pending.id,
+            || {
+                metadata.validate()?;
+                self.storage.write_metadata(pending.id, &metadata.encode()?)
+            },
+            |()| metadata.files().map(|f| f.size).sum(),
+        );
         if let Err(e) = written {
             let handles = metadata.subtasks.clone();
             self.abort(pending, &handles)?;

@@ -5,6 +5,7 @@ use super::metadata::{CheckpointMetadata, SnapshotHandle};
 use super::storage::CheckpointStorage;
 use crate::backend::StateBackend;
 use crate::error::{Error, Result};
+use crate::phase::traced;
 
 /// Checks that `metadata` can be restored into a backend of `engine`'s max parallelism.
 pub fn check_max_parallelism(
@@ -44,9 +45,13 @@ pub fn restore_full_snapshots(
         }
         match &handle.snapshot {
             SnapshotHandle::Full { file } => {
-                let bytes = storage.read(file)?;
-                let snapshot = CanonicalSnapshot::parse(&bytes, &file.path)?;
-                restored += restore_canonical(engine, &snapshot)?;
+                let restore = || {
+                    let bytes = storage.read(file)?;
+                    restore_canonical(&mut *engine, &CanonicalSnapshot::parse(&bytes, &file.path)?)
+                };
+                restored += traced("restore.full", metadata.checkpoint_id, restore, |_| {
+                    file.size
+                })?;
             }
             SnapshotHandle::RocksDbIncremental { .. } => {
                 return Err(Error::incompatible_state(format!(
