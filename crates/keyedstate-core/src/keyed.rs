@@ -57,6 +57,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The current key's group, the key-group prefix length and the serialized key.
+    pub(crate) fn current_key_bytes(&self) -> Result<(u16, usize, &[u8])> {
+        if self.closed {
+            return Err(Error::closed("the backend is closed"));
+        }
+        if !self.has_key {
+            return Err(Error::invalid_argument(
+                "no current key: call set_current_key before registering a timer",
+            ));
+        }
+        Ok((self.key_group, self.prefix_len, &self.key))
+    }
+
     /// Builds the entry key of the current key in `namespace` (framed) into `self.entry`.
     pub(crate) fn prepare(&mut self, namespace: &[u8]) -> Result<(u16, usize)> {
         if self.closed {
@@ -104,6 +117,10 @@ impl KeyedStateBackend {
                 samplers: HashMap::new(),
             })),
         }
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Mutex<Shared>> {
+        self.shared.clone()
     }
 
     pub fn max_parallelism(&self) -> MaxParallelism {

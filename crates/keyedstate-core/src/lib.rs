@@ -22,6 +22,7 @@ mod murmur3;
 pub mod operator;
 pub mod phase;
 mod state;
+pub mod timers;
 pub mod ttl;
 
 pub use backend::{AsyncSnapshot, EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
@@ -37,4 +38,5 @@ pub use keyed::{KeyedStateBackend, PendingSnapshot};
 pub use murmur3::murmur3_32;
 pub use operator::{BroadcastState, OperatorListState, OperatorStateBackend, OperatorStateKind};
 pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use timers::{FiredTimer, TimeDomain, TimerService};
 pub use ttl::{Clock, ManualClock, StateTtlConfig, SystemClock, TtlUpdateType, TtlVisibility};

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod namespaces;
 pub mod states;
+pub mod timers;
 pub mod ttl;
 
 pub use fixture::{Factory, Instance, stored_entries};
@@ -51,7 +52,10 @@ macro_rules! conformance_suite {
                 ttl::ttl_on_read_and_write_renews_on_read,
                 ttl::turning_ttl_on_or_off_is_incompatible,
                                 ttl::expired_entries_are_left_out_of_full_snapshots,
-                metrics::metrics_report_entries_and_sampled_latency,
+                                metrics::metrics_report_entries_and_sampled_latency,
+                timers::timers_fire_in_timestamp_order_across_key_groups,
+                timers::deleted_timers_do_not_fire_and_domains_are_apart,
+                timers::timers_registered_while_firing_fire_too,
             );
         }
     };

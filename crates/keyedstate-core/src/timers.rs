@@ -1,0 +1,302 @@
+//! Event-time and processing-time timers per (key, namespace), as Flink's internal timer
+//! service: registered for the current key, fired in timestamp order with that key set as the
+//! current key.
+//!
+//! Timers are entries of an internal state per time domain, so checkpoints, restores and
+//! rescales carry them with their key groups like any state. Entry key (see
+//! `docs/formats.md`): `[key group][framed timestamp][framed (framed key, framed namespace)]`,
+//! the timestamp as 8 bytes big-endian with the sign bit flipped, so that a key group's timers
+//! sort by time (in RocksDB: one column family per domain, keys starting with the key group and
+//! then the timestamp). An in-memory set of each key group's earliest timer gives the global
+//! order; it is rebuilt from the state when the service is created (after a restore, too).
+
+use crate::backend::{EntryKey, StateId};
+use crate::codec::bincode_encode;
+use crate::descriptor::{StateKind, StateMeta};
+use crate::error::{Error, Result};
+use crate::key_layout::{get_framed, put_framed, put_key_group};
+use crate::keyed::{KeyedStateBackend, Shared, lock};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+
+/// Which clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeDomain {
+    EventTime,
+    ProcessingTime,
+}
+
+impl TimeDomain {
+    /// The internal state holding the domain's timers; the `_keyedstate.` prefix is reserved.
+    pub fn state_name(self) -> &'static str {
+        match self {
+            TimeDomain::EventTime => "_keyedstate.timers.event",
+            TimeDomain::ProcessingTime => "_keyedstate.timers.processing",
+        }
+    }
+}
+
+/// A timer that fired: its time, and its key (now the current key) and namespace, serialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiredTimer {
+    pub domain: TimeDomain,
+    pub timestamp: i64,
+    pub key: Vec<u8>,
+    pub namespace: Vec<u8>,
+}
+
+impl FiredTimer {
+    pub fn key_as<K: serde::de::DeserializeOwned>(&self) -> Result<K> {
+        crate::codec::bincode_decode(&self.key)
+    }
+
+    pub fn namespace_as<N: serde::de::DeserializeOwned>(&self) -> Result<N> {
+        crate::codec::bincode_decode(&self.namespace)
+    }
+}
+
+fn encode_timestamp(timestamp: i64) -> [u8; 8] {
+    ((timestamp as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn decode_timestamp(bytes: &[u8]) -> Result<i64> {
+    let raw: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::corruption("a timer's timestamp is not 8 bytes"))?;
+    Ok((u64::from_be_bytes(raw) ^ (1 << 63)) as i64)
+}
+
+/// One domain's queue: the internal state and each key group's earliest timer.
+struct Queue {
+    state: StateId,
+    heads: BTreeSet<(i64, u16)>,
+    head_of: HashMap<u16, i64>,
+}
+
+/// The timer service of one backend.
+pub struct TimerService {
+    backend: KeyedStateBackend,
+    shared: Arc<Mutex<Shared>>,
+    queues: Mutex<[Queue; 2]>,
+}
+
+impl KeyedStateBackend {
+    /// The timer service of this backend, with the timers its state holds (restored ones too).
+    pub fn timer_service(&self) -> Result<TimerService> {
+        let shared = self.shared();
+        let mut guard = lock(&shared);
+        let range = guard.engine.key_group_range();
+        let mut queues = Vec::new();
+        for domain in [TimeDomain::EventTime, TimeDomain::ProcessingTime] {
+            let meta = StateMeta {
+                name: domain.state_name().to_owned(),
+                kind: StateKind::Value,
+                value_codec: "timer".to_owned(),
+                user_key_codec: None,
+                ttl: None,
+            };
+            let state = guard.engine.register_state(&meta)?;
+            let mut queue = Queue {
+                state,
+                heads: BTreeSet::new(),
+                head_of: HashMap::new(),
+            };
+            for key_group in range.iter() {
+                if let Some(head) = first_timer(&mut *guard.engine, state, key_group)? {
+                    queue.heads.insert((head, key_group));
+                    queue.head_of.insert(key_group, head);
+                }
+            }
+            queues.push(queue);
+        }
+        drop(guard);
+        let queues: [Queue; 2] = queues
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("two domains"));
+        Ok(TimerService {
+            backend: self.clone(),
+            shared,
+            queues: Mutex::new(queues),
+        })
+    }
+}
+
+/// The earliest timer of `key_group` in `state`.
+fn first_timer(
+    engine: &mut dyn crate::StateBackend,
+    state: StateId,
+    key_group: u16,
+) -> Result<Option<i64>> {
+    let mut first = None;
+    engine.scan_key_group(state, key_group, &mut |entry| {
+        first = Some(decode_timestamp(entry.parts.key)?);
+        Ok(ControlFlow::Break(()))
+    })?;
+    Ok(first)
+}
+
+impl TimerService {
+    fn queue_index(domain: TimeDomain) -> usize {
+        match domain {
+            TimeDomain::EventTime => 0,
+            TimeDomain::ProcessingTime => 1,
+        }
+    }
+
+    /// Builds the entry key of a timer of the current key into `out`; returns its key group.
+    fn timer_key(
+        shared: &Shared,
+        namespace: &[u8],
+        timestamp: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(u16, usize)> {
+        let (key_group, prefix_len, key) = shared.current_key_bytes()?;
+        out.clear();
+        put_key_group(out, key_group, prefix_len);
+        put_framed(out, &encode_timestamp(timestamp));
+        let mut inner = Vec::with_capacity(key.len() + namespace.len() + 4);
+        put_framed(&mut inner, key);
+        put_framed(&mut inner, namespace);
+        put_framed(out, &inner);
+        Ok((key_group, prefix_len))
+    }
+
+    /// Registers a timer for the current key in `namespace` (registering it twice is once).
+    pub fn register<N: Serialize + ?Sized>(
+        &self,
+        domain: TimeDomain,
+        namespace: &N,
+        timestamp: i64,
+    ) -> Result<()> {
+        let mut ns = Vec::new();
+        bincode_encode(namespace, &mut ns)?;
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = &mut queues[Self::queue_index(domain)];
+        let mut guard = lock(&self.shared);
+        let mut key = Vec::new();
+        let (key_group, prefix_len) = Self::timer_key(&guard, &ns, timestamp, &mut key)?;
+        guard
+            .engine
+            .put(queue.state, EntryKey::new(&key, key_group, prefix_len), &[])?;
+        if queue
+            .head_of
+            .get(&key_group)
+            .is_none_or(|&head| timestamp < head)
+        {
+            if let Some(old) = queue.head_of.insert(key_group, timestamp) {
+                queue.heads.remove(&(old, key_group));
+            }
+            queue.heads.insert((timestamp, key_group));
+        }
+        Ok(())
+    }
+
+    /// Deletes a timer of the current key in `namespace`; deleting an absent one does nothing.
+    pub fn delete<N: Serialize + ?Sized>(
+        &self,
+        domain: TimeDomain,
+        namespace: &N,
+        timestamp: i64,
+    ) -> Result<()> {
+        let mut ns = Vec::new();
+        bincode_encode(namespace, &mut ns)?;
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = &mut queues[Self::queue_index(domain)];
+        let mut guard = lock(&self.shared);
+        let mut key = Vec::new();
+        let (key_group, prefix_len) = Self::timer_key(&guard, &ns, timestamp, &mut key)?;
+        guard
+            .engine
+            .delete(queue.state, EntryKey::new(&key, key_group, prefix_len))?;
+        if queue.head_of.get(&key_group) == Some(&timestamp) {
+            queue.heads.remove(&(timestamp, key_group));
+            queue.head_of.remove(&key_group);
+            if let Some(head) = first_timer(&mut *guard.engine, queue.state, key_group)? {
+                queue.heads.insert((head, key_group));
+                queue.head_of.insert(key_group, head);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires, in timestamp order, every timer of `domain` at or before `time` (event time: the
+    /// new watermark; processing time: now), timers that `on_timer` registers included. For each,
+    /// its key becomes the current key before `on_timer` runs.
+    pub fn advance(
+        &self,
+        domain: TimeDomain,
+        time: i64,
+        mut on_timer: impl FnMut(&FiredTimer) -> Result<()>,
+    ) -> Result<usize> {
+        let mut fired = 0;
+        while let Some(timer) = self.pop(domain, time)? {
+            self.backend.set_current_key_bytes(&timer.key)?;
+            on_timer(&timer)?;
+            fired += 1;
+        }
+        Ok(fired)
+    }
+
+    /// Removes and returns the earliest timer at or before `time`, if any.
+    fn pop(&self, domain: TimeDomain, time: i64) -> Result<Option<FiredTimer>> {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = &mut queues[Self::queue_index(domain)];
+        let Some(&(timestamp, key_group)) = queue.heads.first() else {
+            return Ok(None);
+        };
+        if timestamp > time {
+            return Ok(None);
+        }
+        let mut guard = lock(&self.shared);
+        let engine = &mut *guard.engine;
+        let mut found = None;
+        engine.scan_key_group(queue.state, key_group, &mut |entry| {
+            found = Some((entry.parts.key.to_vec(), entry.parts.namespace.to_vec()));
+            Ok(ControlFlow::Break(()))
+        })?;
+        let (ts_bytes, inner) = found.ok_or_else(|| {
+            Error::corruption(format!(
+                "timer queue of key group {key_group} is out of step"
+            ))
+        })?;
+        let (key, rest) = get_framed(&inner)?;
+        let (namespace, _) = get_framed(rest)?;
+        let prefix_len = guard_prefix_len(engine);
+        let mut entry_key = Vec::new();
+        put_key_group(&mut entry_key, key_group, prefix_len);
+        put_framed(&mut entry_key, &ts_bytes);
+        put_framed(&mut entry_key, &inner);
+        engine.delete(
+            queue.state,
+            EntryKey::new(&entry_key, key_group, prefix_len),
+        )?;
+        queue.heads.remove(&(timestamp, key_group));
+        queue.head_of.remove(&key_group);
+        if let Some(head) = first_timer(engine, queue.state, key_group)? {
+            queue.heads.insert((head, key_group));
+            queue.head_of.insert(key_group, head);
+        }
+        Ok(Some(FiredTimer {
+            domain,
+            timestamp: decode_timestamp(&ts_bytes)?,
+            key: key.to_vec(),
+            namespace: namespace.to_vec(),
+        }))
+    }
+
+    /// The number of timers of `domain` (for tools and tests; scans the state).
+    pub fn count(&self, domain: TimeDomain) -> Result<usize> {
+        let mut n = 0;
+        self.backend.scan_raw(domain.state_name(), &mut |_| {
+            n += 1;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(n)
+    }
+}
+
+fn guard_prefix_len(engine: &dyn crate::StateBackend) -> usize {
+    engine.max_parallelism().prefix_len()
+}

@@ -1,0 +1,123 @@
+//! Timers: fired in timestamp order across key groups with their key set, deleted ones not
+//! fired, the two time domains apart, timers registered while firing fired too.
+
+use crate::fixture::{Factory, full};
+use crate::model::Rng;
+use keyedstate_core::TimeDomain;
+
+pub fn timers_fire_in_timestamp_order_across_key_groups(factory: &Factory) {
+    let i = full(factory);
+    let timers = i.backend.timer_service().unwrap();
+    let mut rng = Rng::new(7);
+    let mut registered = Vec::new();
+    for key in 0u64..200 {
+        let timestamp = rng.below(10_000) as i64 - 5_000; // negative times sort right too
+        i.backend.set_current_key(&key).unwrap();
+        timers
+            .register(TimeDomain::EventTime, &(key % 3), timestamp)
+            .unwrap();
+        registered.push((timestamp, key));
+    }
+    registered.sort();
+    let mut fired = Vec::new();
+    let count = timers
+        .advance(TimeDomain::EventTime, 0, |timer| {
+            let key: u64 = timer.key_as()?;
+            assert_eq!(
+                i.backend.current_key::<u64>()?,
+                Some(key),
+                "the timer's key is current"
+            );
+            assert_eq!(timer.namespace_as::<u64>()?, key % 3);
+            fired.push((timer.timestamp, key));
+            Ok(())
+        })
+        .unwrap();
+    let due: Vec<(i64, u64)> = registered
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t <= 0)
+        .collect();
+    assert_eq!(count, due.len());
+    let times: Vec<i64> = fired.iter().map(|f| f.0).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "timestamp order");
+    fired.sort();
+    assert_eq!(fired, due);
+    assert_eq!(
+        timers.count(TimeDomain::EventTime).unwrap(),
+        200 - due.len()
+    );
+    let rest = timers
+        .advance(TimeDomain::EventTime, i64::MAX, |_| Ok(()))
+        .unwrap();
+    assert_eq!(rest, 200 - due.len());
+    assert_eq!(
+        timers
+            .advance(TimeDomain::EventTime, i64::MAX, |_| Ok(()))
+            .unwrap(),
+        0,
+        "each fires once"
+    );
+}
+
+pub fn deleted_timers_do_not_fire_and_domains_are_apart(factory: &Factory) {
+    let i = full(factory);
+    let timers = i.backend.timer_service().unwrap();
+    for key in 0u64..20 {
+        i.backend.set_current_key(&key).unwrap();
+        timers
+            .register(TimeDomain::EventTime, &(), key as i64)
+            .unwrap();
+        timers
+            .register(TimeDomain::ProcessingTime, &(), 1000 + key as i64)
+            .unwrap();
+        if key % 2 == 0 {
+            timers
+                .delete(TimeDomain::EventTime, &(), key as i64)
+                .unwrap();
+        }
+    }
+    i.backend.set_current_key(&3u64).unwrap();
+    timers.delete(TimeDomain::EventTime, &(), 999).unwrap(); // absent: nothing happens
+    let mut fired = Vec::new();
+    timers
+        .advance(TimeDomain::EventTime, 100, |t| {
+            fired.push(t.key_as::<u64>()?);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(fired, (1..20).step_by(2).collect::<Vec<u64>>());
+    let processing = timers.advance(TimeDomain::ProcessingTime, 1009, |t| {
+        assert_eq!(t.domain, TimeDomain::ProcessingTime);
+        Ok(())
+    });
+    assert_eq!(processing.unwrap(), 10);
+    let err = {
+        let fresh = full(factory);
+        let service = fresh.backend.timer_service().unwrap();
+        service.register(TimeDomain::EventTime, &(), 1).unwrap_err()
+    };
+    assert_eq!(
+        err.kind(),
+        keyedstate_core::ErrorKind::InvalidArgument,
+        "a timer needs a current key"
+    );
+}
+
+pub fn timers_registered_while_firing_fire_too(factory: &Factory) {
+    let i = full(factory);
+    let timers = i.backend.timer_service().unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    timers.register(TimeDomain::EventTime, &(), 10).unwrap();
+    let mut fired = Vec::new();
+    timers
+        .advance(TimeDomain::EventTime, 100, |t| {
+            fired.push(t.timestamp);
+            if t.timestamp < 40 {
+                timers.register(TimeDomain::EventTime, &(), t.timestamp + 10)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(fired, vec![10, 20, 30, 40]);
+}
