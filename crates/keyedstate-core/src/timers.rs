@@ -10,7 +10,7 @@
 //! then the timestamp). An in-memory set of each key group's earliest timer gives the global
 //! order; it is rebuilt from the state when the service is created (after a restore, too).
 
-use crate::backend::{EntryKey, StateId};
+use crate::backend::{EntryKey, StateBackend, StateId};
 use crate::codec::bincode_encode;
 use crate::descriptor::{StateKind, StateMeta};
 use crate::error::{Error, Result};
@@ -75,6 +75,26 @@ struct Queue {
     head_of: HashMap<u16, i64>,
 }
 
+impl Queue {
+    /// Makes `head` the earliest timer of `key_group` (`None`: it has none).
+    fn set_head(&mut self, key_group: u16, head: Option<i64>) {
+        if let Some(old) = self.head_of.remove(&key_group) {
+            self.heads.remove(&(old, key_group));
+        }
+        if let Some(head) = head {
+            self.heads.insert((head, key_group));
+            self.head_of.insert(key_group, head);
+        }
+    }
+
+    /// Reads `key_group`'s earliest timer from the engine again.
+    fn reload_head(&mut self, engine: &mut dyn StateBackend, key_group: u16) -> Result<()> {
+        let head = first_timer(engine, self.state, key_group)?;
+        self.set_head(key_group, head);
+        Ok(())
+    }
+}
+
 /// The timer service of one backend.
 pub struct TimerService {
     backend: KeyedStateBackend,
@@ -104,10 +124,7 @@ impl KeyedStateBackend {
                 head_of: HashMap::new(),
             };
             for key_group in range.iter() {
-                if let Some(head) = first_timer(&mut *guard.engine, state, key_group)? {
-                    queue.heads.insert((head, key_group));
-                    queue.head_of.insert(key_group, head);
-                }
+                queue.reload_head(&mut *guard.engine, key_group)?;
             }
             queues.push(queue);
         }
@@ -125,7 +142,7 @@ impl KeyedStateBackend {
 
 /// The earliest timer of `key_group` in `state`.
 fn first_timer(
-    engine: &mut dyn crate::StateBackend,
+    engine: &mut dyn StateBackend,
     state: StateId,
     key_group: u16,
 ) -> Result<Option<i64>> {
@@ -163,6 +180,28 @@ impl TimerService {
         Ok((key_group, prefix_len))
     }
 
+    /// Runs `f` on `domain`'s queue, the engine, and the entry key of the current key's timer
+    /// at `timestamp` in `namespace`.
+    fn with_timer<N: Serialize + ?Sized>(
+        &self,
+        domain: TimeDomain,
+        namespace: &N,
+        timestamp: i64,
+        f: impl FnOnce(&mut Queue, &mut dyn StateBackend, EntryKey<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut ns = Vec::new();
+        bincode_encode(namespace, &mut ns)?;
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = lock(&self.shared);
+        let mut key = Vec::new();
+        let (key_group, prefix_len) = Self::timer_key(&guard, &ns, timestamp, &mut key)?;
+        f(
+            &mut queues[Self::queue_index(domain)],
+            &mut *guard.engine,
+            EntryKey::new(&key, key_group, prefix_len),
+        )
+    }
+
     /// Registers a timer for the current key in `namespace` (registering it twice is once).
     pub fn register<N: Serialize + ?Sized>(
         &self,
@@ -170,27 +209,18 @@ impl TimerService {
         namespace: &N,
         timestamp: i64,
     ) -> Result<()> {
-        let mut ns = Vec::new();
-        bincode_encode(namespace, &mut ns)?;
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        let queue = &mut queues[Self::queue_index(domain)];
-        let mut guard = lock(&self.shared);
-        let mut key = Vec::new();
-        let (key_group, prefix_len) = Self::timer_key(&guard, &ns, timestamp, &mut key)?;
-        guard
-            .engine
-            .put(queue.state, EntryKey::new(&key, key_group, prefix_len), &[])?;
-        if queue
-            .head_of
-            .get(&key_group)
-            .is_none_or(|&head| timestamp < head)
-        {
-            if let Some(old) = queue.head_of.insert(key_group, timestamp) {
-                queue.heads.remove(&(old, key_group));
+        self.with_timer(domain, namespace, timestamp, |queue, engine, key| {
+            engine.put(queue.state, key, &[])?;
+            let key_group = key.key_group();
+            if queue
+                .head_of
+                .get(&key_group)
+                .is_none_or(|&head| timestamp < head)
+            {
+                queue.set_head(key_group, Some(timestamp));
             }
-            queue.heads.insert((timestamp, key_group));
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Deletes a timer of the current key in `namespace`; deleting an absent one does nothing.
@@ -200,25 +230,13 @@ impl TimerService {
         namespace: &N,
         timestamp: i64,
     ) -> Result<()> {
-        let mut ns = Vec::new();
-        bincode_encode(namespace, &mut ns)?;
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        let queue = &mut queues[Self::queue_index(domain)];
-        let mut guard = lock(&self.shared);
-        let mut key = Vec::new();
-        let (key_group, prefix_len) = Self::timer_key(&guard, &ns, timestamp, &mut key)?;
-        guard
-            .engine
-            .delete(queue.state, EntryKey::new(&key, key_group, prefix_len))?;
-        if queue.head_of.get(&key_group) == Some(&timestamp) {
-            queue.heads.remove(&(timestamp, key_group));
-            queue.head_of.remove(&key_group);
-            if let Some(head) = first_timer(&mut *guard.engine, queue.state, key_group)? {
-                queue.heads.insert((head, key_group));
-                queue.head_of.insert(key_group, head);
+        self.with_timer(domain, namespace, timestamp, |queue, engine, key| {
+            engine.delete(queue.state, key)?;
+            if queue.head_of.get(&key.key_group()) == Some(&timestamp) {
+                queue.reload_head(engine, key.key_group())?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Fires, in timestamp order, every timer of `domain` at or before `time` (event time: the
@@ -263,7 +281,7 @@ impl TimerService {
         })?;
         let (key, rest) = get_framed(&inner)?;
         let (namespace, _) = get_framed(rest)?;
-        let prefix_len = guard_prefix_len(engine);
+        let prefix_len = engine.max_parallelism().prefix_len();
         let mut entry_key = Vec::new();
         put_key_group(&mut entry_key, key_group, prefix_len);
         put_framed(&mut entry_key, &ts_bytes);
@@ -272,12 +290,7 @@ impl TimerService {
             queue.state,
             EntryKey::new(&entry_key, key_group, prefix_len),
         )?;
-        queue.heads.remove(&(timestamp, key_group));
-        queue.head_of.remove(&key_group);
-        if let Some(head) = first_timer(engine, queue.state, key_group)? {
-            queue.heads.insert((head, key_group));
-            queue.head_of.insert(key_group, head);
-        }
+        queue.reload_head(engine, key_group)?;
         Ok(Some(FiredTimer {
             domain,
             timestamp: decode_timestamp(&ts_bytes)?,
@@ -295,8 +308,4 @@ impl TimerService {
         })?;
         Ok(n)
     }
-}
-
-fn guard_prefix_len(engine: &dyn crate::StateBackend) -> usize {
-    engine.max_parallelism().prefix_len()
 }

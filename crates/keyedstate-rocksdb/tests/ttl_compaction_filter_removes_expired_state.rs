@@ -10,14 +10,25 @@ use keyedstate_testkit::stored_entries;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-#[test]
-fn compaction_removes_expired_entries_and_keeps_the_rest() {
+/// A RocksDB backend whose TTL clock starts at `millis`, in a temporary directory.
+fn open_at(
+    millis: u64,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<ManualClock>,
+    keyedstate_core::KeyedStateBackend,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(1000);
+    let clock = ManualClock::new(millis);
     let max_p = MaxParallelism::new(128).unwrap();
     let mut config = RocksDbConfig::new(dir.path().join("db"), max_p, max_p.full_range());
     config.clock = clock.clone();
-    let backend = RocksDbBackend::open(config).unwrap();
+    (dir, clock, RocksDbBackend::open(config).unwrap())
+}
+
+#[test]
+fn compaction_removes_expired_entries_and_keeps_the_rest() {
+    let (_dir, clock, backend) = open_at(1000);
     // Returned until cleaned up: so that only the compaction can have removed them.
     let ttl = StateTtlConfig::new(Duration::from_millis(100))
         .visibility(TtlVisibility::ReturnExpiredIfNotCleanedUp);
@@ -73,12 +84,7 @@ fn compaction_removes_expired_entries_and_keeps_the_rest() {
 
 #[test]
 fn compaction_drops_expired_list_elements_one_by_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(1000);
-    let max_p = MaxParallelism::new(128).unwrap();
-    let mut config = RocksDbConfig::new(dir.path().join("db"), max_p, max_p.full_range());
-    config.clock = clock.clone();
-    let backend = RocksDbBackend::open(config).unwrap();
+    let (_dir, clock, backend) = open_at(1000);
     let ttl = StateTtlConfig::new(Duration::from_millis(100))
         .visibility(TtlVisibility::ReturnExpiredIfNotCleanedUp);
     let list = backend
