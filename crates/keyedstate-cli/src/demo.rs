@@ -45,8 +45,8 @@ pub struct DemoArgs {
     /// Number of records to generate.
     #[arg(long, default_value_t = 200_000)]
     records: u64,
-    /// Directory for checkpoints (`DIR/checkpoints`) and working files (`DIR/work`); a temporary
-    /// directory, removed at the end, if not set.
+    /// Directory for checkpoints (`DIR/checkpoints`) and working files (`DIR/work`, `DIR/restore`);
+    /// a temporary directory, removed at the end, if not set.
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Take a checkpoint every this many records (and always one after the last record).
