@@ -214,7 +214,8 @@ fn bench_checkpoints(
     let mut coordinator = CheckpointCoordinator::open(storage.clone(), 1)?;
     let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
     let tenth = order.len().div_ceil(10);
-    let (mut total, mut pause, mut bytes) = (Duration::ZERO, Duration::ZERO, 0u64);
+    let (mut total, mut pause, mut bytes, mut shared_bytes) =
+        (Duration::ZERO, Duration::ZERO, 0u64, 0u64);
     let mut previous: Vec<String> = Vec::new();
     for round in 0..args.warmup + args.passes {
         // Change 10% of the keys: a different tenth each round.
@@ -242,26 +243,29 @@ fn bench_checkpoints(
             .clone();
         backend.notify_checkpoint_complete(metadata.checkpoint_id)?;
         let elapsed = started.elapsed();
-        let written: u64 = metadata
-            .files()
-            .filter(|f| !previous.contains(&f.path))
-            .map(|f| f.size)
-            .sum();
+        // What this checkpoint added: new shared files (SSTs that changed) and its own files.
+        let new = || metadata.files().filter(|f| !previous.contains(&f.path));
+        let new_shared: u64 = new().filter(|f| f.is_shared()).map(|f| f.size).sum();
+        let written: u64 = new().map(|f| f.size).sum();
         previous = metadata.files().map(|f| f.path.clone()).collect();
         if round >= args.warmup {
             total += elapsed;
             pause += synchronous;
             bytes += written;
+            shared_bytes += new_shared;
         }
     }
     let n = f64::from(args.passes);
     report(engine.name(), name, n / total.as_secs_f64());
     eprintln!(
-        "{}\t{name}\tper checkpoint: {:.1} ms in all, {:.1} ms synchronous pause, {} bytes written",
+        "{}\t{name}\tper checkpoint: {:.1} ms in all, {:.1} ms synchronous pause, {} bytes written, \
+         of which {} bytes of new SST files (written / new SST: {:.2})",
         engine.name(),
         total.as_secs_f64() * 1e3 / n,
         pause.as_secs_f64() * 1e3 / n,
-        bytes / u64::from(args.passes)
+        bytes / u64::from(args.passes),
+        shared_bytes / u64::from(args.passes),
+        bytes as f64 / shared_bytes.max(1) as f64
     );
     Ok(())
 }
