@@ -357,7 +357,6 @@ fn checkpoint_thread(
                 .cloned(),
         };
         drop(coordinator);
-        drop(slot);
         let complete = match outcome {
             Ok(metadata) => {
                 stats.completed += 1;
@@ -382,6 +381,9 @@ fn checkpoint_thread(
             // A subtask that already stopped needs no notification.
             let _ = tx.send(message);
         }
+        // Only now may the source trigger the next checkpoint: its barrier then reaches every
+        // subtask after this notification, and no SST is uploaded twice.
+        drop(slot);
         let _ = done.send(id);
     }
     stats

@@ -130,7 +130,7 @@ impl RocksDbSnapshot {
         let storage_id = storage.describe();
         let mut files = Vec::with_capacity(names.len());
         let mut jobs: Vec<Job<FileRef>> = Vec::new();
-        let mut uploaded = Vec::new();
+        let created: Arc<Mutex<Vec<String>>> = Arc::default();
         for name in names {
             let reused = name
                 .ends_with(".sst")
@@ -148,19 +148,23 @@ impl RocksDbSnapshot {
                     checkpoint_dir(self.checkpoint_id)
                 )
             };
-            if dest.starts_with("shared/") {
-                uploaded.push(dest.clone());
-            }
             let source = self.native_dir.join(&name);
-            let storage = storage.clone();
-            jobs.push(Box::new(move || storage.put_file(&dest, &source)));
+            let (storage, created) = (storage.clone(), created.clone());
+            jobs.push(Box::new(move || {
+                let put = storage.put_file(&dest, &source)?;
+                if put.created && dest.starts_with("shared/") {
+                    created.lock().unwrap_or_else(|p| p.into_inner()).push(dest);
+                }
+                Ok(put.file)
+            }));
             files.push((name, None));
         }
         let mut results = match run_bounded(jobs, self.config.transfer_concurrency) {
             Ok(results) => results.into_iter(),
             Err(e) => {
-                // Nothing references what this attempt uploaded to shared/: remove it.
-                for path in &uploaded {
+                // Nothing references what this attempt created in shared/: remove it. Files it
+                // found there already belong to completed checkpoints and stay.
+                for path in created.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                     let _ = storage.delete(path);
                 }
                 return Err(e);
@@ -214,7 +218,9 @@ impl RocksDbSnapshot {
             out,
         )?;
         drop(db);
-        let file = storage.put_file(&full_snapshot_path(self.checkpoint_id, subtask), &local)?;
+        let file = storage
+            .put_file(&full_snapshot_path(self.checkpoint_id, subtask), &local)?
+            .file;
         Ok(SnapshotHandle::Full { file })
     }
 }

@@ -13,7 +13,7 @@ pub use coordinator::{
 };
 pub use digest::StateDigest;
 pub use metadata::{CheckpointMetadata, FileRef, NamedFile, SnapshotHandle, SubtaskHandle};
-pub use storage::{CheckpointStorage, DirectoryStorage, MemoryStorage};
+pub use storage::{CheckpointStorage, DirectoryStorage, MemoryStorage, PutFile};
 
 /// How a backend snapshots its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

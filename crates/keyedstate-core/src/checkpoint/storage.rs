@@ -36,8 +36,11 @@ pub trait CheckpointStorage: Send + Sync {
     /// Stores `bytes` at `path` durably.
     fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<FileRef>;
 
-    /// Stores a copy (or hard link) of local file `source` at `path` durably.
-    fn put_file(&self, path: &str, source: &Path) -> Result<FileRef>;
+    /// Stores a copy (or hard link) of local file `source` at `path` durably. A file already at
+    /// `path` with the same size and checksum is taken as it is (an instance re-uploading an SST
+    /// a completed checkpoint holds, before it heard of that completion); one with other contents
+    /// is an error.
+    fn put_file(&self, path: &str, source: &Path) -> Result<PutFile>;
 
     /// Reads a file after checking its size and checksum.
     fn read(&self, file: &FileRef) -> Result<Vec<u8>>;
@@ -66,6 +69,33 @@ pub trait CheckpointStorage: Send + Sync {
     fn write_metadata(&self, id: u64, bytes: &[u8]) -> Result<()>;
 
     fn read_metadata(&self, id: u64) -> Result<Vec<u8>>;
+}
+
+/// The outcome of [`CheckpointStorage::put_file`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutFile {
+    pub file: FileRef,
+    /// False when an identical file was there already: it belongs to whoever wrote it, and a
+    /// failed attempt must not remove it.
+    pub created: bool,
+}
+
+/// Takes an existing file at `path` if it has `source`'s size and checksum.
+fn reuse_identical(path: &str, existing: (u64, u32), source: (u64, u32)) -> Result<PutFile> {
+    if existing != source {
+        return Err(Error::corruption(format!(
+            "checkpoint file {path} exists with other contents ({} bytes, checksum {:08x}) than the file to store ({} bytes, {:08x})",
+            existing.0, existing.1, source.0, source.1
+        )));
+    }
+    Ok(PutFile {
+        file: FileRef {
+            path: path.to_owned(),
+            size: source.0,
+            crc32c: source.1,
+        },
+        created: false,
+    })
 }
 
 /// Checks a path read from metadata: relative, no `..`, no `.`, no empty part.
@@ -257,9 +287,14 @@ impl CheckpointStorage for DirectoryStorage {
         })
     }
 
-    fn put_file(&self, path: &str, source: &Path) -> Result<FileRef> {
+    fn put_file(&self, path: &str, source: &Path) -> Result<PutFile> {
         let full = self.resolve(path)?;
         self.create_parent(&full)?;
+        if full.exists() {
+            let existing = checksum_file(&full).map_err(self.io("cannot read", &full))?;
+            let wanted = checksum_file(source).map_err(self.io("cannot read", source))?;
+            return reuse_identical(path, existing, wanted);
+        }
         // An immutable file (an SST) on the same filesystem is hard-linked: no bytes are written.
         // Across filesystems (NFS, tmpfs) linking fails with EXDEV, and the file is copied.
         let (size, crc32c) = match fs::hard_link(source, &full) {
@@ -267,10 +302,13 @@ impl CheckpointStorage for DirectoryStorage {
             Err(_) => copy_with_checksum(source, &full)?,
         };
         sync_dir(full.parent().expect("has a parent"))?;
-        Ok(FileRef {
-            path: path.to_owned(),
-            size,
-            crc32c,
+        Ok(PutFile {
+            file: FileRef {
+                path: path.to_owned(),
+                size,
+                crc32c,
+            },
+            created: true,
         })
     }
 
@@ -460,10 +498,20 @@ impl CheckpointStorage for MemoryStorage {
         })
     }
 
-    fn put_file(&self, path: &str, source: &Path) -> Result<FileRef> {
+    fn put_file(&self, path: &str, source: &Path) -> Result<PutFile> {
         let bytes = fs::read(source)
             .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?;
-        self.put_bytes(path, &bytes)
+        let existing = self
+            .files()
+            .get(path)
+            .map(|b| (b.len() as u64, crc32c::crc32c(b)));
+        if let Some(existing) = existing {
+            return reuse_identical(path, existing, (bytes.len() as u64, crc32c::crc32c(&bytes)));
+        }
+        Ok(PutFile {
+            file: self.put_bytes(path, &bytes)?,
+            created: true,
+        })
     }
 
     fn read(&self, file: &FileRef) -> Result<Vec<u8>> {
