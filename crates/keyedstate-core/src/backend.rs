@@ -3,10 +3,11 @@
 //! record and encodes values, identically for every engine.
 
 use crate::checkpoint::{CheckpointStorage, SnapshotKind, SubtaskHandle};
+use crate::descriptor::StateKind;
 use crate::descriptor::StateMeta;
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
-use crate::key_layout::{EntryParts, get_framed};
+use crate::key_layout::{EntryParts, get_framed, put_entry_key};
 use crate::metrics::EngineMetrics;
 use crate::ttl::Clock;
 use std::collections::HashMap;
@@ -77,6 +78,27 @@ pub fn split_key_and_namespace<'a>(
         namespace,
         user_key,
     })
+}
+
+/// Stores `entry` (as a scan or a full snapshot yields it) into `engine`'s state `state` of
+/// `kind`: a map entry by its user key, anything else as the whole value. `key` is a reusable
+/// buffer for the entry key.
+pub fn put_raw_entry(
+    engine: &mut dyn StateBackend,
+    state: StateId,
+    kind: StateKind,
+    entry: &RawEntry<'_>,
+    key: &mut Vec<u8>,
+) -> Result<()> {
+    let prefix_len = engine.max_parallelism().prefix_len();
+    key.clear();
+    put_entry_key(key, &entry.parts, prefix_len, false);
+    let entry_key = EntryKey::new(key, entry.parts.key_group, prefix_len);
+    if kind == StateKind::Map {
+        engine.map_put(state, entry_key, entry.parts.user_key, entry.value)
+    } else {
+        engine.put(state, entry_key, entry.value)
+    }
 }
 
 /// A callback visiting state entries; `ControlFlow::Break` stops the scan.

@@ -95,6 +95,22 @@ pub fn split_entry_key(bytes: &[u8], prefix_len: usize) -> Result<EntryParts<'_>
     })
 }
 
+/// Appends the entry key of `parts` (with the map user key when `with_user_key`): the inverse of
+/// [`split_entry_key`].
+pub fn put_entry_key(
+    out: &mut Vec<u8>,
+    parts: &EntryParts<'_>,
+    prefix_len: usize,
+    with_user_key: bool,
+) {
+    put_key_group(out, parts.key_group, prefix_len);
+    put_framed(out, parts.key);
+    put_framed(out, parts.namespace);
+    if with_user_key {
+        out.extend_from_slice(parts.user_key);
+    }
+}
+
 /// Iterates the elements of a list value.
 pub fn list_elements(mut bytes: &[u8]) -> impl Iterator<Item = Result<&[u8]>> {
     std::iter::from_fn(move || {

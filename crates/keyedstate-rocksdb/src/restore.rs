@@ -16,13 +16,14 @@ use crate::config::{RescaleMethod, RocksDbConfig};
 use crate::error::map_err;
 use crate::snapshot::SstFiles;
 use crate::transfer::{Job, run_bounded};
+use keyedstate_core::backend::put_raw_entry;
 use keyedstate_core::checkpoint::canonical::{CanonicalSnapshot, restore_canonical};
 use keyedstate_core::checkpoint::restore::check_max_parallelism;
 use keyedstate_core::checkpoint::storage::check_relative_path;
 use keyedstate_core::checkpoint::{
     CheckpointMetadata, CheckpointStorage, NamedFile, SnapshotHandle, SubtaskHandle,
 };
-use keyedstate_core::key_layout::{put_framed, put_key_group};
+use keyedstate_core::key_layout::{put_entry_key, put_key_group};
 use keyedstate_core::phase::traced;
 use keyedstate_core::{
     Error, KeyGroupRange, KeyedStateBackend, RawEntry, Result, StateBackend, StateKind, StateMeta,
@@ -240,24 +241,52 @@ impl RocksDbBackend {
                 }
             }
             SnapshotHandle::RocksDbIncremental { files, .. } => {
-                let dir = work.join("db");
-                fetch_files(files, storage, &dir, self.config.transfer_concurrency)?;
-                let db = open_read_only(&self.config, &dir, states)?;
-                let prefix_len = self.config.max_parallelism.prefix_len();
-                for (index, meta) in states.iter().enumerate() {
-                    let cf = db.cf_handle(&meta.name).ok_or_else(|| {
-                        Error::corruption(format!("snapshot lacks column family '{}'", meta.name))
-                    })?;
-                    for key_group in range.iter() {
-                        scan_key_group_in(&db, cf, prefix_len, key_group, &mut |entry| {
-                            sink.add(index, &entry)
-                                .map(|()| std::ops::ControlFlow::Continue(()))
-                        })?;
-                    }
-                }
+                let scan = IncrementalScan {
+                    files,
+                    states,
+                    range,
+                    work: &work.join("db"),
+                };
+                scan.for_each(&self.config, storage, &mut |state, entry| {
+                    sink.add(state, entry)
+                })?;
             }
         }
         sink.finish()
+    }
+}
+
+/// The entries of an incremental snapshot's key groups in `range`: its files fetched into `work`
+/// and opened read-only.
+struct IncrementalScan<'a> {
+    files: &'a [NamedFile],
+    states: &'a [StateMeta],
+    range: KeyGroupRange,
+    work: &'a Path,
+}
+
+impl IncrementalScan<'_> {
+    /// Visits every entry, state by state, each state's in key order, with the state's index.
+    fn for_each(
+        &self,
+        config: &RocksDbConfig,
+        storage: &Arc<dyn CheckpointStorage>,
+        f: &mut dyn FnMut(usize, &RawEntry<'_>) -> Result<()>,
+    ) -> Result<()> {
+        fetch_files(self.files, storage, self.work, config.transfer_concurrency)?;
+        let db = open_read_only(config, self.work, self.states)?;
+        let prefix_len = config.max_parallelism.prefix_len();
+        for (index, meta) in self.states.iter().enumerate() {
+            let cf = db.cf_handle(&meta.name).ok_or_else(|| {
+                Error::corruption(format!("snapshot lacks column family '{}'", meta.name))
+            })?;
+            for key_group in self.range.iter() {
+                scan_key_group_in(&db, cf, prefix_len, key_group, &mut |entry| {
+                    f(index, &entry).map(|()| std::ops::ControlFlow::Continue(()))
+                })?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -363,12 +392,12 @@ impl<'o> Sink<'o> {
     /// Adds one entry of state `state`; entries of one state arrive in ascending key order.
     fn add(&mut self, state: usize, entry: &RawEntry<'_>) -> Result<()> {
         self.key.clear();
-        put_key_group(&mut self.key, entry.parts.key_group, self.prefix_len);
-        put_framed(&mut self.key, entry.parts.key);
-        put_framed(&mut self.key, entry.parts.namespace);
-        if self.kinds[state] == StateKind::Map {
-            self.key.extend_from_slice(entry.parts.user_key);
-        }
+        put_entry_key(
+            &mut self.key,
+            &entry.parts,
+            self.prefix_len,
+            self.kinds[state] == StateKind::Map,
+        );
         let cf = match &self.target {
             SinkTarget::Batch { .. } => Some(self.cf(state)?),
             SinkTarget::Ingest { .. } => None,
@@ -477,49 +506,23 @@ pub fn restore_into(
                 let _ = std::fs::remove_dir_all(&dir);
                 let config = RocksDbConfig::new(work, max_p, range);
                 let bytes: u64 = files.iter().map(|f| f.file.size).sum();
+                let scan = IncrementalScan {
+                    files,
+                    states: &metadata.states,
+                    range: overlap,
+                    work: &dir,
+                };
+                let mut key = Vec::new();
                 let import = || {
-                    fetch_files(files, storage, &dir, config.transfer_concurrency)?;
-                    let db = open_read_only(&config, &dir, &metadata.states)?;
-                    let mut key = Vec::new();
-                    for (index, meta) in metadata.states.iter().enumerate() {
-                        let cf = db.cf_handle(&meta.name).ok_or_else(|| {
-                            Error::corruption(format!(
-                                "snapshot lacks column family '{}'",
-                                meta.name
-                            ))
-                        })?;
-                        for key_group in overlap.iter() {
-                            scan_key_group_in(
-                                &db,
-                                cf,
-                                max_p.prefix_len(),
-                                key_group,
-                                &mut |entry| {
-                                    key.clear();
-                                    put_key_group(&mut key, key_group, max_p.prefix_len());
-                                    put_framed(&mut key, entry.parts.key);
-                                    put_framed(&mut key, entry.parts.namespace);
-                                    let entry_key = keyedstate_core::EntryKey::new(
-                                        &key,
-                                        key_group,
-                                        max_p.prefix_len(),
-                                    );
-                                    if meta.kind == StateKind::Map {
-                                        engine.map_put(
-                                            ids[index],
-                                            entry_key,
-                                            entry.parts.user_key,
-                                            entry.value,
-                                        )?;
-                                    } else {
-                                        engine.put(ids[index], entry_key, entry.value)?;
-                                    }
-                                    Ok(std::ops::ControlFlow::Continue(()))
-                                },
-                            )?;
-                        }
-                    }
-                    Ok(())
+                    scan.for_each(&config, storage, &mut |state, entry| {
+                        put_raw_entry(
+                            engine,
+                            ids[state],
+                            metadata.states[state].kind,
+                            entry,
+                            &mut key,
+                        )
+                    })
                 };
                 let result = traced("restore.import", metadata.checkpoint_id, import, |_| bytes);
                 let _ = std::fs::remove_dir_all(&dir);

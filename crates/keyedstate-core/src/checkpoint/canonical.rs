@@ -2,11 +2,11 @@
 //! with the offset of each key group so that a restore reads only the key groups it needs.
 //! Every backend writes it and every backend reads it. Bytes: see `docs/formats.md`.
 
-use crate::backend::{EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
+use crate::backend::{KeyGroupSource, RawEntry, StateBackend, StateId, put_raw_entry};
 use crate::descriptor::{StateKind, StateMeta};
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
-use crate::key_layout::{get_framed, get_varint, put_framed, put_key_group, put_varint};
+use crate::key_layout::{get_framed, get_varint, put_framed, put_varint};
 use crate::ttl::{TtlMeta, Unexpired, unexpired};
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -298,22 +298,18 @@ pub fn restore_canonical(
     let Some(overlap) = snapshot.range.intersect(engine.key_group_range()) else {
         return Ok(0);
     };
-    let prefix_len = snapshot.max_parallelism.prefix_len();
     let mut key = Vec::new();
     let mut restored = 0;
     for key_group in overlap.iter() {
         snapshot.scan_key_group(key_group, &mut |state, entry| {
-            key.clear();
-            put_key_group(&mut key, key_group, prefix_len);
-            put_framed(&mut key, entry.parts.key);
-            put_framed(&mut key, entry.parts.namespace);
-            let entry_key = EntryKey::new(&key, key_group, prefix_len);
             restored += 1;
-            if snapshot.states[state].kind == StateKind::Map {
-                engine.map_put(ids[state], entry_key, entry.parts.user_key, entry.value)
-            } else {
-                engine.put(ids[state], entry_key, entry.value)
-            }
+            put_raw_entry(
+                engine,
+                ids[state],
+                snapshot.states[state].kind,
+                &entry,
+                &mut key,
+            )
         })?;
     }
     Ok(restored)
