@@ -21,6 +21,9 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// The name prefix of internal states (timers); user states may not use it.
+const RESERVED_PREFIX: &str = "_keyedstate.";
+
 /// The per-subtask keyed state backend: one engine, the current key, and the registered states.
 ///
 /// It is `Send` and meant for one task thread; state handles share it through an `Arc`.
@@ -182,6 +185,12 @@ impl KeyedStateBackend {
         user_key: Option<&str>,
         ttl: Option<StateTtlConfig>,
     ) -> Result<StateHandle> {
+        if name.starts_with(RESERVED_PREFIX) {
+            return Err(Error::invalid_argument(format!(
+                "state name '{name}' is reserved: names starting with '{RESERVED_PREFIX}' are \
+                 keyedstate's internal states"
+            )));
+        }
         let meta = StateMeta {
             name: name.to_owned(),
             kind,

@@ -7,7 +7,8 @@
 //! `docs/formats.md`): `[key group][framed timestamp][framed (framed key, framed namespace)]`,
 //! the timestamp as 8 bytes big-endian with the sign bit flipped, so that a key group's timers
 //! sort by time (in RocksDB: one column family per domain, keys starting with the key group and
-//! then the timestamp). An in-memory set of each key group's earliest timer gives the global
+//! then the timestamp; or, with the RocksDB backend's heap timer store, a sorted map per key group
+//! in memory, as on the heap). An in-memory set of each key group's earliest timer gives the global
 //! order; it is rebuilt from the state when the service is created (after a restore, too).
 
 use crate::backend::{EntryKey, StateBackend, StateId};
@@ -20,6 +21,14 @@ use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
+
+/// The name prefix of the internal timer states (reserved: user states cannot start with `_`).
+pub const TIMER_STATE_PREFIX: &str = "_keyedstate.timers.";
+
+/// Whether `name` is one of the internal timer states.
+pub fn is_timer_state(name: &str) -> bool {
+    name.starts_with(TIMER_STATE_PREFIX)
+}
 
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,11 @@
 //! bytes, or for map state an ordered map of user key bytes to value bytes (ordered like
 //! RocksDB's keys, so both engines list a map the same way).
 
+mod sorted;
 mod table;
 mod ttl_cleanup;
+
+pub use sorted::SortedTable;
 
 use keyedstate_core::backend::{
     EntryScan, MapScan, Registration, StateRegistry, split_key_and_namespace,
@@ -18,6 +21,7 @@ use keyedstate_core::checkpoint::{
     CheckpointMetadata, CheckpointStorage, SnapshotHandle, SubtaskHandle,
 };
 use keyedstate_core::metrics::EngineMetrics;
+use keyedstate_core::timers::is_timer_state;
 use keyedstate_core::ttl::system_clock;
 use keyedstate_core::{
     AsyncSnapshot, Clock, EntryKey, Error, KeyGroupRange, KeyGroupSource, KeyedStateBackend,
@@ -35,6 +39,8 @@ pub(crate) enum Table {
     /// Value, list, reducing and aggregating state: the encoded value per entry.
     Plain(KeyGroupTable<Vec<u8>>),
     Map(KeyGroupTable<MapEntry>),
+    /// Timer states: sorted per key group, so the earliest timer is the first entry.
+    Sorted(SortedTable),
 }
 
 /// The heap backend of one subtask.
@@ -155,6 +161,10 @@ impl Table {
                     f(RawEntry { parts, value })
                 })
             }
+            Table::Sorted(table) => match sorted_group {
+                Some(group) => table.scan_group(group, f).map(drop),
+                None => table.scan(f),
+            },
             Table::Map(table) => visit_table(table, sorted_group, &mut |group, key_and_ns, map| {
                 for (user_key, value) in map {
                     let parts = split_key_and_namespace(group, key_and_ns, user_key)?;
@@ -222,6 +232,7 @@ impl AsyncSnapshot for HeapSnapshot {
             key_group_range: range,
             snapshot: SnapshotHandle::Full { file },
             operator_state: None,
+            heap_timers: None,
         })
     }
 }
@@ -256,6 +267,7 @@ impl StateBackend for HeapBackend {
             .map(|table| match table {
                 Table::Plain(t) => t.count(|_| 1),
                 Table::Map(t) => t.count(BTreeMap::len),
+                Table::Sorted(t) => t.len(),
             })
             .collect();
         Ok(EngineMetrics {
@@ -270,6 +282,7 @@ impl StateBackend for HeapBackend {
             Registration::Created(id) => {
                 self.cursors.push(ttl_cleanup::Cursor::default());
                 self.tables.push(match meta.kind {
+                    _ if is_timer_state(&meta.name) => Table::Sorted(SortedTable::new(self.range)),
                     StateKind::Map => Table::Map(KeyGroupTable::new(self.range)),
                     _ => Table::Plain(KeyGroupTable::new(self.range)),
                 });
@@ -285,6 +298,11 @@ impl StateBackend for HeapBackend {
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
         self.clean_up(state)?;
         out.clear();
+        if let Some(Table::Sorted(table)) = self.tables.get(state) {
+            let found = table.get(key);
+            out.extend_from_slice(found.unwrap_or_default());
+            return Ok(found.is_some());
+        }
         match self.plain(state)?.get(key) {
             Some(value) => {
                 out.extend_from_slice(value);
@@ -296,6 +314,10 @@ impl StateBackend for HeapBackend {
 
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
         self.clean_up(state)?;
+        if let Some(Table::Sorted(table)) = self.tables.get_mut(state) {
+            table.put(key, value);
+            return Ok(());
+        }
         let slot = self.plain(state)?.get_or_insert_with(key, Vec::new);
         slot.clear();
         slot.extend_from_slice(value);
@@ -314,6 +336,7 @@ impl StateBackend for HeapBackend {
         match self.tables.get_mut(state) {
             Some(Table::Plain(table)) => table.remove(key),
             Some(Table::Map(table)) => table.remove(key),
+            Some(Table::Sorted(table)) => table.remove(key),
             None => return Err(wrong_table(state, "registered")),
         }
         Ok(())

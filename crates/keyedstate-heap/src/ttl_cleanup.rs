@@ -28,6 +28,8 @@ pub(crate) fn step(
     let groups = match table {
         Table::Plain(t) => t.groups(),
         Table::Map(t) => t.groups(),
+        // Timers have no TTL.
+        Table::Sorted(_) => return Ok(()),
     };
     let (mut checked, mut advanced) = (0, 0);
     let mut kept = Vec::new();
@@ -42,6 +44,7 @@ pub(crate) fn step(
             cursor.pending = match table {
                 Table::Plain(t) => t.keys_of_group(cursor.group),
                 Table::Map(t) => t.keys_of_group(cursor.group),
+                Table::Sorted(_) => Vec::new(),
             };
             continue;
         };
@@ -51,6 +54,7 @@ pub(crate) fn step(
                 clean_value(t, cursor.group, &key, is_list, ttl_millis, now, &mut kept)?
             }
             Table::Map(t) => clean_map(t, cursor.group, &key, ttl_millis, now)?,
+            Table::Sorted(_) => {}
         }
     }
     Ok(())

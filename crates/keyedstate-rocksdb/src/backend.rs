@@ -8,19 +8,21 @@ use crate::config::RocksDbConfig;
 use crate::error::map_err;
 use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
 use keyedstate_core::backend::{EntryScan, MapScan, Registration, StateRegistry};
-use keyedstate_core::key_layout::put_key_group;
-use keyedstate_core::key_layout::split_entry_key;
+use keyedstate_core::key_layout::{put_entry_key, put_key_group, split_entry_key};
 use keyedstate_core::metrics::EngineMetrics;
 use keyedstate_core::{AsyncSnapshot, Clock, KeyGroupSource, SnapshotKind};
 use keyedstate_core::{
     EntryKey, Error, KeyGroupRange, KeyedStateBackend, MaxParallelism, RawEntry, Result,
     StateBackend, StateId, StateMeta,
 };
+use keyedstate_heap::SortedTable;
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, Options,
     ReadOptions, WriteBatch, WriteOptions,
 };
+use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,9 @@ pub struct RocksDbBackend {
     /// merge operator and compaction filter, so they must outlive the database (declared after
     /// `db`, they are dropped after it).
     created_cf_options: Vec<Options>,
+    /// The states kept in memory instead of a column family: the timers, with
+    /// [`TimerStore::Heap`](crate::TimerStore::Heap).
+    pub(crate) heap_timers: HashMap<StateId, SortedTable>,
 }
 
 impl RocksDbBackend {
@@ -81,22 +86,25 @@ impl RocksDbBackend {
                 e,
             )
         })?;
-        let descriptors = states
-            .iter()
-            .map(|meta| ColumnFamilyDescriptor::new(&meta.name, config.cf_options_for(meta)));
+        // A restored instance has a column family per state it held in RocksDB: all of them must
+        // be opened. Timers held in memory by the snapshot's writer have none.
+        let existing = existing_column_families(&db_dir)?;
+        let descriptors = existing.iter().map(|name| {
+            let options = match states.iter().find(|meta| &meta.name == name) {
+                Some(meta) => config.cf_options_for(meta),
+                None => config.cf_options(),
+            };
+            ColumnFamilyDescriptor::new(name, options)
+        });
         let db = DB::open_cf_descriptors(&config.db_options(), &db_dir, descriptors)
             .map_err(map_err(&format!("opening {}", db_dir.display())))?;
-        let mut registry = StateRegistry::default();
-        for meta in states {
-            registry.register(meta)?;
-        }
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
-        Ok(RocksDbBackend {
+        let mut backend = RocksDbBackend {
             db: Some(db),
             prefix_len: config.max_parallelism.prefix_len(),
             config,
-            registry,
+            registry: StateRegistry::default(),
             write_options,
             read_options: ReadOptions::default(),
             key_buf: Vec::new(),
@@ -106,7 +114,35 @@ impl RocksDbBackend {
                 confirmed,
                 pending: Default::default(),
             })),
-        })
+            heap_timers: HashMap::new(),
+        };
+        for meta in states {
+            backend.register_state(meta)?;
+        }
+        Ok(backend)
+    }
+
+    /// Moves the entries of this instance's key groups from the column family of timer state
+    /// `meta` (a snapshot that kept timers in RocksDB) into memory, and drops the column family.
+    fn move_into_memory(&mut self, meta: &StateMeta) -> Result<SortedTable> {
+        let range = self.config.key_group_range;
+        let mut table = SortedTable::new(range);
+        let db = self.db.as_mut().ok_or_else(closed)?;
+        let cf = db.cf_handle(&meta.name).ok_or_else(|| unknown(0))?;
+        let mut key = Vec::new();
+        for key_group in range.iter() {
+            scan_key_group_in(db, cf, self.prefix_len, key_group, &mut |entry| {
+                key.clear();
+                put_entry_key(&mut key, &entry.parts, self.prefix_len, false);
+                table.put(EntryKey::new(&key, key_group, self.prefix_len), entry.value);
+                Ok(ControlFlow::Continue(()))
+            })?;
+        }
+        db.drop_cf(&meta.name).map_err(map_err(&format!(
+            "dropping column family '{}' after moving its timers into memory",
+            meta.name
+        )))?;
+        Ok(table)
     }
 
     /// The instance directory.
@@ -118,8 +154,7 @@ impl RocksDbBackend {
     /// state) is gone afterwards.
     pub fn compact_all(&self) -> Result<()> {
         let db = self.db()?;
-        for meta in self.registry.metas() {
-            let cf = db.cf_handle(&meta.name).ok_or_else(|| unknown(0))?;
+        for (_, cf) in self.column_families()? {
             db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
@@ -131,9 +166,36 @@ impl RocksDbBackend {
     }
 
     pub(crate) fn db(&self) -> Result<&DB> {
-        self.db
-            .as_ref()
-            .ok_or_else(|| Error::closed("the RocksDB backend is closed"))
+        self.db.as_ref().ok_or_else(closed)
+    }
+
+    pub(crate) fn prefix_len(&self) -> usize {
+        self.prefix_len
+    }
+
+    /// The id of the registered state `name`.
+    pub(crate) fn state_id(&self, name: &str) -> Result<StateId> {
+        self.registry
+            .metas()
+            .iter()
+            .position(|meta| meta.name == name)
+            .ok_or_else(|| Error::invalid_argument(format!("state '{name}' is not registered")))
+    }
+
+    /// The states held in column families, with theirs.
+    pub(crate) fn column_families(&self) -> Result<Vec<(&StateMeta, &ColumnFamily)>> {
+        let db = self.db()?;
+        self.registry
+            .metas()
+            .iter()
+            .filter(|meta| !self.config.in_memory(&meta.name))
+            .map(|meta| {
+                let cf = db.cf_handle(&meta.name).ok_or_else(|| {
+                    Error::corruption(format!("column family '{}' is missing", meta.name))
+                })?;
+                Ok((meta, cf))
+            })
+            .collect()
     }
 
     /// The database and the column family of `state`.
@@ -183,9 +245,28 @@ impl KeyGroupSource for RocksDbBackend {
         key_group: u16,
         f: &mut EntryScan<'_>,
     ) -> Result<()> {
+        if let Some(table) = self.heap_timers.get(&state) {
+            return table.scan_group(key_group, f).map(drop);
+        }
         let (db, cf) = self.cf(state)?;
         scan_key_group_in(db, cf, self.prefix_len, key_group, f)
     }
+}
+
+/// Names of the column families of the database in `db_dir`, but `default`; none for a new one.
+fn existing_column_families(db_dir: &Path) -> Result<Vec<String>> {
+    if !db_dir.join("CURRENT").exists() {
+        return Ok(Vec::new());
+    }
+    let names = DB::list_cf(&Options::default(), db_dir).map_err(map_err(&format!(
+        "listing the column families of {}",
+        db_dir.display()
+    )))?;
+    Ok(names.into_iter().filter(|name| name != "default").collect())
+}
+
+fn closed() -> Error {
+    Error::closed("the RocksDB backend is closed")
 }
 
 /// Visits the entries of one key group of column family `cf`, in key order.
@@ -215,16 +296,12 @@ pub(crate) fn scan_key_group_in(
     iter.status().map_err(map_err("scanning a key group"))
 }
 
-/// Opens the database in `dir` read-only, with a column family per state.
-pub(crate) fn open_read_only(
-    config: &RocksDbConfig,
-    dir: &Path,
-    states: &[StateMeta],
-) -> Result<DB> {
+/// Opens the database in `dir` read-only, with all its column families.
+pub(crate) fn open_read_only(config: &RocksDbConfig, dir: &Path) -> Result<DB> {
     let cf_options = config.cf_options();
-    let descriptors = states
-        .iter()
-        .map(|meta| ColumnFamilyDescriptor::new(&meta.name, cf_options.clone()));
+    let descriptors = existing_column_families(dir)?
+        .into_iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
     DB::open_cf_descriptors_read_only(&config.db_options(), dir, descriptors, false)
         .map_err(map_err(&format!("opening {} read-only", dir.display())))
 }
@@ -280,7 +357,11 @@ impl StateBackend for RocksDbBackend {
                 .unwrap_or(0))
         };
         let (mut entries, mut sst, mut memtables) = (Vec::new(), 0, 0);
-        for meta in self.registry.metas() {
+        for (id, meta) in self.registry.metas().iter().enumerate() {
+            if let Some(table) = self.heap_timers.get(&id) {
+                entries.push(table.len());
+                continue;
+            }
             let cf = db.cf_handle(&meta.name).ok_or_else(|| {
                 Error::corruption(format!("column family '{}' is missing", meta.name))
             })?;
@@ -303,8 +384,23 @@ impl StateBackend for RocksDbBackend {
         };
         let Some(db) = self.db.as_mut() else {
             self.registry.unregister_last();
-            return Err(Error::closed("the RocksDB backend is closed"));
+            return Err(closed());
         };
+        let has_cf = db.cf_handle(&meta.name).is_some();
+        if self.config.in_memory(&meta.name) {
+            let table = if has_cf {
+                self.move_into_memory(meta)
+                    .inspect_err(|_| self.registry.unregister_last())?
+            } else {
+                SortedTable::new(self.config.key_group_range)
+            };
+            self.heap_timers.insert(id, table);
+            return Ok(id);
+        }
+        if has_cf {
+            // Opened with the restored database.
+            return Ok(id);
+        }
         let options = self.config.cf_options_for(meta);
         if let Err(e) = db.create_cf(&meta.name, &options) {
             self.registry.unregister_last();
@@ -322,6 +418,11 @@ impl StateBackend for RocksDbBackend {
 
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
         out.clear();
+        if let Some(table) = self.heap_timers.get(&state) {
+            let found = table.get(key);
+            out.extend_from_slice(found.unwrap_or_default());
+            return Ok(found.is_some());
+        }
         let (db, cf) = self.cf(state)?;
         match db
             .get_pinned_cf_opt(cf, key.bytes(), &self.read_options)
@@ -336,6 +437,10 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
+        if let Some(table) = self.heap_timers.get_mut(&state) {
+            table.put(key, value);
+            return Ok(());
+        }
         let (db, cf) = self.cf(state)?;
         db.put_cf_opt(cf, key.bytes(), value, &self.write_options)
             .map_err(map_err("put"))
@@ -348,6 +453,10 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn delete(&mut self, state: StateId, key: EntryKey<'_>) -> Result<()> {
+        if let Some(table) = self.heap_timers.get_mut(&state) {
+            table.remove(key);
+            return Ok(());
+        }
         let meta = self
             .registry
             .metas()
@@ -415,6 +524,9 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn scan_state(&mut self, state: StateId, f: &mut EntryScan<'_>) -> Result<()> {
+        if let Some(table) = self.heap_timers.get(&state) {
+            return table.scan(f);
+        }
         let (db, cf) = self.cf(state)?;
         let mut read_options = ReadOptions::default();
         // A full scan would otherwise evict the hot blocks of the task's working set.
@@ -453,10 +565,7 @@ impl StateBackend for RocksDbBackend {
         // Writes go without the WAL, so the memtables must reach SST files first.
         let mut flush = FlushOptions::default();
         flush.set_wait(true);
-        for meta in self.registry.metas() {
-            let cf = db.cf_handle(&meta.name).ok_or_else(|| {
-                Error::corruption(format!("column family '{}' is missing", meta.name))
-            })?;
+        for (_, cf) in self.column_families()? {
             db.flush_cf_opt(cf, &flush)
                 .map_err(map_err("flushing before a snapshot"))?;
         }
@@ -477,6 +586,8 @@ impl StateBackend for RocksDbBackend {
             backend_id: self.backend_id.clone(),
             confirmed,
             registry: self.registry_files.clone(),
+            // The synchronous part of the heap timers' snapshot: their key groups' `Arc`s.
+            heap_timers: self.heap_timers.clone(),
         }))
     }
 

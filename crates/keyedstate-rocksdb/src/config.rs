@@ -4,6 +4,7 @@
 use crate::ffi::Decision;
 use crate::memory::SharedMemory;
 use crate::merge::{LIST_APPEND, list_append};
+use keyedstate_core::timers::is_timer_state;
 use keyedstate_core::ttl::{Clock, Unexpired, system_clock, unexpired};
 use keyedstate_core::{KeyGroupRange, MaxParallelism};
 use keyedstate_core::{StateKind, StateMeta};
@@ -57,6 +58,28 @@ pub enum RescaleMethod {
     WriteBatch,
 }
 
+/// Where the RocksDB backend keeps timers, as Flink's `state.backend.rocksdb.timer-service.factory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimerStore {
+    /// In a column family per time domain, like any state: timers beyond memory, and part of
+    /// the incremental snapshot's SST files.
+    #[default]
+    RocksDb,
+    /// In memory, sorted per key group (the heap backend's store): faster to register and fire;
+    /// written as a canonical file beside each incremental snapshot, so every checkpoint copies
+    /// all of them.
+    Heap,
+}
+
+impl TimerStore {
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerStore::RocksDb => "rocksdb",
+            TimerStore::Heap => "heap",
+        }
+    }
+}
+
 /// How to open one RocksDB backend instance.
 #[derive(Clone)]
 pub struct RocksDbConfig {
@@ -78,6 +101,9 @@ pub struct RocksDbConfig {
     pub rescale_method: RescaleMethod,
     /// The clock state TTL reads, here and in the compaction filter.
     pub clock: Arc<dyn Clock>,
+    /// Where timers live. A restore moves them into this store whichever store the checkpoint
+    /// had them in.
+    pub timer_store: TimerStore,
 }
 
 impl RocksDbConfig {
@@ -97,7 +123,13 @@ impl RocksDbConfig {
             transfer_concurrency: crate::transfer::DEFAULT_TRANSFER_CONCURRENCY,
             rescale_method: RescaleMethod::Ingest,
             clock: system_clock(),
+            timer_store: TimerStore::RocksDb,
         }
+    }
+
+    /// Whether state `name` lives in memory rather than in a column family.
+    pub(crate) fn in_memory(&self, name: &str) -> bool {
+        self.timer_store == TimerStore::Heap && is_timer_state(name)
     }
 
     /// Database-wide options.

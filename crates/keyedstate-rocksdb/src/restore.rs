@@ -25,8 +25,10 @@ use keyedstate_core::checkpoint::{
 };
 use keyedstate_core::key_layout::{put_entry_key, put_key_group};
 use keyedstate_core::phase::traced;
+use keyedstate_core::timers::is_timer_state;
 use keyedstate_core::{
-    Error, KeyGroupRange, KeyedStateBackend, RawEntry, Result, StateBackend, StateKind, StateMeta,
+    EntryKey, Error, KeyGroupRange, KeyedStateBackend, RawEntry, Result, StateBackend, StateKind,
+    StateMeta,
 };
 use rocksdb::{
     DB, FlushOptions, IngestExternalFileOptions, Options, SstFileWriter, WriteBatch, WriteOptions,
@@ -77,7 +79,7 @@ impl RocksDbBackend {
                     .intersect(range)
                     .map_or(0, KeyGroupRange::len)
             });
-        let backend = match base {
+        let mut backend = match base {
             Some(SubtaskHandle {
                 snapshot: SnapshotHandle::RocksDbIncremental { files, .. },
                 key_group_range,
@@ -104,8 +106,8 @@ impl RocksDbBackend {
                 backend
             }
         };
-        for handle in overlapping
-            .into_iter()
+        for &handle in overlapping
+            .iter()
             .filter(|h| Some(h.subtask) != base.map(|b| b.subtask))
         {
             let bytes: u64 = handle.files().iter().map(|f| f.size).sum();
@@ -121,6 +123,9 @@ impl RocksDbBackend {
                     handle.subtask, metadata.checkpoint_id
                 ))
             })?;
+        }
+        for handle in overlapping {
+            restore_heap_timers(&mut backend, handle, metadata.checkpoint_id, storage)?;
         }
         Ok(backend)
     }
@@ -179,10 +184,8 @@ impl RocksDbBackend {
         }
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
-        for meta in self.states() {
-            let cf = db.cf_handle(&meta.name).ok_or_else(|| {
-                Error::corruption(format!("column family '{}' is missing", meta.name))
-            })?;
+        // Timers kept in memory were read only for this range's key groups.
+        for (_, cf) in self.column_families()? {
             for (from, to) in &outside {
                 db.delete_file_in_range_cf(cf, from, to)
                     .map_err(map_err("deleting files outside the key groups"))?;
@@ -195,7 +198,7 @@ impl RocksDbBackend {
 
     /// Moves the entries of `handle` in this instance's key groups into it.
     fn import(
-        &self,
+        &mut self,
         handle: &SubtaskHandle,
         states: &[StateMeta],
         storage: &Arc<dyn CheckpointStorage>,
@@ -212,7 +215,13 @@ impl RocksDbBackend {
             .map_err(|e| Error::io(format!("cannot create {}", work.display()), e))?;
         let imported = self.import_from(handle, range, states, storage, &work);
         let _ = std::fs::remove_dir_all(&work);
-        imported
+        // Timers this instance keeps in memory cannot go through SST files.
+        for entry in imported? {
+            let id = self.state_id(&states[entry.state].name)?;
+            let key = EntryKey::new(&entry.key, entry.key_group, self.prefix_len());
+            self.put(id, key, &entry.value)?;
+        }
+        Ok(())
     }
 
     fn import_from(
@@ -222,7 +231,7 @@ impl RocksDbBackend {
         states: &[StateMeta],
         storage: &Arc<dyn CheckpointStorage>,
         work: &Path,
-    ) -> Result<()> {
+    ) -> Result<Vec<MemoryEntry>> {
         let cf_options = self.config.cf_options();
         let mut sink = Sink::new(self, &cf_options, states, work)?;
         match &handle.snapshot {
@@ -274,12 +283,19 @@ impl IncrementalScan<'_> {
         f: &mut dyn FnMut(usize, &RawEntry<'_>) -> Result<()>,
     ) -> Result<()> {
         fetch_files(self.files, storage, self.work, config.transfer_concurrency)?;
-        let db = open_read_only(config, self.work, self.states)?;
+        let db = open_read_only(config, self.work)?;
         let prefix_len = config.max_parallelism.prefix_len();
         for (index, meta) in self.states.iter().enumerate() {
-            let cf = db.cf_handle(&meta.name).ok_or_else(|| {
-                Error::corruption(format!("snapshot lacks column family '{}'", meta.name))
-            })?;
+            let Some(cf) = db.cf_handle(&meta.name) else {
+                // Timers kept in memory by the snapshot's writer are in its `heap_timers` file.
+                if is_timer_state(&meta.name) {
+                    continue;
+                }
+                return Err(Error::corruption(format!(
+                    "snapshot lacks column family '{}'",
+                    meta.name
+                )));
+            };
             for key_group in self.range.iter() {
                 scan_key_group_in(&db, cf, prefix_len, key_group, &mut |entry| {
                     f(index, &entry).map(|()| std::ops::ControlFlow::Continue(()))
@@ -311,6 +327,14 @@ fn fetch_files(
     run_bounded(jobs, concurrency).map(drop)
 }
 
+/// An imported entry of a state the instance keeps in memory.
+struct MemoryEntry {
+    state: usize,
+    key_group: u16,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
 /// Where imported entries go: one SST file per state, ingested at the end; or write batches
 /// without the WAL, written as they fill and flushed at the end (so that both leave the data in
 /// SST files, as a checkpoint needs it).
@@ -318,6 +342,10 @@ struct Sink<'o> {
     db: &'o DB,
     states: Vec<String>,
     kinds: Vec<StateKind>,
+    /// Per state, whether the instance keeps it in memory (heap timers).
+    in_memory: Vec<bool>,
+    /// Entries of the states kept in memory, put into the instance after the sink finishes.
+    memory_entries: Vec<MemoryEntry>,
     prefix_len: usize,
     key: Vec<u8>,
     target: SinkTarget<'o>,
@@ -368,6 +396,11 @@ impl<'o> Sink<'o> {
             db: backend.db()?,
             states: states.iter().map(|m| m.name.clone()).collect(),
             kinds: states.iter().map(|m| m.kind).collect(),
+            in_memory: states
+                .iter()
+                .map(|m| backend.config.in_memory(&m.name))
+                .collect(),
+            memory_entries: Vec::new(),
             prefix_len: backend.config.max_parallelism.prefix_len(),
             key: Vec::new(),
             target,
@@ -398,6 +431,15 @@ impl<'o> Sink<'o> {
             self.prefix_len,
             self.kinds[state] == StateKind::Map,
         );
+        if self.in_memory[state] {
+            self.memory_entries.push(MemoryEntry {
+                state,
+                key_group: entry.parts.key_group,
+                key: self.key.clone(),
+                value: entry.value.to_vec(),
+            });
+            return Ok(());
+        }
         let cf = match &self.target {
             SinkTarget::Batch { .. } => Some(self.cf(state)?),
             SinkTarget::Ingest { .. } => None,
@@ -427,7 +469,8 @@ impl<'o> Sink<'o> {
         Ok(())
     }
 
-    fn finish(self) -> Result<()> {
+    /// Writes what is left; returns the entries of states kept in memory.
+    fn finish(self) -> Result<Vec<MemoryEntry>> {
         match self.target {
             SinkTarget::Ingest { writers } => {
                 let mut options = IngestExternalFileOptions::default();
@@ -459,7 +502,12 @@ impl<'o> Sink<'o> {
                     .map_err(map_err("writing a batch"))?;
                 let mut flush = FlushOptions::default();
                 flush.set_wait(true);
-                for name in &self.states {
+                for (name, _) in self
+                    .states
+                    .iter()
+                    .zip(&self.in_memory)
+                    .filter(|(_, in_memory)| !**in_memory)
+                {
                     let cf = self
                         .db
                         .cf_handle(name)
@@ -470,8 +518,33 @@ impl<'o> Sink<'o> {
                 }
             }
         }
-        Ok(())
+        Ok(self.memory_entries)
     }
+}
+
+/// Restores the timers `handle` kept in memory (its `heap_timers` file), in `engine`'s key
+/// groups, into whichever store `engine` keeps timers in.
+fn restore_heap_timers(
+    engine: &mut dyn StateBackend,
+    handle: &SubtaskHandle,
+    checkpoint_id: u64,
+    storage: &Arc<dyn CheckpointStorage>,
+) -> Result<()> {
+    let Some(file) = &handle.heap_timers else {
+        return Ok(());
+    };
+    let restore = || {
+        let bytes = storage.read(file)?;
+        restore_canonical(&mut *engine, &CanonicalSnapshot::parse(&bytes, &file.path)?)
+    };
+    traced("restore.timers", checkpoint_id, restore, |_| file.size)
+        .map(drop)
+        .map_err(|e| {
+            e.context(format_args!(
+                "restoring the heap timers of subtask {}",
+                handle.subtask
+            ))
+        })
 }
 
 /// Streams the entries of `metadata` in `engine`'s key groups into `engine` through its write
@@ -531,6 +604,7 @@ pub fn restore_into(
                 })?;
             }
         }
+        restore_heap_timers(engine, handle, metadata.checkpoint_id, storage)?;
     }
     Ok(())
 }

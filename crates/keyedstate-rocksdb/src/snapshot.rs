@@ -5,19 +5,24 @@
 //!   (named `<instance id>-<file>`, unique per instance), and MANIFEST, CURRENT, OPTIONS to the
 //!   checkpoint's own directory;
 //! - full: opens the native checkpoint read-only and writes the canonical full snapshot.
+//!
+//! Timers kept in memory ([`TimerStore::Heap`](crate::TimerStore::Heap)) are captured as their
+//! key groups' `Arc`s: a full snapshot writes them with the other states; an incremental one
+//! writes them as a canonical snapshot of their own beside the SST files (`heap_timers`).
 
 use crate::backend::{open_read_only, scan_key_group_in};
 use crate::config::RocksDbConfig;
 use crate::transfer::{Job, run_bounded};
 use keyedstate_core::backend::EntryScan;
 use keyedstate_core::checkpoint::canonical::write_canonical;
-use keyedstate_core::checkpoint::storage::{checkpoint_dir, full_snapshot_path};
+use keyedstate_core::checkpoint::storage::{checkpoint_dir, full_snapshot_path, heap_timers_path};
 use keyedstate_core::checkpoint::{
     CheckpointStorage, FileRef, NamedFile, SnapshotHandle, SubtaskHandle,
 };
 use keyedstate_core::{
     AsyncSnapshot, Error, KeyGroupSource, Result, SnapshotKind, StateId, StateMeta,
 };
+use keyedstate_heap::SortedTable;
 use rocksdb::DB;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -83,6 +88,8 @@ pub(crate) struct RocksDbSnapshot {
     pub(crate) backend_id: String,
     pub(crate) confirmed: SstFiles,
     pub(crate) registry: Arc<Mutex<SstRegistry>>,
+    /// The states kept in memory, by state id.
+    pub(crate) heap_timers: HashMap<StateId, SortedTable>,
 }
 
 impl Drop for RocksDbSnapshot {
@@ -99,15 +106,19 @@ impl AsyncSnapshot for RocksDbSnapshot {
         storage: &Arc<dyn CheckpointStorage>,
         subtask: u32,
     ) -> Result<SubtaskHandle> {
-        let snapshot = match self.kind {
-            SnapshotKind::Incremental => self.upload_incremental(storage, subtask)?,
-            SnapshotKind::Full => self.write_full(storage, subtask)?,
+        let (snapshot, heap_timers) = match self.kind {
+            SnapshotKind::Incremental => (
+                self.upload_incremental(storage, subtask)?,
+                self.write_heap_timers(storage, subtask)?,
+            ),
+            SnapshotKind::Full => (self.write_full(storage, subtask)?, None),
         };
         Ok(SubtaskHandle {
             subtask,
             key_group_range: self.config.key_group_range,
             snapshot,
             operator_state: None,
+            heap_timers,
         })
     }
 }
@@ -199,11 +210,12 @@ impl RocksDbSnapshot {
         storage: &Arc<dyn CheckpointStorage>,
         subtask: u32,
     ) -> Result<SnapshotHandle> {
-        let db = open_read_only(&self.config, &self.native_dir, &self.states)?;
+        let db = open_read_only(&self.config, &self.native_dir)?;
         let mut source = ReadOnlySource {
             db: &db,
             states: &self.states,
             prefix_len: self.config.max_parallelism.prefix_len(),
+            heap_timers: &self.heap_timers,
         };
         let local = self.native_dir.with_extension("snapshot");
         let file = std::fs::File::create(&local)
@@ -223,12 +235,53 @@ impl RocksDbSnapshot {
             .file;
         Ok(SnapshotHandle::Full { file })
     }
+
+    /// Writes the timers kept in memory as a canonical snapshot (none without such timers).
+    fn write_heap_timers(
+        &self,
+        storage: &Arc<dyn CheckpointStorage>,
+        subtask: u32,
+    ) -> Result<Option<FileRef>> {
+        let mut ids: Vec<StateId> = self.heap_timers.keys().copied().collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        ids.sort_unstable();
+        let states: Vec<StateMeta> = ids.iter().map(|&id| self.states[id].clone()).collect();
+        let mut source = MemorySource(ids.iter().map(|id| &self.heap_timers[id]).collect());
+        let mut bytes = Vec::new();
+        write_canonical(
+            &mut source,
+            self.config.max_parallelism,
+            self.config.key_group_range,
+            &states,
+            self.now,
+            &mut bytes,
+        )?;
+        let path = heap_timers_path(self.checkpoint_id, subtask);
+        storage.put_bytes(&path, &bytes).map(Some)
+    }
+}
+
+/// The in-memory states of a snapshot, indexed like the state list written with them.
+struct MemorySource<'a>(Vec<&'a SortedTable>);
+
+impl KeyGroupSource for MemorySource<'_> {
+    fn scan_key_group(
+        &mut self,
+        state: StateId,
+        key_group: u16,
+        f: &mut EntryScan<'_>,
+    ) -> Result<()> {
+        self.0[state].scan_group(key_group, f).map(drop)
+    }
 }
 
 struct ReadOnlySource<'a> {
     db: &'a DB,
     states: &'a [StateMeta],
     prefix_len: usize,
+    heap_timers: &'a HashMap<StateId, SortedTable>,
 }
 
 impl KeyGroupSource for ReadOnlySource<'_> {
@@ -238,6 +291,9 @@ impl KeyGroupSource for ReadOnlySource<'_> {
         key_group: u16,
         f: &mut EntryScan<'_>,
     ) -> Result<()> {
+        if let Some(table) = self.heap_timers.get(&state) {
+            return table.scan_group(key_group, f).map(drop);
+        }
         let name = &self.states[state].name;
         let cf = self
             .db

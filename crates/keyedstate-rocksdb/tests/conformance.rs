@@ -1,7 +1,7 @@
 //! The conformance suite against the RocksDB backend, each test in its own temporary directory.
 
 use keyedstate_core::{Clock, KeyGroupRange, MaxParallelism};
-use keyedstate_rocksdb::{RocksDbBackend, RocksDbConfig};
+use keyedstate_rocksdb::{RocksDbBackend, RocksDbConfig, TimerStore};
 use keyedstate_testkit::{Instance, conformance_suite};
 use std::sync::Arc;
 
@@ -16,3 +16,28 @@ fn open(max_parallelism: MaxParallelism, range: KeyGroupRange, clock: Arc<dyn Cl
 }
 
 conformance_suite!(rocksdb, open);
+
+/// The RocksDB backend with timers in memory (`TimerStore::Heap`), through the timer checks.
+fn open_with_heap_timers(
+    max_parallelism: MaxParallelism,
+    range: KeyGroupRange,
+    clock: Arc<dyn Clock>,
+) -> Instance {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = RocksDbConfig::new(dir.path().join("db"), max_parallelism, range);
+    config.clock = clock;
+    config.timer_store = TimerStore::Heap;
+    Instance::with_guard(
+        RocksDbBackend::open(config).expect("RocksDB backend opens"),
+        dir,
+    )
+}
+
+mod rocksdb_heap_timers {
+    use super::*;
+    conformance_suite!(@tests open_with_heap_timers;
+        timers::timers_fire_in_timestamp_order_across_key_groups,
+        timers::deleted_timers_do_not_fire_and_domains_are_apart,
+        timers::timers_registered_while_firing_fire_too,
+    );
+}

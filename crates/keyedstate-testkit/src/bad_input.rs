@@ -181,7 +181,14 @@ pub fn key_outside_the_key_group_range_is_rejected(factory: &Factory) {
 
 pub fn invalid_state_names_are_rejected(factory: &Factory) {
     let i = full(factory);
-    for name in ["", "default", "bad\nname", &"x".repeat(256)] {
+    // `_keyedstate.` names are the internal (timer) states'.
+    for name in [
+        "",
+        "default",
+        "bad\nname",
+        &"x".repeat(256),
+        "_keyedstate.timers.event",
+    ] {
         let err = i
             .backend
             .value_state(&ValueStateDescriptor::<u8>::new(name))

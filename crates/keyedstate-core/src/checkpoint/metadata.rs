@@ -38,6 +38,10 @@ pub struct SubtaskHandle {
     /// The subtask's operator state, if it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_state: Option<FileRef>,
+    /// A canonical snapshot of the timer states the subtask kept in memory beside a RocksDB
+    /// incremental snapshot (the RocksDB backend with heap timers), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_timers: Option<FileRef>,
 }
 
 /// What a subtask's snapshot consists of.
@@ -72,6 +76,7 @@ impl SubtaskHandle {
             }
         };
         files.extend(&self.operator_state);
+        files.extend(&self.heap_timers);
         files
     }
 }

@@ -27,6 +27,11 @@ pub fn full_snapshot_path(id: u64, subtask: u32) -> String {
     format!("{}/subtask-{subtask}.snapshot", checkpoint_dir(id))
 }
 
+/// Where a subtask's heap timers beside an incremental snapshot go (a canonical snapshot).
+pub fn heap_timers_path(id: u64, subtask: u32) -> String {
+    format!("{}/subtask-{subtask}.timers", checkpoint_dir(id))
+}
+
 /// A checkpoint store. Paths are relative to its root, `/`-separated.
 pub trait CheckpointStorage: Send + Sync {
     /// Where it is: for messages, and as its identity (two storages with the same description
