@@ -30,14 +30,14 @@ use keyedstate_core::{
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use table::KeyGroupTable;
+use table::{Bytes, KeyGroupTable};
 
-pub(crate) type MapEntry = BTreeMap<Vec<u8>, Vec<u8>>;
+pub(crate) type MapEntry = BTreeMap<Bytes, Bytes>;
 
 #[derive(Clone)]
 pub(crate) enum Table {
     /// Value, list, reducing and aggregating state: the encoded value per entry.
-    Plain(KeyGroupTable<Vec<u8>>),
+    Plain(KeyGroupTable<Bytes>),
     Map(KeyGroupTable<MapEntry>),
     /// Timer states: sorted per key group, so the earliest timer is the first entry.
     Sorted(SortedTable),
@@ -122,7 +122,7 @@ impl HeapBackend {
         )?)))
     }
 
-    fn plain(&mut self, state: StateId) -> Result<&mut KeyGroupTable<Vec<u8>>> {
+    fn plain(&mut self, state: StateId) -> Result<&mut KeyGroupTable<Bytes>> {
         match self.tables.get_mut(state) {
             Some(Table::Plain(table)) => Ok(table),
             _ => Err(wrong_table(state, "a value, list, reducing or aggregating")),
@@ -318,7 +318,7 @@ impl StateBackend for HeapBackend {
             table.put(key, value);
             return Ok(());
         }
-        let slot = self.plain(state)?.get_or_insert_with(key, Vec::new);
+        let slot = self.plain(state)?.get_or_insert_with(key, Bytes::new);
         slot.clear();
         slot.extend_from_slice(value);
         Ok(())
@@ -327,7 +327,7 @@ impl StateBackend for HeapBackend {
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()> {
         self.clean_up(state)?;
         self.plain(state)?
-            .get_or_insert_with(key, Vec::new)
+            .get_or_insert_with(key, Bytes::new)
             .extend_from_slice(frames);
         Ok(())
     }
@@ -375,7 +375,7 @@ impl StateBackend for HeapBackend {
                 slot.extend_from_slice(value);
             }
             None => {
-                map.insert(user_key.to_vec(), value.to_vec());
+                map.insert(Bytes::from_slice(user_key), Bytes::from_slice(value));
             }
         }
         Ok(())

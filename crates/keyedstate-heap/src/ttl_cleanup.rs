@@ -3,7 +3,7 @@
 //! round robin, and removes what has expired.
 
 use crate::Table;
-use crate::table::KeyGroupTable;
+use crate::table::{Bytes, KeyGroupTable};
 use keyedstate_core::Result;
 use keyedstate_core::ttl::{Unexpired, unexpired};
 
@@ -61,7 +61,7 @@ pub(crate) fn step(
 }
 
 fn clean_value(
-    table: &mut KeyGroupTable<Vec<u8>>,
+    table: &mut KeyGroupTable<Bytes>,
     group: usize,
     key: &[u8],
     is_list: bool,
@@ -76,7 +76,7 @@ fn clean_value(
         Unexpired::All => {}
         Unexpired::Part => {
             if let Some(slot) = table.group_at_mut(group).get_mut(key) {
-                std::mem::swap(slot, kept);
+                *slot = Bytes::from_slice(kept);
             }
         }
         Unexpired::Nothing => {
