@@ -12,14 +12,14 @@ use keyedstate::checkpoint::{CheckpointCoordinator, CheckpointStorage, Directory
 use keyedstate::codec::bincode_encode;
 use keyedstate::job::{self, Engine};
 use keyedstate::key_layout::{list_elements, put_framed, put_key_group};
-use keyedstate::rocksdb::{RawBaseline, RocksDbConfig};
+use keyedstate::rocksdb::{OptionsProfile, RawBaseline, RocksDbBackend, RocksDbConfig};
 use keyedstate::{
     Error, KeyedStateBackend, ListStateDescriptor, MapStateDescriptor, MaxParallelism, Result,
     SnapshotKind, ValueStateDescriptor,
 };
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,30 @@ pub struct BenchArgs {
     /// Seed of the shuffled key order.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// RocksDB options profile, for the backend and its raw baseline alike: default,
+    /// spinning-disk, spinning-disk-high-mem or flash-ssd.
+    #[arg(long, default_value = "default", value_parser = parse_profile)]
+    rocksdb_profile: OptionsProfile,
+    /// Bits per key of RocksDB's bloom filters, for the backend and its raw baseline; 0 turns
+    /// them off.
+    #[arg(long, default_value_t = 10.0)]
+    bloom_bits_per_key: f64,
+}
+
+fn parse_profile(name: &str) -> std::result::Result<OptionsProfile, String> {
+    OptionsProfile::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = OptionsProfile::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown profile '{name}'; one of {}", names.join(", "))
+    })
+}
+
+/// The RocksDB configuration of the benchmarks: the same for the backend and the raw baseline.
+fn rocksdb_config(args: &BenchArgs, path: PathBuf) -> Result<RocksDbConfig> {
+    let max_p = MaxParallelism::new(2)?;
+    let mut config = RocksDbConfig::new(path, max_p, max_p.full_range());
+    config.profile = args.rocksdb_profile;
+    config.bloom_bits_per_key = args.bloom_bits_per_key;
+    Ok(config)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,20 +75,20 @@ pub enum Which {
 
 const USER_KEYS: u64 = 10;
 
-/// Runs `op` over every key `warmup + passes` times; returns operations per second of the timed
+/// Runs `op` over every key (with its position in `order`) `warmup + passes` times; returns operations per second of the timed
 /// passes.
 fn measure(
     order: &[u64],
     warmup: u32,
     passes: u32,
-    mut op: impl FnMut(u64) -> Result<()>,
+    mut op: impl FnMut(usize, u64) -> Result<()>,
 ) -> Result<f64> {
     for _ in 0..warmup {
-        order.iter().try_for_each(|&k| op(k))?;
+        order.iter().enumerate().try_for_each(|(i, &k)| op(i, k))?;
     }
     let started = Instant::now();
     for _ in 0..passes {
-        order.iter().try_for_each(|&k| op(k))?;
+        order.iter().enumerate().try_for_each(|(i, &k)| op(i, k))?;
     }
     Ok(order.len() as f64 * f64::from(passes) / started.elapsed().as_secs_f64())
 }
@@ -122,8 +146,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) -> Result<()> {
-    let max_p = MaxParallelism::new(2)?;
-    let backend = job::open_subtask(engine, max_p, 1, 0, &dir.join("work"))?;
+    let backend = match engine {
+        Engine::RocksDb => RocksDbBackend::open(rocksdb_config(args, dir.join("work"))?)?,
+        Engine::Heap => {
+            let max_p = MaxParallelism::new(2)?;
+            job::open_subtask(engine, max_p, 1, 0, &dir.join("work"))?
+        }
+    };
     let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
     let list = backend.list_state(&ListStateDescriptor::<u64>::new("list"))?;
     let map = backend.map_state(&MapStateDescriptor::<u64, f64>::new("map"))?;
@@ -141,14 +170,14 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
     report(
         name,
         "valueUpdate",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             b.set_current_key(&k).and_then(|()| value.update(&(k + 1)))
         })?,
     );
     report(
         name,
         "valueGet",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             b.set_current_key(&k)
                 .and_then(|()| value.get().map(black_box).map(drop))
         })?,
@@ -156,14 +185,14 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
     report(
         name,
         "listAppend",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             b.set_current_key(&k).and_then(|()| list.add(&k))
         })?,
     );
     report(
         name,
         "listGetAndIterate",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             b.set_current_key(&k)?;
             black_box(list.get()?.iter().sum::<u64>());
             Ok(())
@@ -172,7 +201,7 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
     report(
         name,
         "mapUpdate",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             b.set_current_key(&k)
                 .and_then(|()| map.put(&(k % USER_KEYS), &(k as f64 + 0.5)))
         })?,
@@ -180,7 +209,7 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
     report(
         name,
         "mapGet",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             b.set_current_key(&k)
                 .and_then(|()| map.get(&(k % USER_KEYS)).map(black_box).map(drop))
         })?,
@@ -294,105 +323,88 @@ fn entry_key(key: u64) -> Result<Vec<u8>> {
 }
 
 fn bench_raw_rocksdb(args: &BenchArgs, order: &[u64], dir: &Path) -> Result<()> {
-    let max_p = MaxParallelism::new(2)?;
-    let config = RocksDbConfig::new(dir.join("raw"), max_p, max_p.full_range());
+    let config = rocksdb_config(args, dir.join("raw"))?;
     let raw = RawBaseline::open(&config, &["value", "list", "map"])?;
     let (value_cf, list_cf, map_cf) = (0, 1, 2);
-    // Key bytes and encoded values as the backend would produce them, computed up front.
-    let keys: HashMap<u64, Vec<u8>> = order
-        .iter()
-        .map(|&k| Ok((k, entry_key(k)?)))
-        .collect::<Result<_>>()?;
+    // Key bytes and encoded values as the backend would produce them, computed up front and
+    // indexed by position in `order`, so the timed loop does nothing but the RocksDB call.
     let encode = |v: u64| -> Result<Vec<u8>> {
         let mut out = Vec::new();
         bincode_encode(&v, &mut out)?;
         Ok(out)
     };
-    let map_keys: Vec<Vec<Vec<u8>>> = (0..USER_KEYS)
-        .map(|uk| {
-            order
-                .iter()
-                .map(|&k| Ok([keys[&k].as_slice(), &encode(uk)?].concat()))
-                .collect::<Result<_>>()
-        })
-        .collect::<Result<_>>()?;
-    let index: HashMap<u64, usize> = order.iter().enumerate().map(|(i, &k)| (k, i)).collect();
     let element = |v: u64| -> Result<Vec<u8>> {
         let mut out = Vec::new();
         put_framed(&mut out, &encode(v)?);
         Ok(out)
     };
-    for &k in order {
-        raw.put(value_cf, &keys[&k], &encode(k)?)?;
-        raw.merge(list_cf, &keys[&k], &element(k)?)?;
+    let per_key = |f: &dyn Fn(u64) -> Result<Vec<u8>>| -> Result<Vec<Vec<u8>>> {
+        order.iter().map(|&k| f(k)).collect()
+    };
+    let keys = per_key(&entry_key)?;
+    let map_keys: Vec<Vec<Vec<u8>>> = (0..USER_KEYS)
+        .map(|uk| {
+            let user_key = encode(uk)?;
+            Ok(keys
+                .iter()
+                .map(|key| [key.as_slice(), &user_key].concat())
+                .collect())
+        })
+        .collect::<Result<_>>()?;
+    let map_key = |i: usize, k: u64| &map_keys[(k % USER_KEYS) as usize][i];
+    for (i, &k) in order.iter().enumerate() {
+        raw.put(value_cf, &keys[i], &encode(k)?)?;
+        raw.merge(list_cf, &keys[i], &element(k)?)?;
         for keys_of_user_key in &map_keys {
-            raw.put(
-                map_cf,
-                &keys_of_user_key[index[&k]],
-                &(k as f64).to_le_bytes(),
-            )?;
+            raw.put(map_cf, &keys_of_user_key[i], &(k as f64).to_le_bytes())?;
         }
     }
-    let values: HashMap<u64, Vec<u8>> = order
-        .iter()
-        .map(|&k| Ok((k, encode(k + 1)?)))
-        .collect::<Result<_>>()?;
-    let elements: HashMap<u64, Vec<u8>> = order
-        .iter()
-        .map(|&k| Ok((k, element(k)?)))
-        .collect::<Result<_>>()?;
+    let values = per_key(&|k| encode(k + 1))?;
+    let elements = per_key(&element)?;
     let (w, p) = (args.warmup, args.passes);
     let mut out = Vec::new();
+    let name = "raw-rocksdb";
     report(
-        "raw-rocksdb",
+        name,
         "valueUpdate",
-        measure(order, w, p, |k| raw.put(value_cf, &keys[&k], &values[&k]))?,
+        measure(order, w, p, |i, _| raw.put(value_cf, &keys[i], &values[i]))?,
     );
     report(
-        "raw-rocksdb",
+        name,
         "valueGet",
-        measure(order, w, p, |k| {
-            raw.get(value_cf, &keys[&k], &mut out).map(drop)
+        measure(order, w, p, |i, _| {
+            raw.get(value_cf, &keys[i], &mut out).map(drop)
         })?,
     );
     report(
-        "raw-rocksdb",
+        name,
         "listAppend",
-        measure(order, w, p, |k| {
-            raw.merge(list_cf, &keys[&k], &elements[&k])
+        measure(order, w, p, |i, _| {
+            raw.merge(list_cf, &keys[i], &elements[i])
         })?,
     );
     report(
-        "raw-rocksdb",
+        name,
         "listGetAndIterate",
-        measure(order, w, p, |k| {
-            raw.get(list_cf, &keys[&k], &mut out)?;
+        measure(order, w, p, |i, _| {
+            raw.get(list_cf, &keys[i], &mut out)?;
             black_box(list_elements(&out).count());
             Ok(())
         })?,
     );
     let map_value = 0.5f64.to_le_bytes();
     report(
-        "raw-rocksdb",
+        name,
         "mapUpdate",
-        measure(order, w, p, |k| {
-            raw.put(
-                map_cf,
-                &map_keys[(k % USER_KEYS) as usize][index[&k]],
-                &map_value,
-            )
+        measure(order, w, p, |i, k| {
+            raw.put(map_cf, map_key(i, k), &map_value)
         })?,
     );
     report(
-        "raw-rocksdb",
+        name,
         "mapGet",
-        measure(order, w, p, |k| {
-            raw.get(
-                map_cf,
-                &map_keys[(k % USER_KEYS) as usize][index[&k]],
-                &mut out,
-            )
-            .map(drop)
+        measure(order, w, p, |i, k| {
+            raw.get(map_cf, map_key(i, k), &mut out).map(drop)
         })?,
     );
     Ok(())
@@ -410,7 +422,7 @@ fn bench_std_hashmap(args: &BenchArgs, order: &[u64]) -> Result<()> {
     report(
         name,
         "valueUpdate",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             value.insert(k, k + 1);
             Ok(())
         })?,
@@ -418,7 +430,7 @@ fn bench_std_hashmap(args: &BenchArgs, order: &[u64]) -> Result<()> {
     report(
         name,
         "valueGet",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             black_box(value.get(&k));
             Ok(())
         })?,
@@ -426,7 +438,7 @@ fn bench_std_hashmap(args: &BenchArgs, order: &[u64]) -> Result<()> {
     report(
         name,
         "listAppend",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             list.entry(k).or_default().push(k);
             Ok(())
         })?,
@@ -434,7 +446,7 @@ fn bench_std_hashmap(args: &BenchArgs, order: &[u64]) -> Result<()> {
     report(
         name,
         "listGetAndIterate",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             black_box(list.get(&k).map(|l| l.iter().sum::<u64>()));
             Ok(())
         })?,
@@ -442,7 +454,7 @@ fn bench_std_hashmap(args: &BenchArgs, order: &[u64]) -> Result<()> {
     report(
         name,
         "mapUpdate",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             map.entry(k)
                 .or_default()
                 .insert(k % USER_KEYS, k as f64 + 0.5);
@@ -452,7 +464,7 @@ fn bench_std_hashmap(args: &BenchArgs, order: &[u64]) -> Result<()> {
     report(
         name,
         "mapGet",
-        measure(order, w, p, |k| {
+        measure(order, w, p, |_, k| {
             black_box(map.get(&k).and_then(|m| m.get(&(k % USER_KEYS))));
             Ok(())
         })?,
