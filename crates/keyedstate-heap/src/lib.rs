@@ -237,6 +237,9 @@ impl AsyncSnapshot for HeapSnapshot {
     }
 }
 
+/// What `get` and `put` take: the states holding one value per entry.
+const VALUE_TABLE: &str = "a value, list, reducing, aggregating or timer";
+
 fn wrong_table(state: StateId, expected: &str) -> Error {
     Error::invalid_argument(format!(
         "state #{state} is not {expected} state of this backend"
@@ -298,29 +301,26 @@ impl StateBackend for HeapBackend {
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
         self.clean_up(state)?;
         out.clear();
-        if let Some(Table::Sorted(table)) = self.tables.get(state) {
-            let found = table.get(key);
-            out.extend_from_slice(found.unwrap_or_default());
-            return Ok(found.is_some());
-        }
-        match self.plain(state)?.get(key) {
-            Some(value) => {
-                out.extend_from_slice(value);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        let found = match self.tables.get(state) {
+            Some(Table::Plain(table)) => table.get(key).map(|value| value.as_slice()),
+            Some(Table::Sorted(table)) => table.get(key),
+            _ => return Err(wrong_table(state, VALUE_TABLE)),
+        };
+        out.extend_from_slice(found.unwrap_or_default());
+        Ok(found.is_some())
     }
 
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
         self.clean_up(state)?;
-        if let Some(Table::Sorted(table)) = self.tables.get_mut(state) {
-            table.put(key, value);
-            return Ok(());
+        match self.tables.get_mut(state) {
+            Some(Table::Plain(table)) => {
+                let slot = table.get_or_insert_with(key, Bytes::new);
+                slot.clear();
+                slot.extend_from_slice(value);
+            }
+            Some(Table::Sorted(table)) => table.put(key, value),
+            _ => return Err(wrong_table(state, VALUE_TABLE)),
         }
-        let slot = self.plain(state)?.get_or_insert_with(key, Bytes::new);
-        slot.clear();
-        slot.extend_from_slice(value);
         Ok(())
     }
 

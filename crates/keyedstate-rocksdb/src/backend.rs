@@ -188,8 +188,9 @@ impl RocksDbBackend {
         self.registry
             .metas()
             .iter()
-            .filter(|meta| !self.config.in_memory(&meta.name))
-            .map(|meta| {
+            .enumerate()
+            .filter(|(id, _)| !self.heap_timers.contains_key(id))
+            .map(|(_, meta)| {
                 let cf = db.cf_handle(&meta.name).ok_or_else(|| {
                     Error::corruption(format!("column family '{}' is missing", meta.name))
                 })?;
