@@ -48,10 +48,11 @@ pub(crate) struct Shared {
     key_group: u16,
     /// The serialized current key, without framing.
     key: Vec<u8>,
-    /// `[key group][framed current key]`.
-    key_prefix: Vec<u8>,
-    /// `key_prefix` plus a framed namespace: the entry key of the access under way.
+    /// `[key group][framed current key]` in its first `prefix_end` bytes, set once per key;
+    /// then a framed namespace: the entry key of the access under way. Only the namespace is
+    /// rewritten per access.
     pub(crate) entry: Vec<u8>,
+    prefix_end: usize,
     pub(crate) scratch: Scratch,
     closed: bool,
     /// Every how many accesses a state's latency is sampled; 0 when tracking is off.
@@ -83,8 +84,7 @@ impl Shared {
                 "no current key: call set_current_key before accessing state",
             ));
         }
-        self.entry.clear();
-        self.entry.extend_from_slice(&self.key_prefix);
+        self.entry.truncate(self.prefix_end);
         self.entry.extend_from_slice(namespace);
         Ok((self.key_group, self.prefix_len))
     }
@@ -112,8 +112,8 @@ impl KeyedStateBackend {
                 has_key: false,
                 key_group: 0,
                 key: Vec::new(),
-                key_prefix: Vec::new(),
                 entry: Vec::new(),
+                prefix_end: 0,
                 scratch: Scratch::default(),
                 closed: false,
                 latency_interval: 0,
@@ -476,9 +476,10 @@ fn set_key_bytes(shared: &mut Shared, key: &[u8]) -> Result<()> {
         )));
     }
     shared.key_group = key_group;
-    shared.key_prefix.clear();
-    put_key_group(&mut shared.key_prefix, key_group, shared.prefix_len);
-    put_framed(&mut shared.key_prefix, key);
+    shared.entry.clear();
+    put_key_group(&mut shared.entry, key_group, shared.prefix_len);
+    put_framed(&mut shared.entry, key);
+    shared.prefix_end = shared.entry.len();
     shared.has_key = true;
     Ok(())
 }

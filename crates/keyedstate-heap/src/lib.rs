@@ -5,6 +5,7 @@
 //! bytes, or for map state an ordered map of user key bytes to value bytes (ordered like
 //! RocksDB's keys, so both engines list a map the same way).
 
+mod slot;
 mod sorted;
 mod table;
 mod ttl_cleanup;
@@ -27,18 +28,37 @@ use keyedstate_core::{
     AsyncSnapshot, Clock, EntryKey, Error, KeyGroupRange, KeyGroupSource, KeyedStateBackend,
     MaxParallelism, RawEntry, Result, SnapshotKind, StateBackend, StateId, StateKind, StateMeta,
 };
+use slot::Slot;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use table::{Bytes, KeyGroupTable};
+use table::{Bytes, KeyGroupTable, Keyed};
 
-pub(crate) type MapEntry = BTreeMap<Bytes, Bytes>;
+/// A map state's entry: its key (framed key and namespace) and its map, ordered like RocksDB's
+/// keys.
+#[derive(Clone)]
+pub(crate) struct MapSlot {
+    key: Bytes,
+    pub(crate) map: BTreeMap<Bytes, Bytes>,
+}
+
+impl Keyed for Slot {
+    fn key(&self) -> &[u8] {
+        Slot::key(self)
+    }
+}
+
+impl Keyed for MapSlot {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
 
 #[derive(Clone)]
 pub(crate) enum Table {
     /// Value, list, reducing and aggregating state: the encoded value per entry.
-    Plain(KeyGroupTable<Bytes>),
-    Map(KeyGroupTable<MapEntry>),
+    Plain(KeyGroupTable<Slot>),
+    Map(KeyGroupTable<MapSlot>),
     /// Timer states: sorted per key group, so the earliest timer is the first entry.
     Sorted(SortedTable),
 }
@@ -122,14 +142,14 @@ impl HeapBackend {
         )?)))
     }
 
-    fn plain(&mut self, state: StateId) -> Result<&mut KeyGroupTable<Bytes>> {
+    fn plain(&mut self, state: StateId) -> Result<&mut KeyGroupTable<Slot>> {
         match self.tables.get_mut(state) {
             Some(Table::Plain(table)) => Ok(table),
             _ => Err(wrong_table(state, "a value, list, reducing or aggregating")),
         }
     }
 
-    fn map(&mut self, state: StateId) -> Result<&mut KeyGroupTable<MapEntry>> {
+    fn map(&mut self, state: StateId) -> Result<&mut KeyGroupTable<MapSlot>> {
         match self.tables.get_mut(state) {
             Some(Table::Map(table)) => Ok(table),
             _ => Err(wrong_table(state, "a map")),
@@ -141,33 +161,31 @@ impl Table {
     /// Visits entries as raw entries (map state: one per user key): every key group in order,
     /// or only `sorted_group`, sorted by key bytes.
     fn visit(&self, sorted_group: Option<u16>, f: &mut EntryScan<'_>) -> Result<()> {
-        fn visit_table<T>(
-            table: &KeyGroupTable<T>,
+        fn visit_table<E: Keyed>(
+            table: &KeyGroupTable<E>,
             sorted_group: Option<u16>,
-            f: &mut table::TableScan<'_, T>,
-        ) -> Result<()>
-        where
-            T: Clone,
-        {
+            f: &mut table::TableScan<'_, E>,
+        ) -> Result<()> {
             match sorted_group {
                 Some(group) => table.scan_group(group, true, f).map(drop),
                 None => table.scan(f),
             }
         }
         match self {
-            Table::Plain(table) => {
-                visit_table(table, sorted_group, &mut |group, key_and_ns, value| {
-                    let parts = split_key_and_namespace(group, key_and_ns, &[])?;
-                    f(RawEntry { parts, value })
+            Table::Plain(table) => visit_table(table, sorted_group, &mut |group, slot| {
+                let parts = split_key_and_namespace(group, slot.key(), &[])?;
+                f(RawEntry {
+                    parts,
+                    value: slot.value(),
                 })
-            }
+            }),
             Table::Sorted(table) => match sorted_group {
                 Some(group) => table.scan_group(group, f).map(drop),
                 None => table.scan(f),
             },
-            Table::Map(table) => visit_table(table, sorted_group, &mut |group, key_and_ns, map| {
-                for (user_key, value) in map {
-                    let parts = split_key_and_namespace(group, key_and_ns, user_key)?;
+            Table::Map(table) => visit_table(table, sorted_group, &mut |group, entry| {
+                for (user_key, value) in &entry.map {
+                    let parts = split_key_and_namespace(group, &entry.key, user_key)?;
                     if f(RawEntry { parts, value })?.is_break() {
                         return Ok(ControlFlow::Break(()));
                     }
@@ -269,7 +287,7 @@ impl StateBackend for HeapBackend {
             .iter()
             .map(|table| match table {
                 Table::Plain(t) => t.count(|_| 1),
-                Table::Map(t) => t.count(BTreeMap::len),
+                Table::Map(t) => t.count(|entry| entry.map.len()),
                 Table::Sorted(t) => t.len(),
             })
             .collect();
@@ -302,7 +320,7 @@ impl StateBackend for HeapBackend {
         self.clean_up(state)?;
         out.clear();
         let found = match self.tables.get(state) {
-            Some(Table::Plain(table)) => table.get(key).map(|value| value.as_slice()),
+            Some(Table::Plain(table)) => table.get(key).map(Slot::value),
             Some(Table::Sorted(table)) => table.get(key),
             _ => return Err(wrong_table(state, VALUE_TABLE)),
         };
@@ -313,11 +331,12 @@ impl StateBackend for HeapBackend {
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
         self.clean_up(state)?;
         match self.tables.get_mut(state) {
-            Some(Table::Plain(table)) => {
-                let slot = table.get_or_insert_with(key, Bytes::new);
-                slot.clear();
-                slot.extend_from_slice(value);
-            }
+            Some(Table::Plain(table)) => match table.get_mut(key) {
+                Some(slot) => slot.set_value(value),
+                None => {
+                    table.get_or_insert_with(key, |key| Slot::new(key, value));
+                }
+            },
             Some(Table::Sorted(table)) => table.put(key, value),
             _ => return Err(wrong_table(state, VALUE_TABLE)),
         }
@@ -327,8 +346,8 @@ impl StateBackend for HeapBackend {
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()> {
         self.clean_up(state)?;
         self.plain(state)?
-            .get_or_insert_with(key, Bytes::new)
-            .extend_from_slice(frames);
+            .get_or_insert_with(key, |key| Slot::new(key, &[]))
+            .append_value(frames);
         Ok(())
     }
 
@@ -351,7 +370,11 @@ impl StateBackend for HeapBackend {
     ) -> Result<bool> {
         self.clean_up(state)?;
         out.clear();
-        match self.map(state)?.get(key).and_then(|map| map.get(user_key)) {
+        match self
+            .map(state)?
+            .get(key)
+            .and_then(|entry| entry.map.get(user_key))
+        {
             Some(value) => {
                 out.extend_from_slice(value);
                 Ok(true)
@@ -368,7 +391,13 @@ impl StateBackend for HeapBackend {
         value: &[u8],
     ) -> Result<()> {
         self.clean_up(state)?;
-        let map = self.map(state)?.get_or_insert_with(key, BTreeMap::new);
+        let map = &mut self
+            .map(state)?
+            .get_or_insert_with(key, |key| MapSlot {
+                key: Bytes::from_slice(key),
+                map: BTreeMap::new(),
+            })
+            .map;
         match map.get_mut(user_key) {
             Some(slot) => {
                 slot.clear();
@@ -383,10 +412,10 @@ impl StateBackend for HeapBackend {
 
     fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()> {
         let table = self.map(state)?;
-        if let Some(map) = table.get_mut(key) {
-            map.remove(user_key);
+        if let Some(entry) = table.get_mut(key) {
+            entry.map.remove(user_key);
             // An empty map is no map: it must not show up in key iteration or snapshots.
-            if map.is_empty() {
+            if entry.map.is_empty() {
                 table.remove(key);
             }
         }
@@ -394,8 +423,8 @@ impl StateBackend for HeapBackend {
     }
 
     fn map_scan(&mut self, state: StateId, key: EntryKey<'_>, f: &mut MapScan<'_>) -> Result<()> {
-        if let Some(map) = self.map(state)?.get(key) {
-            for (user_key, value) in map {
+        if let Some(entry) = self.map(state)?.get(key) {
+            for (user_key, value) in &entry.map {
                 if f(user_key, value)?.is_break() {
                     break;
                 }

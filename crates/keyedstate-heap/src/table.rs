@@ -1,55 +1,64 @@
 //! A table per key group, so that snapshots and rescales read whole key groups. Each key group's
-//! map sits behind an `Arc`: a snapshot clones the `Arc`s (its whole synchronous part), and the
-//! first write to a key group after that copies just that key group (copy-on-write).
+//! hash table sits behind an `Arc`: a snapshot clones the `Arc`s (its whole synchronous part),
+//! and the first write to a key group after that copies just that key group (copy-on-write).
 
 use keyedstate_core::{EntryKey, KeyGroupRange, Result};
 use smallvec::SmallVec;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-/// Bytes of a key or value, held inline up to 16 bytes: a `(key, namespace)` of a small key and
-/// a small value sit in the hash table's slot itself, so a lookup touches one cache line for
-/// them instead of following two more pointers (see docs/performance.md).
+/// Bytes of a map state's user key or value, held inline up to 16 bytes.
 pub(crate) type Bytes = SmallVec<[u8; 16]>;
 
-/// One key group's entries. foldhash with a random seed per table: much cheaper than SipHash on
-/// short keys, and still seeded, so keys from user data cannot be chosen to collide in advance.
-pub(crate) type Group<T> = HashMap<Bytes, T, foldhash::fast::RandomState>;
-
-/// A callback visiting (key group, framed key and namespace, entry).
-pub(crate) type TableScan<'f, T> = dyn FnMut(u16, &[u8], &T) -> Result<ControlFlow<()>> + 'f;
-
-#[derive(Clone)]
-pub(crate) struct KeyGroupTable<T> {
-    range: KeyGroupRange,
-    /// Indexed by key group minus the range's start; keyed by framed key and namespace.
-    groups: Vec<Arc<Group<T>>>,
+/// An entry of a table: it carries its own key (framed key and namespace), so that a plain
+/// table's slot can hold key and value together (see [`crate::slot`]).
+pub(crate) trait Keyed: Clone {
+    fn key(&self) -> &[u8];
 }
 
-impl<T: Clone> KeyGroupTable<T> {
+/// One key group's entries.
+type Group<E> = hashbrown::HashTable<E>;
+
+/// A callback visiting (key group, entry).
+pub(crate) type TableScan<'f, E> = dyn FnMut(u16, &E) -> Result<ControlFlow<()>> + 'f;
+
+#[derive(Clone)]
+pub(crate) struct KeyGroupTable<E> {
+    range: KeyGroupRange,
+    /// Hashes the keys of every key group: foldhash with a random seed per table, much cheaper
+    /// than SipHash on short keys and still seeded, so keys from user data cannot be chosen to
+    /// collide in advance. Copies of the table (snapshots) keep it, as they must: a hash table
+    /// is probed with the hasher that filled it.
+    hasher: foldhash::fast::RandomState,
+    /// Indexed by key group minus the range's start.
+    groups: Vec<Arc<Group<E>>>,
+}
+
+impl<E: Keyed> KeyGroupTable<E> {
     pub(crate) fn new(range: KeyGroupRange) -> Self {
         KeyGroupTable {
             range,
+            hasher: foldhash::fast::RandomState::default(),
             groups: (0..range.len()).map(|_| Arc::default()).collect(),
         }
     }
 
-    fn group(&self, key: EntryKey<'_>) -> &Group<T> {
+    fn offset(&self, key: EntryKey<'_>) -> usize {
         // The typed layer admits only keys of this backend's range.
-        &self.groups[self.range.offset_of(key.key_group())]
+        self.range.offset_of(key.key_group())
     }
 
-    fn group_mut(&mut self, key: EntryKey<'_>) -> &mut Group<T> {
-        Arc::make_mut(&mut self.groups[self.range.offset_of(key.key_group())])
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     /// Entries in all key groups, each counted by `size`.
-    pub(crate) fn count(&self, size: impl Fn(&T) -> usize) -> u64 {
+    pub(crate) fn count(&self, size: impl Fn(&E) -> usize) -> u64 {
         self.groups
             .iter()
-            .flat_map(|g| g.values())
-            .map(|v| size(v) as u64)
+            .flat_map(|g| g.iter())
+            .map(|e| size(e) as u64)
             .sum()
     }
 
@@ -58,53 +67,69 @@ impl<T: Clone> KeyGroupTable<T> {
         self.groups.len()
     }
 
-    /// The table of the key group at `offset` in the range.
-    pub(crate) fn group_at(&self, offset: usize) -> &Group<T> {
-        &self.groups[offset]
-    }
-
-    /// The same, for changing it (copied first if a snapshot shares it).
-    pub(crate) fn group_at_mut(&mut self, offset: usize) -> &mut Group<T> {
-        Arc::make_mut(&mut self.groups[offset])
-    }
-
-    /// The keys of the key group at `offset`.
+    /// The keys of the key group at `offset` in the range.
     pub(crate) fn keys_of_group(&self, offset: usize) -> Vec<Vec<u8>> {
-        self.groups[offset].keys().map(|k| k.to_vec()).collect()
+        self.groups[offset]
+            .iter()
+            .map(|e| e.key().to_vec())
+            .collect()
     }
 
-    pub(crate) fn get(&self, key: EntryKey<'_>) -> Option<&T> {
-        self.group(key).get(key.key_and_namespace())
+    /// The entry of `key` in the key group at `offset`.
+    pub(crate) fn get_at(&self, offset: usize, key: &[u8]) -> Option<&E> {
+        self.groups[offset].find(self.hash(key), |e| e.key() == key)
     }
 
-    pub(crate) fn get_mut(&mut self, key: EntryKey<'_>) -> Option<&mut T> {
-        // Do not copy a shared key group just to find nothing in it.
-        self.get(key)?;
-        self.group_mut(key).get_mut(key.key_and_namespace())
+    /// The same, for changing it; a key group a snapshot shares is copied only when the entry
+    /// is there.
+    pub(crate) fn get_mut_at(&mut self, offset: usize, key: &[u8]) -> Option<&mut E> {
+        let hash = self.hash(key);
+        self.groups[offset].find(hash, |e| e.key() == key)?;
+        Arc::make_mut(&mut self.groups[offset]).find_mut(hash, |e| e.key() == key)
     }
 
-    /// The entry at `key`, created with `make` when absent. Only a new entry copies the key.
-    pub(crate) fn get_or_insert_with(
-        &mut self,
-        key: EntryKey<'_>,
-        make: impl FnOnce() -> T,
-    ) -> &mut T {
-        let group = self.group_mut(key);
-        let bytes = key.key_and_namespace();
-        if !group.contains_key(bytes) {
-            group.insert(Bytes::from_slice(bytes), make());
+    /// Removes the entry of `key` in the key group at `offset`, if there is one.
+    pub(crate) fn remove_at(&mut self, offset: usize, key: &[u8]) {
+        let hash = self.hash(key);
+        if self.groups[offset].find(hash, |e| e.key() == key).is_none() {
+            return;
         }
-        group.get_mut(bytes).expect("entry was just ensured")
+        let group = Arc::make_mut(&mut self.groups[offset]);
+        if let Ok(entry) = group.find_entry(hash, |e| e.key() == key) {
+            entry.remove();
+        }
+    }
+
+    pub(crate) fn get(&self, key: EntryKey<'_>) -> Option<&E> {
+        self.get_at(self.offset(key), key.key_and_namespace())
+    }
+
+    pub(crate) fn get_mut(&mut self, key: EntryKey<'_>) -> Option<&mut E> {
+        self.get_mut_at(self.offset(key), key.key_and_namespace())
     }
 
     pub(crate) fn remove(&mut self, key: EntryKey<'_>) {
-        if self.get(key).is_some() {
-            self.group_mut(key).remove(key.key_and_namespace());
-        }
+        self.remove_at(self.offset(key), key.key_and_namespace());
+    }
+
+    /// The entry at `key`, created with `make(key bytes)` when absent.
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        key: EntryKey<'_>,
+        make: impl FnOnce(&[u8]) -> E,
+    ) -> &mut E {
+        let bytes = key.key_and_namespace();
+        let hash = self.hash(bytes);
+        let offset = self.offset(key);
+        let hasher = &self.hasher;
+        Arc::make_mut(&mut self.groups[offset])
+            .entry(hash, |e| e.key() == bytes, |e| hasher.hash_one(e.key()))
+            .or_insert_with(|| make(bytes))
+            .into_mut()
     }
 
     /// Visits every entry in key-group order.
-    pub(crate) fn scan(&self, f: &mut TableScan<'_, T>) -> Result<()> {
+    pub(crate) fn scan(&self, f: &mut TableScan<'_, E>) -> Result<()> {
         for key_group in self.range.iter() {
             if self.scan_group(key_group, false, f)?.is_break() {
                 break;
@@ -119,18 +144,18 @@ impl<T: Clone> KeyGroupTable<T> {
         &self,
         key_group: u16,
         sorted: bool,
-        f: &mut TableScan<'_, T>,
+        f: &mut TableScan<'_, E>,
     ) -> Result<ControlFlow<()>> {
         if !self.range.contains(key_group) {
             return Ok(ControlFlow::Continue(()));
         }
         let group = &self.groups[self.range.offset_of(key_group)];
-        let mut entries: Vec<(&Bytes, &T)> = group.iter().collect();
+        let mut entries: Vec<&E> = group.iter().collect();
         if sorted {
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
         }
-        for (key, value) in entries {
-            if f(key_group, key.as_slice(), value)?.is_break() {
+        for entry in entries {
+            if f(key_group, entry)?.is_break() {
                 return Ok(ControlFlow::Break(()));
             }
         }

@@ -2,8 +2,10 @@
 //! checks a few more of its entries (`incremental_cleanup` per access), walking the key groups
 //! round robin, and removes what has expired.
 
+use crate::MapSlot;
 use crate::Table;
-use crate::table::{Bytes, KeyGroupTable};
+use crate::slot::Slot;
+use crate::table::KeyGroupTable;
 use keyedstate_core::Result;
 use keyedstate_core::ttl::{Unexpired, unexpired};
 
@@ -61,7 +63,7 @@ pub(crate) fn step(
 }
 
 fn clean_value(
-    table: &mut KeyGroupTable<Bytes>,
+    table: &mut KeyGroupTable<Slot>,
     group: usize,
     key: &[u8],
     is_list: bool,
@@ -69,31 +71,29 @@ fn clean_value(
     now: u64,
     kept: &mut Vec<u8>,
 ) -> Result<()> {
-    let Some(value) = table.group_at(group).get(key) else {
+    let Some(slot) = table.get_at(group, key) else {
         return Ok(());
     };
-    match unexpired(value, is_list, ttl_millis, now, kept)? {
+    match unexpired(slot.value(), is_list, ttl_millis, now, kept)? {
         Unexpired::All => {}
         Unexpired::Part => {
-            if let Some(slot) = table.group_at_mut(group).get_mut(key) {
-                *slot = Bytes::from_slice(kept);
+            if let Some(slot) = table.get_mut_at(group, key) {
+                slot.set_value(kept);
             }
         }
-        Unexpired::Nothing => {
-            table.group_at_mut(group).remove(key);
-        }
+        Unexpired::Nothing => table.remove_at(group, key),
     }
     Ok(())
 }
 
 fn clean_map(
-    table: &mut KeyGroupTable<crate::MapEntry>,
+    table: &mut KeyGroupTable<MapSlot>,
     group: usize,
     key: &[u8],
     ttl_millis: u64,
     now: u64,
 ) -> Result<()> {
-    let Some(map) = table.group_at(group).get(key) else {
+    let Some(MapSlot { map, .. }) = table.get_at(group, key) else {
         return Ok(());
     };
     let mut scratch = Vec::new();
@@ -106,13 +106,12 @@ fn clean_map(
     if expired.is_empty() {
         return Ok(());
     }
-    let group = table.group_at_mut(group);
-    if let Some(map) = group.get_mut(key) {
+    if let Some(entry) = table.get_mut_at(group, key) {
         expired.iter().for_each(|user_key| {
-            map.remove(user_key);
+            entry.map.remove(user_key);
         });
-        if map.is_empty() {
-            group.remove(key);
+        if entry.map.is_empty() {
+            table.remove_at(group, key);
         }
     }
     Ok(())
