@@ -78,6 +78,15 @@ fn state_operations(c: &mut Criterion) {
                 black_box(list.get().unwrap().iter().sum::<u64>());
             })
         });
+        // After listGetAndIterate: the lists grow by one element per visit, by as many as
+        // criterion's iterations make.
+        group.bench_function("listAppend", |b| {
+            b.iter(|| {
+                let k = next();
+                backend.set_current_key(&k).unwrap();
+                list.add(&k).unwrap();
+            })
+        });
         group.bench_function("mapUpdate", |b| {
             b.iter(|| {
                 let k = next();
