@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-/// Bytes of a map state's user key or value, held inline up to 16 bytes.
+/// Bytes of a map state's entry key, user keys and values, held inline up to 16 bytes.
 pub(crate) type Bytes = SmallVec<[u8; 16]>;
 
 /// An entry of a table: it carries its own key (framed key and namespace), so that a plain
