@@ -8,15 +8,24 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use keyedstate::checkpoint::{CheckpointCoordinator, CheckpointStorage, DirectoryStorage};
 use keyedstate::job::{self, Engine};
 use keyedstate::{
-    KeyedStateBackend, ListStateDescriptor, MapStateDescriptor, MaxParallelism, SnapshotKind,
-    ValueStateDescriptor,
+    KeyedStateBackend, ListState, ListStateDescriptor, MapState, MapStateDescriptor,
+    MaxParallelism, SnapshotKind, ValueState, ValueStateDescriptor,
 };
 use std::hint::black_box;
 use std::sync::Arc;
 
 const KEYS: u64 = 50_000;
 
-fn populated(engine: Engine, dir: &std::path::Path) -> KeyedStateBackend {
+/// A backend and the handles of its three states, every key holding a value, a one-element
+/// list and a 10-entry map.
+struct Populated {
+    backend: KeyedStateBackend,
+    value: ValueState<u64>,
+    list: ListState<u64>,
+    map: MapState<u64, f64>,
+}
+
+fn populated(engine: Engine, dir: &std::path::Path) -> Populated {
     let max_p = MaxParallelism::new(2).unwrap();
     let backend = job::open_subtask(engine, max_p, 1, 0, dir).unwrap();
     let value = backend
@@ -36,22 +45,23 @@ fn populated(engine: Engine, dir: &std::path::Path) -> KeyedStateBackend {
             map.put(&user_key, &(key as f64)).unwrap();
         }
     }
-    backend
+    Populated {
+        backend,
+        value,
+        list,
+        map,
+    }
 }
 
 fn state_operations(c: &mut Criterion) {
     for engine in [Engine::RocksDb, Engine::Heap] {
         let dir = tempfile::tempdir().unwrap();
-        let backend = populated(engine, dir.path());
-        let value = backend
-            .value_state(&ValueStateDescriptor::<u64>::new("value"))
-            .unwrap();
-        let list = backend
-            .list_state(&ListStateDescriptor::<u64>::new("list"))
-            .unwrap();
-        let map = backend
-            .map_state(&MapStateDescriptor::<u64, f64>::new("map"))
-            .unwrap();
+        let Populated {
+            backend,
+            value,
+            list,
+            map,
+        } = populated(engine, dir.path());
         let mut group = c.benchmark_group(engine.name());
         let mut key = 0u64;
         let mut next = move || {
@@ -115,13 +125,10 @@ fn checkpoint_restore_rescale(c: &mut Criterion) {
         (Engine::Heap, SnapshotKind::Full),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let backend = populated(engine, &dir.path().join("work"));
+        let Populated { backend, value, .. } = populated(engine, &dir.path().join("work"));
         let storage: Arc<dyn CheckpointStorage> =
             Arc::new(DirectoryStorage::new(dir.path().join("checkpoints")).unwrap());
         let mut coordinator = CheckpointCoordinator::open(storage.clone(), 1).unwrap();
-        let value = backend
-            .value_state(&ValueStateDescriptor::<u64>::new("value"))
-            .unwrap();
         let name = format!("{}-{kind:?}", engine.name());
         let mut round = 0u64;
         group.bench_function(format!("checkpoint/{name}"), |b| {

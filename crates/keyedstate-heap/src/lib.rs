@@ -331,12 +331,10 @@ impl StateBackend for HeapBackend {
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
         self.clean_up(state)?;
         match self.tables.get_mut(state) {
-            Some(Table::Plain(table)) => match table.get_mut(key) {
-                Some(slot) => slot.set_value(value),
-                None => {
-                    table.get_or_insert_with(key, |key| Slot::new(key, value));
-                }
-            },
+            // One hash and one probe, whether the entry is new or not.
+            Some(Table::Plain(table)) => table
+                .get_or_insert_with(key, |key| Slot::new(key, &[]))
+                .set_value(value),
             Some(Table::Sorted(table)) => table.put(key, value),
             _ => return Err(wrong_table(state, VALUE_TABLE)),
         }
