@@ -83,7 +83,7 @@ fn checkpoint_and_restore_phases_record_their_bytes() {
             .run(&storage, 0)
             .unwrap();
         let metadata = coordinator
-            .complete(pending, max_p, backend.states(), vec![handle])
+            .complete(pending, max_p, vec![handle])
             .unwrap()
             .clone();
         // Rescale 1 -> 2 into RocksDB (base, clip) and into the heap (import).

@@ -25,7 +25,7 @@ fn a_late_completion_notification_loses_nothing() {
         .run(&storage, 0)
         .unwrap();
     let first = coordinator
-        .complete(first_pending, job.max_p, backend.states(), vec![handle])
+        .complete(first_pending, job.max_p, vec![handle])
         .unwrap()
         .clone();
     let first_digest = job.digest();
@@ -38,7 +38,7 @@ fn a_late_completion_notification_loses_nothing() {
         .run(&storage, 0)
         .unwrap();
     let second = coordinator
-        .complete(second_pending, job.max_p, backend.states(), vec![handle])
+        .complete(second_pending, job.max_p, vec![handle])
         .unwrap()
         .clone();
     backend

@@ -191,7 +191,7 @@ fn writes_during_the_asynchronous_part_are_not_in_the_snapshot(engine: Engine, k
         .map(|(i, s)| s.run(&storage, i as u32).unwrap())
         .collect();
     let metadata = coordinator
-        .complete(pending, job.max_p, job.backends[0].states(), handles)
+        .complete(pending, job.max_p, handles)
         .unwrap()
         .clone();
     let restored = TestJob::restored(engine, &metadata, &storage, 2).unwrap();

@@ -263,12 +263,7 @@ fn bench_checkpoints(
         let synchronous = started.elapsed();
         let handle = snapshot.run(&storage, 0)?;
         let metadata = coordinator
-            .complete(
-                pending,
-                backend.max_parallelism(),
-                backend.states(),
-                vec![handle],
-            )?
+            .complete(pending, backend.max_parallelism(), vec![handle])?
             .clone();
         backend.notify_checkpoint_complete(metadata.checkpoint_id)?;
         let elapsed = started.elapsed();

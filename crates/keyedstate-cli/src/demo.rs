@@ -19,8 +19,7 @@ use keyedstate::metrics::{BackendMetrics, LatencyHistogram};
 use keyedstate::{
     AggregateFunction, AggregatingState, AggregatingStateDescriptor, Error, KeyedStateBackend,
     ListState, ListStateDescriptor, MapState, MapStateDescriptor, MaxParallelism, PendingSnapshot,
-    ReducingState, ReducingStateDescriptor, Result, SnapshotKind, StateMeta, ValueState,
-    ValueStateDescriptor,
+    ReducingState, ReducingStateDescriptor, Result, SnapshotKind, ValueState, ValueStateDescriptor,
 };
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -157,7 +156,6 @@ enum Input {
 struct Snapshotted {
     subtask: u32,
     pending: PendingSnapshot,
-    states: Vec<StateMeta>,
     pause: Duration,
 }
 
@@ -270,7 +268,6 @@ fn subtask(
                 let snapshotted = Snapshotted {
                     subtask: index,
                     pending,
-                    states: backend.states(),
                     pause,
                 };
                 snapshots
@@ -330,7 +327,6 @@ fn checkpoint_thread(
         stats.max_pause = stats.max_pause.max(snapshotted.pause);
         stats.total_pause += snapshotted.pause;
         stats.snapshots += 1;
-        let states = snapshotted.states;
         match snapshotted.pending.run(&storage, snapshotted.subtask) {
             Ok(handle) => handles.push(handle),
             Err(e) => failure = failure.or(Some(e)),
@@ -352,9 +348,7 @@ fn checkpoint_thread(
         let finished = std::mem::take(&mut handles);
         let outcome = match failure.take() {
             Some(e) => coordinator.abort(trigger, &finished).and(Err(e)),
-            None => coordinator
-                .complete(trigger, max_p, states, finished)
-                .cloned(),
+            None => coordinator.complete(trigger, max_p, finished).cloned(),
         };
         drop(coordinator);
         let complete = match outcome {

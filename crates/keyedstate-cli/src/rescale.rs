@@ -159,12 +159,7 @@ fn write_rescaled(
     }
     progress.finish_and_clear();
     let written = coordinator
-        .complete(
-            pending,
-            metadata.max_parallelism,
-            metadata.states.clone(),
-            handles,
-        )?
+        .complete(pending, metadata.max_parallelism, handles)?
         .clone();
     drop(work);
     let read: u64 = metadata.files().map(|f| f.size).sum();

@@ -7,6 +7,7 @@
 //! - [`descriptor`]: state descriptors and persisted state meta info;
 //! - [`backend`]: [`StateBackend`], the engine trait the heap and RocksDB backends implement;
 //! - [`checkpoint`]: checkpoint storage, metadata, full snapshots, digests, the coordinator;
+//! - [`job`]: job-level checkpoints of all the subtasks of an operator;
 //! - [`KeyedStateBackend`] and the state handles: the typed API a stream processor uses.
 
 pub mod backend;
@@ -14,6 +15,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod descriptor;
 mod error;
+pub mod job;
 pub mod key_group;
 pub mod key_layout;
 mod keyed;

@@ -251,6 +251,7 @@ impl AsyncSnapshot for HeapSnapshot {
             snapshot: SnapshotHandle::Full { file },
             operator_state: None,
             heap_timers: None,
+            states,
         })
     }
 }

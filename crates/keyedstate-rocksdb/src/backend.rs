@@ -255,7 +255,7 @@ impl KeyGroupSource for RocksDbBackend {
 }
 
 /// Names of the column families of the database in `db_dir`, but `default`; none for a new one.
-fn existing_column_families(db_dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn existing_column_families(db_dir: &Path) -> Result<Vec<String>> {
     if !db_dir.join("CURRENT").exists() {
         return Ok(Vec::new());
     }

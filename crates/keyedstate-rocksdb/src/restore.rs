@@ -9,9 +9,12 @@
 //!   groups, written into one SST file per state and ingested (or, with
 //!   [`RescaleMethod::WriteBatch`], written in batches without the WAL);
 //! - without an incremental handle, an empty instance imports every overlapping handle.
+//!
+//! The instance registers every state of the checkpoint (the union of the subtasks' states, as a
+//! subtask may register a state lazily), and reads each handle with the states that handle holds.
 
 use crate::RocksDbBackend;
-use crate::backend::{open_read_only, scan_key_group_in};
+use crate::backend::{existing_column_families, open_read_only, scan_key_group_in};
 use crate::config::{RescaleMethod, RocksDbConfig};
 use crate::error::map_err;
 use crate::snapshot::SstFiles;
@@ -31,7 +34,8 @@ use keyedstate_core::{
     StateMeta,
 };
 use rocksdb::{
-    DB, FlushOptions, IngestExternalFileOptions, Options, SstFileWriter, WriteBatch, WriteOptions,
+    BottommostLevelCompaction, CompactOptions, DB, FlushOptions, IngestExternalFileOptions,
+    Options, SstFileWriter, WriteBatch, WriteOptions,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -114,7 +118,7 @@ impl RocksDbBackend {
             traced(
                 "restore.import",
                 metadata.checkpoint_id,
-                || backend.import(handle, &metadata.states, storage),
+                || backend.import(handle, metadata.states_of(handle), storage),
                 |_| bytes,
             )
             .map_err(|e| {
@@ -161,7 +165,10 @@ impl RocksDbBackend {
         })
     }
 
-    /// Deletes every entry outside `range`: whole files first, then range deletions.
+    /// Deletes every entry outside `range`, from every column family of the instance: whole files
+    /// first, then range deletions, then a compaction of the deleted ranges, so that no entry
+    /// outside `range` stays on disk behind a tombstone (the first checkpoint after the clip would
+    /// upload it) and the files that straddled an edge hold only `range`'s key groups.
     fn clip_to(&self, range: KeyGroupRange) -> Result<()> {
         let db = self.db()?;
         let (prefix_len, max_p) = (
@@ -184,13 +191,27 @@ impl RocksDbBackend {
         }
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
+        let mut compact = CompactOptions::default();
+        // Bottommost files too: they are where a checkpoint's data mostly lies.
+        compact.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
+        // Every column family on disk, registered or not: none may keep other subtasks' keys.
         // Timers kept in memory were read only for this range's key groups.
-        for (_, cf) in self.column_families()? {
+        for name in existing_column_families(&self.config.path.join("db"))? {
+            let cf = db
+                .cf_handle(&name)
+                .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))?;
             for (from, to) in &outside {
                 db.delete_file_in_range_cf(cf, from, to)
                     .map_err(map_err("deleting files outside the key groups"))?;
                 db.delete_range_cf_opt(cf, from, to, &write_options)
                     .map_err(map_err("deleting ranges outside the key groups"))?;
+            }
+            let mut flush = FlushOptions::default();
+            flush.set_wait(true);
+            db.flush_cf_opt(cf, &flush)
+                .map_err(map_err("flushing the range deletions"))?;
+            for (from, to) in &outside {
+                db.compact_range_cf_opt(cf, Some(from.as_slice()), Some(to.as_slice()), &compact);
             }
         }
         Ok(())
@@ -558,11 +579,9 @@ pub fn restore_into(
     work: &Path,
 ) -> Result<()> {
     check_max_parallelism(metadata, engine)?;
-    let ids = metadata
-        .states
-        .iter()
-        .map(|meta| engine.register_state(meta))
-        .collect::<Result<Vec<_>>>()?;
+    for meta in &metadata.states {
+        engine.register_state(meta)?;
+    }
     let range = engine.key_group_range();
     let max_p = metadata.max_parallelism;
     for handle in &metadata.subtasks {
@@ -579,22 +598,22 @@ pub fn restore_into(
                 let _ = std::fs::remove_dir_all(&dir);
                 let config = RocksDbConfig::new(work, max_p, range);
                 let bytes: u64 = files.iter().map(|f| f.file.size).sum();
+                let states = metadata.states_of(handle);
+                // Registered above already: this only maps the handle's states to their ids.
+                let ids = states
+                    .iter()
+                    .map(|meta| engine.register_state(meta))
+                    .collect::<Result<Vec<_>>>()?;
                 let scan = IncrementalScan {
                     files,
-                    states: &metadata.states,
+                    states,
                     range: overlap,
                     work: &dir,
                 };
                 let mut key = Vec::new();
                 let import = || {
                     scan.for_each(&config, storage, &mut |state, entry| {
-                        put_raw_entry(
-                            engine,
-                            ids[state],
-                            metadata.states[state].kind,
-                            entry,
-                            &mut key,
-                        )
+                        put_raw_entry(engine, ids[state], states[state].kind, entry, &mut key)
                     })
                 };
                 let result = traced("restore.import", metadata.checkpoint_id, import, |_| bytes);

@@ -119,6 +119,7 @@ impl AsyncSnapshot for RocksDbSnapshot {
             snapshot,
             operator_state: None,
             heap_timers,
+            states: self.states.clone(),
         })
     }
 }

@@ -2,14 +2,33 @@
 //! checkpoint; `retained` completed checkpoints are kept, and a shared file is deleted only when
 //! no retained checkpoint references it. One checkpoint is in flight at a time (Flink's default),
 //! so no in-flight checkpoint can reference a file that retention deletes.
+//!
+//! A coordinator deletes only checkpoints it owns: those it completed, and those it took over
+//! when it opened (a resumed root's own checkpoints, or the restored one in
+//! [`RestoreMode::Claim`]). Every other completed checkpoint of the root is *not owned*: it and
+//! every file it references outlive the job, and its id is carried in each `_metadata` the job
+//! writes (`not_owned`), so a job resuming from its own latest checkpoint knows them too.
 
-use super::metadata::{CheckpointMetadata, METADATA_VERSION, SubtaskHandle};
+use super::metadata::{CheckpointMetadata, METADATA_VERSION, SubtaskHandle, union_states};
 use super::storage::{CheckpointStorage, checkpoint_dir};
-use crate::descriptor::StateMeta;
 use crate::error::{Error, Result};
 use crate::key_group::MaxParallelism;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
+
+/// What a job restored from a checkpoint may do with that checkpoint, as Flink's restore modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestoreMode {
+    /// The restored checkpoint (and every other checkpoint already in the root) stays its
+    /// owner's: the job never deletes it or a file it references. The job's checkpoints may
+    /// reference its shared files; they are never deleted by this job.
+    #[default]
+    NoClaim,
+    /// The restored checkpoint becomes the job's own: later checkpoints subsume it as usual, and
+    /// its files go when no retained checkpoint references them. Other checkpoints of the root
+    /// stay untouched, as with `NoClaim`.
+    Claim,
+}
 
 /// A triggered checkpoint: complete it with every subtask's handle, or abort it.
 #[must_use = "a triggered checkpoint must be completed or aborted"]
@@ -27,7 +46,12 @@ impl PendingCheckpoint {
 pub struct CheckpointCoordinator {
     storage: Arc<dyn CheckpointStorage>,
     retained: usize,
+    /// The owned completed checkpoints that are retained, oldest first.
     completed: VecDeque<CheckpointMetadata>,
+    /// Completed checkpoints of the root this job does not own, by id.
+    not_owned: BTreeSet<u64>,
+    /// The shared files the not-owned checkpoints reference: never deleted.
+    protected: BTreeSet<String>,
     next_id: u64,
     in_flight: Option<u64>,
 }
@@ -122,33 +146,103 @@ pub fn collect_garbage(storage: &dyn CheckpointStorage, dry_run: bool) -> Result
 }
 
 impl CheckpointCoordinator {
-    /// Opens the checkpoints in `storage`: keeps the latest `retained` completed ones, and
-    /// removes older ones, half-written ones and shared files none of them references (what a
-    /// crash may leave). Checkpoint ids continue after the highest one present.
+    /// Opens the checkpoints in `storage` for a job that resumes them (or starts on an empty
+    /// root): it owns every completed checkpoint there except those its latest checkpoint lists as
+    /// not owned; keeps the latest `retained` owned ones and removes older ones, half-written ones
+    /// and shared files no completed checkpoint references (what a crash may leave). Checkpoint
+    /// ids continue after the highest one present.
     pub fn open(storage: Arc<dyn CheckpointStorage>, retained: usize) -> Result<Self> {
+        let present = Self::present(storage.as_ref(), retained)?;
+        let not_owned: BTreeSet<u64> = present
+            .last()
+            .map(|latest| latest.not_owned.iter().copied().collect())
+            .unwrap_or_default();
+        Self::with_owned(storage, retained, present, not_owned)
+    }
+
+    /// Opens the checkpoints in `storage` for a job restored from `restored` (a checkpoint of
+    /// this root or of another one) in `mode`. No completed checkpoint already in the root is
+    /// deleted but, with [`RestoreMode::Claim`], `restored` itself once later checkpoints subsume
+    /// it. Half-written checkpoints and shared files no completed checkpoint references are
+    /// removed.
+    pub fn open_restored(
+        storage: Arc<dyn CheckpointStorage>,
+        retained: usize,
+        restored: &CheckpointMetadata,
+        mode: RestoreMode,
+    ) -> Result<Self> {
+        let present = Self::present(storage.as_ref(), retained)?;
+        let claimed = mode == RestoreMode::Claim
+            && present
+                .iter()
+                .any(|c| c.checkpoint_id == restored.checkpoint_id && c == restored);
+        let not_owned = present
+            .iter()
+            .map(|c| c.checkpoint_id)
+            .filter(|&id| !(claimed && id == restored.checkpoint_id))
+            .collect();
+        let mut coordinator = Self::with_owned(storage, retained, present, not_owned)?;
+        coordinator.continue_after(restored.checkpoint_id);
+        Ok(coordinator)
+    }
+
+    /// The completed checkpoints of `storage`, oldest first, after removing what no completed
+    /// checkpoint references.
+    fn present(
+        storage: &dyn CheckpointStorage,
+        retained: usize,
+    ) -> Result<Vec<CheckpointMetadata>> {
         if retained == 0 {
             return Err(Error::invalid_argument(
                 "at least one completed checkpoint must be retained",
             ));
         }
-        let dirs = storage.checkpoint_dirs()?;
-        let next_id = dirs.iter().map(|(id, _)| id + 1).max().unwrap_or(1);
-        collect_garbage(storage.as_ref(), false)?;
-        let mut completed = VecDeque::new();
+        collect_garbage(storage, false)?;
+        let mut present = Vec::new();
         for (id, done) in storage.checkpoint_dirs()? {
             if done {
-                completed.push_back(load_metadata(storage.as_ref(), id)?);
+                present.push(load_metadata(storage, id)?);
             }
         }
+        present.sort_by_key(|c| c.checkpoint_id);
+        Ok(present)
+    }
+
+    /// A coordinator owning the checkpoints of `present` that are not in `not_owned`.
+    fn with_owned(
+        storage: Arc<dyn CheckpointStorage>,
+        retained: usize,
+        present: Vec<CheckpointMetadata>,
+        not_owned: BTreeSet<u64>,
+    ) -> Result<Self> {
+        let next_id = storage
+            .checkpoint_dirs()?
+            .iter()
+            .map(|(id, _)| id + 1)
+            .max()
+            .unwrap_or(1);
+        let (foreign, owned): (Vec<_>, Vec<_>) = present
+            .into_iter()
+            .partition(|c| not_owned.contains(&c.checkpoint_id));
         let mut coordinator = CheckpointCoordinator {
             storage,
             retained,
-            completed,
+            completed: owned.into(),
+            // Only those still present: one deleted by its owner needs no protection.
+            not_owned: foreign.iter().map(|c| c.checkpoint_id).collect(),
+            protected: shared_paths(&foreign),
             next_id,
             in_flight: None,
         };
         coordinator.enforce_retention()?;
         Ok(coordinator)
+    }
+
+    /// Shared files no retained owned checkpoint references and no not-owned one either.
+    fn kept(&self) -> BTreeSet<String> {
+        let mut keep = shared_paths(&self.completed);
+        keep.extend(self.protected.iter().cloned());
+        keep
     }
 
     pub fn storage(&self) -> &Arc<dyn CheckpointStorage> {
@@ -183,21 +277,31 @@ impl CheckpointCoordinator {
     }
 
     /// Writes the `_metadata` of `pending` from every subtask's handle (ordered by subtask), then
-    /// drops checkpoints beyond `retained`. After this returns the checkpoint exists.
+    /// drops checkpoints beyond `retained`. After this returns the checkpoint exists. Its states
+    /// are the union of the subtasks' states; a state two subtasks registered differently fails
+    /// the checkpoint with `IncompatibleState` (and aborts it).
     pub fn complete(
         &mut self,
         pending: PendingCheckpoint,
         max_parallelism: MaxParallelism,
-        states: Vec<StateMeta>,
         mut subtasks: Vec<SubtaskHandle>,
     ) -> Result<&CheckpointMetadata> {
         subtasks.sort_by_key(|h| h.subtask);
+        let states = match union_states(&subtasks) {
+            Ok(states) => states,
+            Err(e) => {
+                let id = pending.id;
+                self.abort(pending, &subtasks)?;
+                return Err(e.context(format_args!("checkpoint {id}")));
+            }
+        };
         let metadata = CheckpointMetadata {
             version: METADATA_VERSION,
             checkpoint_id: pending.id,
             max_parallelism,
             states,
             subtasks,
+            not_owned: self.not_owned.iter().copied().collect(),
         };
         // The phase's bytes: everything the completed checkpoint references.
         let written = crate::phase::traced(
@@ -224,7 +328,7 @@ impl CheckpointCoordinator {
     /// did finish uploaded for it and no retained checkpoint references.
     pub fn abort(&mut self, pending: PendingCheckpoint, finished: &[SubtaskHandle]) -> Result<()> {
         self.in_flight = None;
-        let keep = shared_paths(&self.completed);
+        let keep = self.kept();
         self.storage.delete_dir(&checkpoint_dir(pending.id))?;
         for file in finished.iter().flat_map(SubtaskHandle::files) {
             if file.is_shared() && !keep.contains(&file.path) {
@@ -237,7 +341,7 @@ impl CheckpointCoordinator {
     fn enforce_retention(&mut self) -> Result<()> {
         while self.completed.len() > self.retained {
             let dropped = self.completed.pop_front().expect("more than retained");
-            let keep = shared_paths(&self.completed);
+            let keep = self.kept();
             self.storage
                 .delete_dir(&checkpoint_dir(dropped.checkpoint_id))?;
             for file in dropped.files() {

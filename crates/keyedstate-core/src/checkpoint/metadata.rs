@@ -1,18 +1,28 @@
 //! A checkpoint's `_metadata`: every subtask's handle, key-group range and files (each with its
 //! size and checksum), the max parallelism and each state's meta info.
 //!
-//! On disk (see `docs/formats.md`): a first line `keyedstate-checkpoint 1`, the JSON document,
-//! and a last line `crc32c <8 hex digits>` over everything before it. A flipped bit anywhere is
-//! detected before any field is trusted.
+//! On disk (see `docs/formats.md`): a first line `keyedstate-checkpoint <version>`, the JSON
+//! document, and a last line `crc32c <8 hex digits>` over everything before it. A flipped bit
+//! anywhere is detected before any field is trusted.
+//!
+//! Version 2 records each subtask's own registered states in its handle (a subtask may register
+//! a state lazily, on its first record for it); the document's `states` is their union. Version
+//! 1 documents, whose `states` came from one subtask, are still read: every handle is then taken
+//! to hold the document's states.
 
 use crate::descriptor::StateMeta;
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
 use serde::{Deserialize, Serialize};
 
-/// The `_metadata` format version this code writes and reads.
-pub const METADATA_VERSION: u32 = 1;
-const HEADER: &str = "keyedstate-checkpoint 1\n";
+/// The `_metadata` format version this code writes.
+pub const METADATA_VERSION: u32 = 2;
+/// The oldest version this code reads.
+const OLDEST_METADATA_VERSION: u32 = 1;
+
+fn header(version: u32) -> String {
+    format!("keyedstate-checkpoint {version}\n")
+}
 
 /// A file a checkpoint references: its path relative to the checkpoint root, size and CRC32C.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,6 +52,10 @@ pub struct SubtaskHandle {
     /// incremental snapshot (the RocksDB backend with heap timers), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap_timers: Option<FileRef>,
+    /// The states this subtask had registered when it took the snapshot (version 2; empty in
+    /// version 1 documents: see [`CheckpointMetadata::states_of`]).
+    #[serde(default)]
+    pub states: Vec<StateMeta>,
 }
 
 /// What a subtask's snapshot consists of.
@@ -87,9 +101,35 @@ pub struct CheckpointMetadata {
     pub version: u32,
     pub checkpoint_id: u64,
     pub max_parallelism: MaxParallelism,
+    /// Every state any subtask holds: the union of the subtasks' states (see [`union_states`]).
     pub states: Vec<StateMeta>,
     /// One per subtask, ordered by subtask index.
     pub subtasks: Vec<SubtaskHandle>,
+    /// Checkpoints in the same root that the job which wrote this one does not own: it restored
+    /// one of them in [`RestoreMode::NoClaim`](super::RestoreMode::NoClaim) or found them there.
+    /// Its retention and garbage collection never delete them or their files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_owned: Vec<u64>,
+}
+
+/// The union of the states of `subtasks`, in the order they first appear (subtask by subtask).
+/// One name registered differently by two subtasks is `IncompatibleState`, naming both.
+pub fn union_states(subtasks: &[SubtaskHandle]) -> Result<Vec<StateMeta>> {
+    let mut union: Vec<(StateMeta, u32)> = Vec::new();
+    for handle in subtasks {
+        for meta in &handle.states {
+            match union.iter().find(|(known, _)| known.name == meta.name) {
+                Some((known, first)) => known.check_compatible(meta).map_err(|e| {
+                    e.context(format_args!(
+                        "subtask {first} and subtask {} registered state '{}' differently",
+                        handle.subtask, meta.name
+                    ))
+                })?,
+                None => union.push((meta.clone(), handle.subtask)),
+            }
+        }
+    }
+    Ok(union.into_iter().map(|(meta, _)| meta).collect())
 }
 
 impl CheckpointMetadata {
@@ -102,12 +142,23 @@ impl CheckpointMetadata {
         self.subtasks.len() as u32
     }
 
+    /// The states `handle` (one of this document's) holds: its own list from version 2 on, the
+    /// document's list in version 1.
+    pub fn states_of<'a>(&'a self, handle: &'a SubtaskHandle) -> &'a [StateMeta] {
+        if self.version >= 2 {
+            &handle.states
+        } else {
+            &self.states
+        }
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>> {
         let json = serde_json::to_string_pretty(self).map_err(|e| {
             Error::invalid_argument(format!("cannot encode checkpoint metadata: {e}"))
         })?;
-        let mut out = String::with_capacity(HEADER.len() + json.len() + 24);
-        out.push_str(HEADER);
+        let header = header(self.version);
+        let mut out = String::with_capacity(header.len() + json.len() + 24);
+        out.push_str(&header);
         out.push_str(&json);
         out.push('\n');
         let crc = crc32c::crc32c(out.as_bytes());
@@ -136,9 +187,14 @@ impl CheckpointMetadata {
                 "checksum mismatch (stored {stored:08x}, computed {actual:08x})"
             )));
         }
-        let json = body
-            .strip_prefix(HEADER)
-            .ok_or_else(|| corrupt("not a keyedstate checkpoint version 1"))?;
+        let json = (OLDEST_METADATA_VERSION..=METADATA_VERSION)
+            .find_map(|version| body.strip_prefix(&header(version)))
+            .ok_or_else(|| {
+                corrupt(&format!(
+                    "not a keyedstate checkpoint of version {OLDEST_METADATA_VERSION} to \
+                     {METADATA_VERSION}"
+                ))
+            })?;
         let metadata: CheckpointMetadata =
             serde_json::from_str(json).map_err(|e| corrupt(&format!("invalid document: {e}")))?;
         metadata.validate().map_err(|e| e.context(origin))?;
@@ -146,13 +202,22 @@ impl CheckpointMetadata {
     }
 
     /// Checks the document's internal consistency: subtasks in order, ranges partitioning the
-    /// key groups as Flink assigns them, file paths safe.
+    /// key groups as Flink assigns them, file paths safe, the states the union of the subtasks'.
     pub fn validate(&self) -> Result<()> {
-        if self.version != METADATA_VERSION {
+        if !(OLDEST_METADATA_VERSION..=METADATA_VERSION).contains(&self.version) {
             return Err(Error::corruption(format!(
                 "unsupported metadata version {}",
                 self.version
             )));
+        }
+        if self.version >= 2 {
+            let union =
+                union_states(&self.subtasks).map_err(|e| Error::corruption(e.to_string()))?;
+            if union != self.states {
+                return Err(Error::corruption(
+                    "the states are not the union of the subtasks' states",
+                ));
+            }
         }
         let p = self.parallelism();
         for (i, handle) in self.subtasks.iter().enumerate() {

@@ -9,10 +9,13 @@ pub mod restore;
 pub mod storage;
 
 pub use coordinator::{
-    CheckpointCoordinator, GcReport, PendingCheckpoint, collect_garbage, load_latest, load_metadata,
+    CheckpointCoordinator, GcReport, PendingCheckpoint, RestoreMode, collect_garbage, load_latest,
+    load_metadata,
 };
 pub use digest::StateDigest;
-pub use metadata::{CheckpointMetadata, FileRef, NamedFile, SnapshotHandle, SubtaskHandle};
+pub use metadata::{
+    CheckpointMetadata, FileRef, NamedFile, SnapshotHandle, SubtaskHandle, union_states,
+};
 pub use storage::{CheckpointStorage, DirectoryStorage, MemoryStorage, PutFile};
 
 /// How a backend snapshots its state.
