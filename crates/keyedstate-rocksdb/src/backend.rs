@@ -54,7 +54,7 @@ pub struct RocksDbBackend {
 impl RocksDbBackend {
     /// Opens a new, empty instance in `config.path`.
     pub fn new(config: RocksDbConfig) -> Result<Self> {
-        Self::open_instance(config, &[], SstFiles::default())
+        Self::open_instance(config, None, SstFiles::default())
     }
 
     /// A new instance wrapped in the typed API.
@@ -62,11 +62,11 @@ impl RocksDbBackend {
         Ok(KeyedStateBackend::new(Box::new(Self::new(config)?)))
     }
 
-    /// Opens the database in `config.path/db` (new, or restored with `states` as its column
-    /// families).
+    /// Opens the database in `config.path/db`: a new one, or with `restored` states the one a
+    /// restore fetched there (its column families, and the states they belong to).
     pub(crate) fn open_instance(
         config: RocksDbConfig,
-        states: &[StateMeta],
+        restored: Option<&[StateMeta]>,
         confirmed: SstFiles,
     ) -> Result<Self> {
         let range = config.key_group_range;
@@ -77,9 +77,10 @@ impl RocksDbBackend {
             )));
         }
         let db_dir = config.path.join("db");
-        if states.is_empty() && db_dir.join("CURRENT").exists() {
+        if restored.is_none() && db_dir.join("CURRENT").exists() {
             return Err(already_holds(&db_dir));
         }
+        let states = restored.unwrap_or_default();
         std::fs::create_dir_all(&db_dir).map_err(|e| {
             Error::io(
                 format!("cannot create working directory {}", db_dir.display()),

@@ -160,7 +160,7 @@ impl RocksDbBackend {
                 .collect(),
         };
         let path = config.path.clone();
-        Self::open_instance(config, states, confirmed).inspect_err(|_| {
+        Self::open_instance(config, Some(states), confirmed).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&path);
         })
     }

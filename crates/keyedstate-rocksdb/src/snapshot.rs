@@ -60,9 +60,10 @@ pub(crate) struct SstRegistry {
 
 impl SstRegistry {
     pub(crate) fn complete(&mut self, checkpoint_id: u64) {
-        if let Some(files) = self.pending.remove(&checkpoint_id) {
-            self.confirmed = files;
-        }
+        // A full snapshot (or one this instance had no part in) holds no SST files: nothing may
+        // be referenced without upload after it, since its completion lets retention drop the
+        // checkpoints that held the files confirmed before.
+        self.confirmed = self.pending.remove(&checkpoint_id).unwrap_or_default();
         // Older in-flight checkpoints can no longer complete after a newer one did.
         self.pending.retain(|&id, _| id > checkpoint_id);
     }

@@ -5,7 +5,9 @@
 //! so that every test name shows it (`heap::value_state_get_update_clear`).
 
 pub mod bad_input;
+pub mod faults;
 pub mod fixture;
+pub mod job_model;
 pub mod keys;
 pub mod layout;
 pub mod metrics;

@@ -320,7 +320,12 @@ impl CheckpointCoordinator {
         }
         self.in_flight = None;
         self.completed.push_back(metadata);
-        self.enforce_retention()?;
+        // The checkpoint exists now, whatever happens to the subsumed ones: a deletion that
+        // fails leaves garbage, which the next opening of the root collects, never a failed
+        // checkpoint (as Flink only logs a failed discard).
+        if let Err(e) = self.enforce_retention() {
+            tracing::warn!(error = %e, "cannot delete a subsumed checkpoint; left for garbage collection");
+        }
         Ok(self.completed.back().expect("just pushed"))
     }
 
