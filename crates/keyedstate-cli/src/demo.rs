@@ -10,8 +10,8 @@
 
 use clap::{Args, ValueEnum};
 use keyedstate::checkpoint::{
-    CheckpointCoordinator, CheckpointStorage, DirectoryStorage, PendingCheckpoint, SubtaskHandle,
-    load_latest,
+    CheckpointCoordinator, CheckpointStorage, DirectoryStorage, PendingCheckpoint, RestoreMode,
+    SubtaskHandle, load_latest,
 };
 use keyedstate::codec::bincode_encode;
 use keyedstate::job::{self, Engine};
@@ -61,6 +61,17 @@ pub struct DemoArgs {
     /// Restore the last checkpoint at this parallelism (rescale) instead of the job's.
     #[arg(long)]
     rescale_to: Option<u32>,
+    /// How the restored job treats the checkpoint it restored when it goes on checkpointing into
+    /// the same root: no-claim keeps it (and every checkpoint already there) untouched, claim
+    /// lets the restored job's checkpoints subsume it (see docs/operations.md).
+    #[arg(long, value_enum, default_value_t = Mode::NoClaim)]
+    restore_mode: Mode,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    NoClaim,
+    Claim,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -570,6 +581,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let restore_work = root.join("restore");
     let mut restored_checks = Vec::new();
     let restore_parallelism = args.rescale_to.unwrap_or(args.parallelism);
+    let mut restored = Vec::new();
     for index in 0..restore_parallelism {
         let backend = job::restore_subtask(
             engine,
@@ -581,7 +593,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         )?;
         let states = States::register(&backend)?;
         restored_checks.push(check(&backend, &states, &expected)?);
-        backend.close()?;
+        restored.push(backend);
     }
     say!(
         "restore: checkpoint {} (parallelism {}) into {} subtasks in {:.2} s",
@@ -591,6 +603,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         restore_started.elapsed().as_secs_f64()
     );
     ok &= print_check(&expected, &restored_checks);
+    ok &= checkpoint_after_restore(args, &restored, &storage, &latest, kind, &expected)?;
+    for backend in restored {
+        backend.close()?;
+    }
     if ok {
         Ok(())
     } else {
@@ -598,6 +614,48 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             "the state does not match the generated records",
         ))
     }
+}
+
+/// The restored job goes on: one checkpoint into the same root, with a coordinator opened in the
+/// restore mode asked for, then that checkpoint restored and checked. Prints which checkpoints
+/// the root holds afterwards.
+fn checkpoint_after_restore(
+    args: &DemoArgs,
+    restored: &[KeyedStateBackend],
+    storage: &Arc<dyn CheckpointStorage>,
+    latest: &keyedstate::checkpoint::CheckpointMetadata,
+    kind: SnapshotKind,
+    expected: &Expected,
+) -> Result<bool> {
+    let (mode, name) = match args.restore_mode {
+        Mode::NoClaim => (RestoreMode::NoClaim, "no-claim"),
+        Mode::Claim => (RestoreMode::Claim, "claim"),
+    };
+    let mut coordinator =
+        CheckpointCoordinator::open_restored(storage.clone(), args.retained, latest, mode)?;
+    let after = job::checkpoint(restored, &mut coordinator, kind)?;
+    let work = tempfile::tempdir().map_err(|e| Error::io("cannot create a directory", e))?;
+    let engine = engine_of(args.backend);
+    let parallelism = after.parallelism();
+    let mut checks = Vec::new();
+    for index in 0..parallelism {
+        let backend =
+            job::restore_subtask(engine, &after, storage, parallelism, index, work.path())?;
+        checks.push(check(&backend, &States::register(&backend)?, expected)?);
+        backend.close()?;
+    }
+    let present: Vec<String> = storage
+        .checkpoint_dirs()?
+        .into_iter()
+        .filter(|(_, done)| *done)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    say!(
+        "restore mode {name}: the restored job wrote checkpoint {}; the root holds checkpoints {}",
+        after.checkpoint_id,
+        present.join(", ")
+    );
+    Ok(print_check(expected, &checks))
 }
 
 fn engine_of(backend: Backend) -> Engine {

@@ -36,12 +36,21 @@ fn demo_check_passes_on_both_backends() {
             stdout.contains("recent\tlist\t500\t500"),
             "{backend}: {stdout}"
         );
-        // Once for the job, once for its restored last checkpoint.
+        // Once for the job, once for its restored last checkpoint, once for the checkpoint the
+        // restored job took.
         let checks = stdout
             .lines()
             .filter(|l| l.starts_with("check: OK (500 of 500 keys"))
             .count();
-        assert_eq!(checks, 2, "{backend}: {stdout}");
+        assert_eq!(checks, 3, "{backend}: {stdout}");
+        // The default restore mode leaves the restored checkpoint in place.
+        assert!(
+            stdout.contains(
+                "restore mode no-claim: the restored job wrote checkpoint 2; the root holds \
+                 checkpoints 1, 2"
+            ),
+            "{backend}: {stdout}"
+        );
         // 5000 records, a barrier every 50000: only the one after the last record.
         assert!(
             stdout.contains("checkpoints: 1 completed, 0 failed"),
