@@ -3,10 +3,16 @@
 
 use crate::checkpoint_arg::open_checkpoint;
 use clap::Args;
-use keyedstate::checkpoint::SnapshotHandle;
+use keyedstate::checkpoint::{
+    CheckpointMetadata, CheckpointStorage, SnapshotHandle, load_latest, load_metadata,
+};
 use keyedstate::job::{self, Engine};
 use keyedstate::{Error, Result, StateDigest};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How many times a root whose checkpoints a running job keeps subsuming is read again.
+const ATTEMPTS: usize = 5;
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -19,7 +25,48 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: &VerifyArgs) -> Result<()> {
-    let (storage, metadata) = open_checkpoint(&args.checkpoint)?;
+    let (storage, mut metadata) = open_checkpoint(&args.checkpoint)?;
+    let whole_root = !args
+        .checkpoint
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("chk-"));
+    for _ in 1..ATTEMPTS {
+        match verify(args, &storage, &metadata) {
+            Err(e) if subsumed(&storage, &metadata) => {
+                let id = metadata.checkpoint_id;
+                if !whole_root {
+                    return Err(Error::invalid_argument(format!(
+                        "checkpoint {id} was subsumed (removed by its job's retention) while it \
+                         was read: {e}"
+                    )));
+                }
+                metadata = load_latest(storage.as_ref())?;
+                say!(
+                    "checkpoint {id} was subsumed while it was read; verifying the latest, \
+                     checkpoint {}",
+                    metadata.checkpoint_id
+                );
+            }
+            result => return result,
+        }
+    }
+    verify(args, &storage, &metadata)
+}
+
+/// Whether `metadata`'s checkpoint is gone from `storage` (a job's retention removed it).
+fn subsumed(storage: &Arc<dyn CheckpointStorage>, metadata: &CheckpointMetadata) -> bool {
+    load_metadata(storage.as_ref(), metadata.checkpoint_id).is_err()
+        && storage
+            .checkpoint_dirs()
+            .is_ok_and(|dirs| !dirs.contains(&(metadata.checkpoint_id, true)))
+}
+
+fn verify(
+    args: &VerifyArgs,
+    storage: &Arc<dyn CheckpointStorage>,
+    metadata: &CheckpointMetadata,
+) -> Result<()> {
     let files: Vec<_> = metadata.files().collect();
     for file in &files {
         storage.verify(file)?;
@@ -46,8 +93,8 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
     for index in 0..metadata.parallelism() {
         let backend = job::restore_subtask(
             engine,
-            &metadata,
-            &storage,
+            metadata,
+            storage,
             metadata.parallelism(),
             index,
             work.path(),

@@ -149,6 +149,10 @@ impl KeyedStateBackend {
         let encoded = bincode_encode(key, &mut key_bytes);
         let result = encoded.and_then(|()| set_key_bytes(shared, &key_bytes));
         shared.key = key_bytes;
+        if result.is_err() {
+            // The key bytes are half-written: no access may use them, nor the previous key.
+            shared.has_key = false;
+        }
         result
     }
 
@@ -156,7 +160,10 @@ impl KeyedStateBackend {
     pub fn set_current_key_bytes(&self, serialized_key: &[u8]) -> Result<()> {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
-        set_key_bytes(shared, serialized_key)?;
+        if let Err(e) = set_key_bytes(shared, serialized_key) {
+            shared.has_key = false;
+            return Err(e);
+        }
         shared.key.clear();
         shared.key.extend_from_slice(serialized_key);
         Ok(())

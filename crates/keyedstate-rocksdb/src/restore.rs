@@ -258,7 +258,8 @@ impl RocksDbBackend {
         match &handle.snapshot {
             SnapshotHandle::Full { file } => {
                 let bytes = storage.read(file)?;
-                let snapshot = CanonicalSnapshot::parse(&bytes, &file.path)?;
+                let max_p = self.config.max_parallelism;
+                let snapshot = CanonicalSnapshot::parse_for(&bytes, file, handle, max_p)?;
                 let ids: Vec<usize> = snapshot
                     .states
                     .iter()
@@ -554,9 +555,11 @@ fn restore_heap_timers(
     let Some(file) = &handle.heap_timers else {
         return Ok(());
     };
+    let max_p = engine.max_parallelism();
     let restore = || {
         let bytes = storage.read(file)?;
-        restore_canonical(&mut *engine, &CanonicalSnapshot::parse(&bytes, &file.path)?)
+        let snapshot = CanonicalSnapshot::parse_for(&bytes, file, handle, max_p)?;
+        restore_canonical(&mut *engine, &snapshot)
     };
     traced("restore.timers", checkpoint_id, restore, |_| file.size)
         .map(drop)
@@ -591,7 +594,8 @@ pub fn restore_into(
         match &handle.snapshot {
             SnapshotHandle::Full { file } => {
                 let bytes = storage.read(file)?;
-                restore_canonical(engine, &CanonicalSnapshot::parse(&bytes, &file.path)?)?;
+                let snapshot = CanonicalSnapshot::parse_for(&bytes, file, handle, max_p)?;
+                restore_canonical(engine, &snapshot)?;
             }
             SnapshotHandle::RocksDbIncremental { files, .. } => {
                 let dir = work.join(format!("import-{}", handle.subtask));

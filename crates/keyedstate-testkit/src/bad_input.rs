@@ -221,3 +221,55 @@ pub fn closed_backend_rejects_calls(factory: &Factory) {
     assert_eq!(err.kind(), ErrorKind::Closed);
     i.backend.close().unwrap();
 }
+
+/// A key whose serialization fails partway.
+struct Unserializable;
+
+impl serde::Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeTuple};
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&7u64)?;
+        Err(S::Error::custom("this key cannot be serialized"))
+    }
+}
+
+/// After a `set_current_key` that fails (the key does not serialize), no key is current: state
+/// access and timers fail instead of using the previous key or half-written key bytes.
+pub fn a_failed_set_current_key_leaves_no_current_key(factory: &Factory) {
+    let i = full(factory);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("v"))
+        .unwrap();
+    let timers = i.backend.timer_service().unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    value.update(&1).unwrap();
+    assert!(i.backend.set_current_key(&Unserializable).is_err());
+    assert_eq!(i.backend.current_key_group(), None);
+    assert_eq!(
+        value.get().unwrap_err().kind(),
+        ErrorKind::InvalidArgument,
+        "no key is current"
+    );
+    assert_eq!(
+        value.update(&2).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    let err = timers
+        .register(keyedstate_core::TimeDomain::EventTime, &(), 5)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        timers
+            .count(keyedstate_core::TimeDomain::EventTime)
+            .unwrap(),
+        0
+    );
+    i.backend.set_current_key(&1u64).unwrap();
+    assert_eq!(
+        value.get().unwrap(),
+        Some(1),
+        "the earlier value is untouched"
+    );
+}

@@ -92,3 +92,47 @@ pub fn merge_namespaces_combines_sources(factory: &Factory) {
     avg.set_namespace(&1u64).unwrap();
     assert_eq!(avg.get().unwrap(), None);
 }
+
+/// As Flink: a target that is also one of the sources counts once (the sources are read and
+/// removed first, then folded into what the target still holds).
+pub fn merge_namespaces_with_the_target_among_sources_counts_it_once(factory: &Factory) {
+    let i = full(factory);
+    let mut list = i
+        .backend
+        .list_state(&ListStateDescriptor::<u32>::new("l"))
+        .unwrap();
+    let mut sum = i
+        .backend
+        .reducing_state(&ReducingStateDescriptor::new("r", |a: &u32, b: &u32| a + b))
+        .unwrap();
+    let mut avg = i
+        .backend
+        .aggregating_state(&AggregatingStateDescriptor::new("a", Average))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    for (window, x) in [(1u64, 10u32), (2, 20), (3, 30)] {
+        list.set_namespace(&window).unwrap();
+        sum.set_namespace(&window).unwrap();
+        avg.set_namespace(&window).unwrap();
+        list.add(&x).unwrap();
+        sum.add(&x).unwrap();
+        avg.add(&u64::from(x)).unwrap();
+    }
+    list.merge_namespaces(&1u64, &[2u64, 1, 3]).unwrap();
+    sum.merge_namespaces(&1u64, &[1u64, 2, 3]).unwrap();
+    avg.merge_namespaces(&2u64, &[1u64, 2, 3]).unwrap();
+    list.set_namespace(&1u64).unwrap();
+    sum.set_namespace(&1u64).unwrap();
+    avg.set_namespace(&2u64).unwrap();
+    assert_eq!(
+        list.get().unwrap(),
+        vec![20, 10, 30],
+        "the sources in order"
+    );
+    assert_eq!(sum.get().unwrap(), Some(60));
+    assert_eq!(avg.get().unwrap(), Some(20.0));
+    for window in [2u64, 3] {
+        sum.set_namespace(&window).unwrap();
+        assert_eq!(sum.get().unwrap(), None, "merged source {window} is gone");
+    }
+}

@@ -153,6 +153,30 @@ pub struct CanonicalSnapshot<'a> {
 }
 
 impl<'a> CanonicalSnapshot<'a> {
+    /// Parses the full snapshot of `handle` (a subtask of a checkpoint of `max_parallelism`):
+    /// its own header must name the handle's key groups and max parallelism, or the file is
+    /// `Corruption` (a checksum-valid file in the wrong place).
+    pub fn parse_for(
+        bytes: &'a [u8],
+        file: &super::FileRef,
+        handle: &super::SubtaskHandle,
+        max_parallelism: MaxParallelism,
+    ) -> Result<Self> {
+        let snapshot = Self::parse(bytes, &file.path)?;
+        if snapshot.max_parallelism != max_parallelism || snapshot.range != handle.key_group_range {
+            return Err(Error::corruption(format!(
+                "full snapshot {}: holds key groups {} of max parallelism {}, but subtask {} of \
+                 the checkpoint has key groups {} of max parallelism {max_parallelism}",
+                file.path,
+                snapshot.range,
+                snapshot.max_parallelism,
+                handle.subtask,
+                handle.key_group_range
+            )));
+        }
+        Ok(snapshot)
+    }
+
     /// Parses header and index; `origin` names the file in errors.
     pub fn parse(bytes: &'a [u8], origin: &str) -> Result<Self> {
         let corrupt = |what: String| Error::corruption(format!("full snapshot {origin}: {what}"));
@@ -243,6 +267,12 @@ impl<'a> CanonicalSnapshot<'a> {
                 self.origin
             ))
         };
+        if !self.range.contains(key_group) {
+            return Err(corrupt(format!(
+                "not in the snapshot's key groups {}",
+                self.range
+            )));
+        }
         let i = self.range.offset_of(key_group);
         let end = self.offsets.get(i + 1).copied().unwrap_or(self.index_at) as usize;
         let mut rest = &self.bytes[self.offsets[i] as usize..end];

@@ -210,6 +210,13 @@ impl CheckpointMetadata {
                 self.version
             )));
         }
+        // With at least one subtask, each at Flink's range for its index, the subtasks cover
+        // every key group exactly once.
+        if self.subtasks.is_empty() {
+            return Err(Error::corruption(
+                "no subtasks: a checkpoint covers every key group",
+            ));
+        }
         if self.version >= 2 {
             let union =
                 union_states(&self.subtasks).map_err(|e| Error::corruption(e.to_string()))?;

@@ -47,7 +47,13 @@ pub fn restore_full_snapshots(
             SnapshotHandle::Full { file } => {
                 let restore = || {
                     let bytes = storage.read(file)?;
-                    restore_canonical(&mut *engine, &CanonicalSnapshot::parse(&bytes, &file.path)?)
+                    let snapshot = CanonicalSnapshot::parse_for(
+                        &bytes,
+                        file,
+                        handle,
+                        metadata.max_parallelism,
+                    )?;
+                    restore_canonical(&mut *engine, &snapshot)
                 };
                 restored += traced("restore.full", metadata.checkpoint_id, restore, |_| {
                     file.size

@@ -227,7 +227,9 @@ impl StateHandle {
     }
 
     /// Folds the current key's values in `sources` into its value in `target`, deleting the
-    /// sources (session windows merging).
+    /// sources (session windows merging). As Flink, the sources are read (and removed) first and
+    /// their fold is then combined with what the target holds: a target that is also among the
+    /// sources counts once.
     pub(crate) fn merge_values<T: 'static, N: Serialize>(
         &self,
         codec: &dyn Codec<T>,
@@ -235,8 +237,7 @@ impl StateHandle {
         sources: &[N],
         combine: impl Fn(T, T) -> T,
     ) -> Result<()> {
-        let target = framed_namespace(target)?;
-        let mut merged = self.read(Some(&target), codec)?;
+        let mut merged = None;
         for raw in self.take_raw(sources)? {
             let Some(value) = self.visible(&raw)? else {
                 continue;
@@ -247,10 +248,15 @@ impl StateHandle {
                 None => value,
             });
         }
-        match merged {
-            Some(value) => self.write(Some(&target), codec, &value),
-            None => Ok(()),
-        }
+        let Some(merged) = merged else {
+            return Ok(());
+        };
+        let target = framed_namespace(target)?;
+        let value = match self.read(Some(&target), codec)? {
+            Some(existing) => combine(existing, merged),
+            None => merged,
+        };
+        self.write(Some(&target), codec, &value)
     }
 
     /// Reads and deletes the raw entry of the current key in each of `namespaces`, for merging
