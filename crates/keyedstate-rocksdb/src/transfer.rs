@@ -25,11 +25,26 @@ fn runtime() -> &'static Runtime {
 pub(crate) type Job<T> = Box<dyn FnOnce() -> Result<T> + Send>;
 
 /// Runs `jobs`, at most `concurrency` at once, and returns their results in order; the first
-/// error, if any, after every job has finished (so none is left writing).
+/// error, if any, after every job has finished (so none is left writing). Blocks the calling
+/// thread, which may be inside a tokio runtime of its own (an async stream processor): the
+/// transfers then wait on a thread of their own, as tokio does not let a runtime's thread block
+/// on another runtime.
 pub(crate) fn run_bounded<T: Send + 'static>(
     jobs: Vec<Job<T>>,
     concurrency: usize,
 ) -> Result<Vec<T>> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return std::thread::scope(|scope| {
+            scope
+                .spawn(|| transfer(jobs, concurrency))
+                .join()
+                .unwrap_or_else(|_| Err(Error::invalid_argument("a transfer panicked")))
+        });
+    }
+    transfer(jobs, concurrency)
+}
+
+fn transfer<T: Send + 'static>(jobs: Vec<Job<T>>, concurrency: usize) -> Result<Vec<T>> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     runtime().block_on(async move {
         let mut handles = Vec::with_capacity(jobs.len());
