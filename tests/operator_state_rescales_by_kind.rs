@@ -67,12 +67,19 @@ fn operator_state_is_redistributed_by_kind() {
                     "same parallelism: own list back"
                 );
             } else {
-                // 9 elements round robin: subtask j gets elements j, j+p, j+2p, ...
-                let expected = (9 + parallelism - 1 - index) / parallelism;
+                // As Flink: the 9 elements in old-subtask order, in contiguous blocks, the first
+                // 9 % p subtasks taking one more.
+                let all = [0, 1, 2, 10, 11, 12, 20, 21, 22];
+                let expected: &[u64] = match (parallelism, index) {
+                    (2, 0) => &all[..5],
+                    (2, 1) => &all[5..],
+                    (5, i) if i < 4 => &all[i as usize * 2..i as usize * 2 + 2],
+                    (5, _) => &all[8..],
+                    _ => unreachable!(),
+                };
                 assert_eq!(
-                    offsets.len() as u32,
-                    expected,
-                    "even split at {parallelism}"
+                    offsets, expected,
+                    "even split at {parallelism}, subtask {index}"
                 );
             }
             all_offsets.extend(offsets);
@@ -152,4 +159,79 @@ fn operator_state_survives_the_offline_rescale_path() {
     // The new root holds every file itself: nothing refers back to the source root.
     let again = TestJob::restored(Engine::RocksDb, &rescaled, &out_storage, 2).unwrap();
     assert_eq!(again.digest(), job.digest());
+}
+
+/// As Flink: new subtask i restores broadcast state from old subtask i % old parallelism; an old
+/// subtask without the copy is an error, not an empty state.
+#[test]
+fn broadcast_state_comes_from_subtask_i_modulo_the_old_parallelism() {
+    let (_dir, storage, mut coordinator) = directory_coordinator(1);
+    let job = TestJob::new(Engine::Heap, 128, 3);
+    let operators: Vec<OperatorStateBackend> = (0..3u32)
+        .map(|i| {
+            let ops = OperatorStateBackend::new();
+            let rules = ops
+                .broadcast_state(&MapStateDescriptor::<u32, u32>::new("rules"))
+                .unwrap();
+            // Copies that differ (a bug in the operator, or a partial update): which one each
+            // new subtask gets is visible.
+            rules.put(&0, &i).unwrap();
+            ops
+        })
+        .collect();
+    let metadata = job::checkpoint_with_operator_state(
+        &job.backends,
+        &operators,
+        &mut coordinator,
+        SnapshotKind::Full,
+    )
+    .unwrap();
+    for parallelism in [2u32, 3, 7] {
+        for index in 0..parallelism {
+            let ops =
+                OperatorStateBackend::restore(&metadata, storage.as_ref(), parallelism, index)
+                    .unwrap();
+            let rules = ops
+                .broadcast_state(&MapStateDescriptor::<u32, u32>::new("rules"))
+                .unwrap();
+            assert_eq!(
+                rules.get(&0).unwrap(),
+                Some(index % 3),
+                "{index} of {parallelism}"
+            );
+        }
+    }
+    // Subtask 1 has no copy: new subtasks 1 and 4 of 6 cannot restore one.
+    let (_dir2, storage2, mut coordinator2) = directory_coordinator(1);
+    let partial: Vec<OperatorStateBackend> = (0..3u32)
+        .map(|i| {
+            let ops = OperatorStateBackend::new();
+            if i != 1 {
+                ops.broadcast_state(&MapStateDescriptor::<u32, u32>::new("rules"))
+                    .unwrap()
+                    .put(&0, &i)
+                    .unwrap();
+            }
+            ops
+        })
+        .collect();
+    let metadata = job::checkpoint_with_operator_state(
+        &job.backends,
+        &partial,
+        &mut coordinator2,
+        SnapshotKind::Full,
+    )
+    .unwrap();
+    for index in 0..6 {
+        let restored = OperatorStateBackend::restore(&metadata, storage2.as_ref(), 6, index);
+        if index % 3 == 1 {
+            let err = restored
+                .err()
+                .unwrap_or_else(|| panic!("subtask {index}: restored"));
+            assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+            assert!(err.to_string().contains("no copy in subtask 1"), "{err}");
+        } else {
+            restored.unwrap();
+        }
+    }
 }

@@ -13,7 +13,7 @@ use crate::codec::Codec;
 use crate::descriptor::{ListStateDescriptor, MapStateDescriptor};
 use crate::error::{Error, Result};
 use crate::key_layout::{get_framed, get_varint, put_framed, put_varint};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const MAGIC: &[u8; 8] = b"KSOPST\x00\x01";
@@ -221,7 +221,12 @@ impl OperatorStateBackend {
                 None => sources.push(States::new()),
             }
         }
-        let unchanged = metadata.parallelism() == parallelism;
+        let old_parallelism = metadata.parallelism();
+        let unchanged = old_parallelism == parallelism;
+        // As Flink: new subtask i takes its broadcast copies from old subtask i % old
+        // parallelism.
+        let broadcast_source = index % old_parallelism;
+        let mut copied = BTreeSet::new();
         let mut restored = States::new();
         for (subtask, states) in sources.iter().enumerate() {
             for (name, stored) in states {
@@ -246,11 +251,21 @@ impl OperatorStateBackend {
                         target.items.extend(stored.items.iter().cloned())
                     }
                     OperatorStateKind::Broadcast => {
-                        if subtask == 0 {
+                        if subtask as u32 == broadcast_source {
                             target.items = stored.items.clone();
+                            copied.insert(name.clone());
                         }
                     }
                 }
+            }
+        }
+        for (name, stored) in &restored {
+            if stored.kind == OperatorStateKind::Broadcast && !copied.contains(name) {
+                return Err(Error::corruption(format!(
+                    "broadcast state '{name}' has no copy in subtask {broadcast_source} of \
+                     checkpoint {}, which subtask {index} of {parallelism} restores it from",
+                    metadata.checkpoint_id
+                )));
             }
         }
         if !unchanged {
@@ -258,13 +273,15 @@ impl OperatorStateBackend {
                 .values_mut()
                 .filter(|s| s.kind == OperatorStateKind::List)
             {
+                // As Flink's round-robin repartitioner: the elements of every old subtask in
+                // order, cut into contiguous blocks, the first `total % parallelism` subtasks
+                // taking one more.
                 let all = std::mem::take(&mut stored.items);
-                stored.items = all
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j as u32 % parallelism == index)
-                    .map(|(_, e)| e)
-                    .collect();
+                let (p, i) = (parallelism as usize, index as usize);
+                let (base, extra) = (all.len() / p, all.len() % p);
+                let start = i * base + i.min(extra);
+                let len = base + usize::from(i < extra);
+                stored.items = all.into_iter().skip(start).take(len).collect();
             }
         }
         Ok(OperatorStateBackend {
