@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     /// Every how many accesses a state's latency is sampled; 0 when tracking is off.
     latency_interval: u64,
     samplers: HashMap<StateId, Arc<LatencySampler>>,
+    /// The timer queues, once a timer service was asked for (shared by every service).
+    pub(crate) timer_queues: Option<Arc<Mutex<crate::timers::Queues>>>,
 }
 
 impl Shared {
@@ -118,6 +120,7 @@ impl KeyedStateBackend {
                 closed: false,
                 latency_interval: 0,
                 samplers: HashMap::new(),
+                timer_queues: None,
             })),
         }
     }

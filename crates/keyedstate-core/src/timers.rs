@@ -78,7 +78,7 @@ fn decode_timestamp(bytes: &[u8]) -> Result<i64> {
 }
 
 /// One domain's queue: the internal state and each key group's earliest timer.
-struct Queue {
+pub(crate) struct Queue {
     state: StateId,
     heads: BTreeSet<(i64, u16)>,
     head_of: HashMap<u16, i64>,
@@ -108,14 +108,27 @@ impl Queue {
 pub struct TimerService {
     backend: KeyedStateBackend,
     shared: Arc<Mutex<Shared>>,
-    queues: Mutex<[Queue; 2]>,
+    queues: Arc<Mutex<Queues>>,
 }
 
+/// The queues of both domains, one set per backend: every [`TimerService`] of a backend shares
+/// them, so that none keeps heads that another's registrations or firings made stale.
+pub(crate) type Queues = [Queue; 2];
+
 impl KeyedStateBackend {
-    /// The timer service of this backend, with the timers its state holds (restored ones too).
+    /// The backend's timer service. Every call returns a handle to the same queues.
     pub fn timer_service(&self) -> Result<TimerService> {
         let shared = self.shared();
         let mut guard = lock(&shared);
+        if let Some(queues) = &guard.timer_queues {
+            let queues = queues.clone();
+            drop(guard);
+            return Ok(TimerService {
+                backend: self.clone(),
+                shared,
+                queues,
+            });
+        }
         let range = guard.engine.key_group_range();
         let mut queues = Vec::new();
         for domain in [TimeDomain::EventTime, TimeDomain::ProcessingTime] {
@@ -137,19 +150,20 @@ impl KeyedStateBackend {
             }
             queues.push(queue);
         }
-        drop(guard);
-        let queues: [Queue; 2] = queues
+        let queues: Queues = queues
             .try_into()
             .unwrap_or_else(|_| unreachable!("two domains"));
+        let queues = Arc::new(Mutex::new(queues));
+        guard.timer_queues = Some(queues.clone());
+        drop(guard);
         Ok(TimerService {
             backend: self.clone(),
             shared,
-            queues: Mutex::new(queues),
+            queues,
         })
     }
 }
 
-/// The earliest timer of `key_group` in `state`.
 fn first_timer(
     engine: &mut dyn StateBackend,
     state: StateId,

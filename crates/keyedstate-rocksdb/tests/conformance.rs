@@ -39,5 +39,6 @@ mod rocksdb_heap_timers {
         timers::timers_fire_in_timestamp_order_across_key_groups,
         timers::deleted_timers_do_not_fire_and_domains_are_apart,
         timers::timers_registered_while_firing_fire_too,
+        timers::timer_services_of_one_backend_share_their_queues,
     );
 }

@@ -121,3 +121,41 @@ pub fn timers_registered_while_firing_fire_too(factory: &Factory) {
         .unwrap();
     assert_eq!(fired, vec![10, 20, 30, 40]);
 }
+
+/// Every timer service of a backend shares one set of queues: timers registered through one
+/// fire through another, once, and none reports its queue out of step.
+pub fn timer_services_of_one_backend_share_their_queues(factory: &Factory) {
+    let i = full(factory);
+    let first = i.backend.timer_service().unwrap();
+    let second = i.backend.timer_service().unwrap();
+    for key in 0u64..20 {
+        i.backend.set_current_key(&key).unwrap();
+        let service = if key % 2 == 0 { &first } else { &second };
+        service
+            .register(TimeDomain::EventTime, &(), key as i64)
+            .unwrap();
+    }
+    // Deleting through one service a timer that the other one has as a head.
+    i.backend.set_current_key(&1u64).unwrap();
+    first.delete(TimeDomain::EventTime, &(), 1).unwrap();
+    let mut fired = Vec::new();
+    second
+        .advance(TimeDomain::EventTime, 9, |t| {
+            fired.push(t.timestamp);
+            Ok(())
+        })
+        .unwrap();
+    first
+        .advance(TimeDomain::EventTime, 19, |t| {
+            fired.push(t.timestamp);
+            Ok(())
+        })
+        .unwrap();
+    let expected: Vec<i64> = (0..20).filter(|&t| t != 1).collect();
+    assert_eq!(
+        fired, expected,
+        "each timer fires once, in order, through either service"
+    );
+    let third = i.backend.timer_service().unwrap();
+    assert_eq!(third.count(TimeDomain::EventTime).unwrap(), 0);
+}
