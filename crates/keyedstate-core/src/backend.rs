@@ -181,8 +181,15 @@ pub trait StateBackend: KeyGroupSource + Send {
 
     fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()>;
 
-    /// Visits the map at `key`, entry by entry as (user key, value).
-    fn map_scan(&mut self, state: StateId, key: EntryKey<'_>, f: &mut MapScan<'_>) -> Result<()>;
+    /// Visits the map at `key`, entry by entry as (user key, value) in the order of the user
+    /// keys' bytes, starting after user key `after` (from the first entry when `None`).
+    fn map_scan(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        after: Option<&[u8]>,
+        f: &mut MapScan<'_>,
+    ) -> Result<()>;
 
     /// Visits every entry of a state in key-group order (map state: one entry per user key).
     fn scan_state(&mut self, state: StateId, f: &mut EntryScan<'_>) -> Result<()>;

@@ -93,8 +93,10 @@ impl Shared {
 }
 
 pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    // A panic in user code (a reduce function) cannot leave the engine half-written: handles
-    // never call user code while holding the lock. So a poisoned lock is safe to reuse.
+    // A panic in user code cannot leave the engine half-written: reduce and aggregate
+    // functions and map iteration callbacks run with the lock released. Codecs (serde) run under
+    // it, between complete engine calls, so a poisoned lock is safe to reuse; a `Serialize` or
+    // `Deserialize` impl must not call the backend.
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

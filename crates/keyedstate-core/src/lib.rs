@@ -39,6 +39,6 @@ pub use key_group::{KeyGroupRange, MaxParallelism};
 pub use keyed::{KeyedStateBackend, PendingSnapshot};
 pub use murmur3::murmur3_32;
 pub use operator::{BroadcastState, OperatorListState, OperatorStateBackend, OperatorStateKind};
-pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use state::{AggregatingState, ListState, MapIter, MapState, ReducingState, ValueState};
 pub use timers::{FiredTimer, TimeDomain, TimerService};
 pub use ttl::{Clock, ManualClock, StateTtlConfig, SystemClock, TtlUpdateType, TtlVisibility};

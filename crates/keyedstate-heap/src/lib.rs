@@ -30,6 +30,7 @@ use keyedstate_core::{
 };
 use slot::Slot;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use table::{Bytes, KeyGroupTable, Keyed};
@@ -421,9 +422,16 @@ impl StateBackend for HeapBackend {
         Ok(())
     }
 
-    fn map_scan(&mut self, state: StateId, key: EntryKey<'_>, f: &mut MapScan<'_>) -> Result<()> {
+    fn map_scan(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        after: Option<&[u8]>,
+        f: &mut MapScan<'_>,
+    ) -> Result<()> {
         if let Some(entry) = self.map(state)?.get(key) {
-            for (user_key, value) in &entry.map {
+            let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+            for (user_key, value) in entry.map.range::<[u8], _>((from, Bound::Unbounded)) {
                 if f(user_key, value)?.is_break() {
                     break;
                 }

@@ -507,16 +507,30 @@ impl StateBackend for RocksDbBackend {
             .map_err(map_err("delete"))
     }
 
-    fn map_scan(&mut self, state: StateId, key: EntryKey<'_>, f: &mut MapScan<'_>) -> Result<()> {
+    fn map_scan(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        after: Option<&[u8]>,
+        f: &mut MapScan<'_>,
+    ) -> Result<()> {
         let (db, cf) = self.cf(state)?;
         let prefix = key.bytes();
         let mut iter = db.raw_iterator_cf_opt(cf, ReadOptions::default());
-        iter.seek(prefix);
+        match after {
+            // Resuming a chunked iteration: one small allocation per chunk, not per entry.
+            Some(after) => iter.seek([prefix, after].concat()),
+            None => iter.seek(prefix),
+        }
         while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
             // Key and namespace are length-prefixed, so only this map's entries share the prefix.
             let Some(user_key) = k.strip_prefix(prefix) else {
                 break;
             };
+            if Some(user_key) == after {
+                iter.next();
+                continue;
+            }
             if f(user_key, v)?.is_break() {
                 return Ok(());
             }

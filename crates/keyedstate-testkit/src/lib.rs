@@ -30,6 +30,7 @@ macro_rules! conformance_suite {
                 states::value_state_get_update_clear,
                 states::list_state_get_add_update_clear,
                 states::map_state_operations,
+                states::map_iteration_lets_the_caller_use_state_and_remove_entries,
                 states::reducing_state_folds_added_values,
                 states::aggregating_state_accumulates,
                 namespaces::namespaces_are_isolated,

@@ -2,8 +2,8 @@
 
 use crate::fixture::{Factory, full};
 use keyedstate_core::{
-    AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
-    ReducingStateDescriptor, ValueStateDescriptor,
+    AggregateFunction, AggregatingStateDescriptor, ErrorKind, ListStateDescriptor,
+    MapStateDescriptor, ReducingStateDescriptor, ValueStateDescriptor,
 };
 
 /// Average of u64 inputs: accumulator (sum, count). Used by the suite and the model.
@@ -166,4 +166,63 @@ pub fn aggregating_state_accumulates(factory: &Factory) {
     i.backend.set_current_key(&"x").unwrap();
     avg.clear().unwrap();
     assert_eq!(avg.get().unwrap(), None);
+}
+
+/// Map iteration does not hold the backend while the caller runs: state calls from inside a
+/// visit (Flink's iterate-and-remove, reads of other states) work instead of deadlocking, and a
+/// map larger than one chunk iterates whole, in order. Changing the current key mid-iteration
+/// is an error, not a silent switch to another map.
+pub fn map_iteration_lets_the_caller_use_state_and_remove_entries(factory: &Factory) {
+    let i = full(factory);
+    let map = i
+        .backend
+        .map_state(&MapStateDescriptor::<u32, u64>::new("m"))
+        .unwrap();
+    let seen = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("seen"))
+        .unwrap();
+    i.backend.set_current_key(&"k").unwrap();
+    for user_key in 0..1000u32 {
+        map.put(&user_key, &(u64::from(user_key) * 2)).unwrap();
+    }
+    let mut visited = 0u32;
+    map.for_each(|user_key, value| {
+        assert_eq!(value, u64::from(user_key) * 2);
+        // Reads and writes of state from inside the visit.
+        seen.update(&(seen.get()?.unwrap_or(0) + 1))?;
+        if user_key % 2 == 0 {
+            map.remove(&user_key)?;
+            assert!(!map.contains(&user_key)?);
+        }
+        visited += 1;
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
+    assert_eq!(visited, 1000);
+    assert_eq!(seen.get().unwrap(), Some(1000));
+    // (In the order of the keys' bytes, which for bincode's varints is not numeric past 250.)
+    let mut left: Vec<u32> = map.keys().unwrap();
+    left.sort_unstable();
+    assert_eq!(left, (0..1000).filter(|k| k % 2 == 1).collect::<Vec<_>>());
+    // The lazy iterator: removing each entry as it comes empties the map.
+    for entry in map.iter() {
+        let (user_key, _) = entry.unwrap();
+        map.remove(&user_key).unwrap();
+    }
+    assert!(map.is_empty().unwrap());
+    for user_key in 0..600u32 {
+        map.put(&user_key, &0).unwrap();
+    }
+    let mut iter = map.iter();
+    assert!(iter.next().unwrap().is_ok());
+    let mut rest = Vec::new();
+    for _ in 0..299 {
+        rest.push(iter.next().unwrap().unwrap().0);
+    }
+    i.backend.set_current_key(&"other").unwrap();
+    let err = iter
+        .find_map(|e| e.err())
+        .expect("the next chunk refuses another key");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }

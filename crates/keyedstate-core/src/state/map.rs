@@ -1,6 +1,6 @@
 use super::{Judged, StateHandle, judge};
 use crate::codec::Codec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keyed::Scratch;
 use crate::ttl::put_timestamp;
 use serde::Serialize;
@@ -101,61 +101,128 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
         })
     }
 
-    /// Visits the current key's map as (user key, value) bytes, leaving out expired entries.
-    fn scan(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>) -> Result<()> {
+    /// Reads up to [`CHUNK`] entries of the current key's map after user key `after`, as (user
+    /// key, value) bytes, leaving out expired entries. `entry_key` is the entry key (current key
+    /// and namespace) of the iteration: set on its first chunk, checked on later ones.
+    fn chunk(&self, after: Option<&[u8]>, entry_key: &mut Vec<u8>) -> Result<Vec<RawPair>> {
         self.handle.with(|a| {
-            a.engine
-                .map_scan(a.id, a.key, &mut |k, v| match self.handle.visible(v)? {
-                    Some(value) => f(k, value),
-                    None => Ok(ControlFlow::Continue(())),
+            if after.is_none() {
+                entry_key.clear();
+                entry_key.extend_from_slice(a.key.bytes());
+            } else if entry_key.as_slice() != a.key.bytes() {
+                return Err(Error::invalid_argument(format!(
+                    "the current key or namespace changed while iterating map state '{}'",
+                    self.handle.name()
+                )));
+            }
+            let mut chunk = Vec::new();
+            a.engine.map_scan(a.id, a.key, after, &mut |k, v| {
+                if let Some(value) = self.handle.visible(v)? {
+                    chunk.push((k.to_vec(), value.to_vec()));
+                }
+                Ok(if chunk.len() == CHUNK {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
                 })
+            })?;
+            Ok(chunk)
         })
     }
 
-    /// Visits the map of the current key entry by entry, without collecting it.
-    pub fn for_each(&self, mut f: impl FnMut(UK, UV) -> Result<ControlFlow<()>>) -> Result<()> {
-        self.scan(|k, v| f(self.key_codec.decode(k)?, self.value_codec.decode(v)?))
+    /// The current key's map entries, in the order of the user keys' bytes, read lazily: a
+    /// bounded chunk at a time, without holding the backend while the caller goes on. So the
+    /// caller may read and write state between entries, `remove` the entry it just got (as with
+    /// Flink's map iterator), and iterate a map of any size in bounded memory. Entries put
+    /// after the one last returned are seen, entries before it are not. The iteration belongs
+    /// to the current key and namespace at its start: changing either makes it fail.
+    pub fn iter(&self) -> MapIter<'_, UK, UV> {
+        MapIter {
+            state: self,
+            chunk: std::collections::VecDeque::new(),
+            after: None,
+            entry_key: Vec::new(),
+            done: false,
+        }
     }
 
-    /// The entries of the current key's map, in the engine's order.
+    /// Visits the map of the current key entry by entry (see [`Self::iter`]); `f` may call the
+    /// backend, and `ControlFlow::Break` stops the visit.
+    pub fn for_each(&self, mut f: impl FnMut(UK, UV) -> Result<ControlFlow<()>>) -> Result<()> {
+        for entry in self.iter() {
+            let (k, v) = entry?;
+            if f(k, v)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries of the current key's map, in the order of the user keys' bytes.
     pub fn entries(&self) -> Result<Vec<(UK, UV)>> {
-        let mut entries = Vec::new();
-        self.for_each(|k, v| {
-            entries.push((k, v));
-            Ok(ControlFlow::Continue(()))
-        })?;
-        Ok(entries)
+        self.iter().collect()
     }
 
     pub fn keys(&self) -> Result<Vec<UK>> {
-        let mut keys = Vec::new();
-        self.scan(|k, _| {
-            keys.push(self.key_codec.decode(k)?);
-            Ok(ControlFlow::Continue(()))
-        })?;
-        Ok(keys)
+        self.iter().map(|entry| entry.map(|(k, _)| k)).collect()
     }
 
     pub fn values(&self) -> Result<Vec<UV>> {
-        let mut values = Vec::new();
-        self.scan(|_, v| {
-            values.push(self.value_codec.decode(v)?);
-            Ok(ControlFlow::Continue(()))
-        })?;
-        Ok(values)
+        self.iter().map(|entry| entry.map(|(_, v)| v)).collect()
     }
 
     pub fn is_empty(&self) -> Result<bool> {
-        let mut empty = true;
-        self.scan(|_, _| {
-            empty = false;
-            Ok(ControlFlow::Break(()))
-        })?;
-        Ok(empty)
+        let mut entry_key = Vec::new();
+        Ok(self.chunk(None, &mut entry_key)?.is_empty())
     }
 
     /// Removes every entry of the current key's map.
     pub fn clear(&self) -> Result<()> {
         self.handle.delete()
+    }
+}
+
+/// Entries read from the engine per lock: bounds the memory of an iteration and how long it
+/// holds the backend.
+const CHUNK: usize = 256;
+
+/// A map entry's user key and value, serialized.
+type RawPair = (Vec<u8>, Vec<u8>);
+
+/// A lazy iteration of one map (see [`MapState::iter`]).
+pub struct MapIter<'s, UK, UV> {
+    state: &'s MapState<UK, UV>,
+    chunk: std::collections::VecDeque<RawPair>,
+    /// The last user key read from the engine.
+    after: Option<Vec<u8>>,
+    entry_key: Vec<u8>,
+    done: bool,
+}
+
+impl<UK: 'static, UV: 'static> Iterator for MapIter<'_, UK, UV> {
+    type Item = Result<(UK, UV)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.chunk.is_empty() && !self.done {
+            match self.state.chunk(self.after.as_deref(), &mut self.entry_key) {
+                Ok(chunk) => {
+                    self.done = chunk.len() < CHUNK;
+                    self.after = chunk.last().map(|(k, _)| k.clone());
+                    self.chunk = chunk.into();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let (k, v) = self.chunk.pop_front()?;
+        // Decoded with the backend released: codecs are user code too.
+        let decoded = self
+            .state
+            .key_codec
+            .decode(&k)
+            .and_then(|k| Ok((k, self.state.value_codec.decode(&v)?)));
+        Some(decoded)
     }
 }

@@ -9,7 +9,7 @@ mod value;
 
 pub use aggregating::AggregatingState;
 pub use list::ListState;
-pub use map::MapState;
+pub use map::{MapIter, MapState};
 pub use reducing::ReducingState;
 pub use value::ValueState;
 
