@@ -49,8 +49,10 @@ impl OperatorStateKind {
 struct Stored {
     kind: OperatorStateKind,
     codec: String,
-    /// List elements in order; for broadcast state, the map's keys and values alternate.
+    /// List elements in order (list and union list state).
     items: Vec<Vec<u8>>,
+    /// Key bytes to value bytes (broadcast state).
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 type States = BTreeMap<String, Stored>;
@@ -88,6 +90,7 @@ impl OperatorStateBackend {
                         kind,
                         codec,
                         items: Vec::new(),
+                        map: BTreeMap::new(),
                     },
                 );
                 Ok(())
@@ -149,9 +152,14 @@ impl OperatorStateBackend {
             put_framed(&mut out, name.as_bytes());
             out.push(stored.kind.byte());
             put_framed(&mut out, stored.codec.as_bytes());
-            put_varint(&mut out, stored.items.len() as u64);
+            // A broadcast map as its keys and values alternating, keys ascending.
+            put_varint(&mut out, (stored.items.len() + 2 * stored.map.len()) as u64);
             for item in &stored.items {
                 put_framed(&mut out, item);
+            }
+            for (key, value) in &stored.map {
+                put_framed(&mut out, key);
+                put_framed(&mut out, value);
             }
         }
         out
@@ -186,12 +194,23 @@ impl OperatorStateBackend {
                 String::from_utf8(b.to_vec())
                     .map_err(|_| corrupt("name or codec is not UTF-8".into()))
             };
+            let mut map = BTreeMap::new();
+            if kind == OperatorStateKind::Broadcast {
+                if items.len() % 2 != 0 {
+                    return Err(corrupt("a broadcast map with a key but no value".into()));
+                }
+                let mut pairs = std::mem::take(&mut items).into_iter();
+                while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
+                    map.insert(k, v);
+                }
+            }
             states.insert(
                 text(name)?,
                 Stored {
                     kind,
                     codec: text(codec)?,
                     items,
+                    map,
                 },
             );
         }
@@ -234,6 +253,7 @@ impl OperatorStateBackend {
                     kind: stored.kind,
                     codec: stored.codec.clone(),
                     items: Vec::new(),
+                    map: BTreeMap::new(),
                 });
                 if target.kind != stored.kind || target.codec != stored.codec {
                     return Err(Error::corruption(format!(
@@ -252,7 +272,7 @@ impl OperatorStateBackend {
                     }
                     OperatorStateKind::Broadcast => {
                         if subtask as u32 == broadcast_source {
-                            target.items = stored.items.clone();
+                            target.map = stored.map.clone();
                             copied.insert(name.clone());
                         }
                     }
@@ -356,14 +376,7 @@ impl<K: 'static, V: 'static> BroadcastState<K, V> {
         let stored = states
             .get_mut(&self.name)
             .ok_or_else(|| Error::invalid_argument(format!("no operator state '{}'", self.name)))?;
-        let mut map: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        let mut items = std::mem::take(&mut stored.items).into_iter();
-        while let (Some(k), Some(v)) = (items.next(), items.next()) {
-            map.insert(k, v);
-        }
-        let result = f(&mut map);
-        stored.items = map.into_iter().flat_map(|(k, v)| [k, v]).collect();
-        Ok(result)
+        Ok(f(&mut stored.map))
     }
 
     fn key(&self, key: &K) -> Result<Vec<u8>> {

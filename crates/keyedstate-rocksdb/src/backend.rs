@@ -28,6 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Deletions per write batch when a whole map is cleared.
+const CLEAR_BATCH: usize = 4096;
+
 /// The RocksDB backend of one subtask.
 pub struct RocksDbBackend {
     /// `None` once closed.
@@ -220,7 +223,9 @@ impl RocksDbBackend {
         key_buf.extend_from_slice(user_key);
     }
 
-    /// Deletes every entry whose key starts with `prefix` (a whole map).
+    /// Deletes every entry whose key starts with `prefix` (a whole map), in batches of at most
+    /// [`CLEAR_BATCH`] deletions, so that clearing a map of any size takes bounded memory. The
+    /// iterator reads a snapshot, so the deletions it feeds do not disturb it.
     fn delete_prefix(&self, state: StateId, prefix: &[u8]) -> Result<()> {
         let (db, cf) = self.cf(state)?;
         let mut batch = WriteBatch::default();
@@ -231,6 +236,10 @@ impl RocksDbBackend {
                 break;
             }
             batch.delete_cf(cf, key);
+            if batch.len() == CLEAR_BATCH {
+                db.write_opt(std::mem::take(&mut batch), &self.write_options)
+                    .map_err(map_err("clearing a map"))?;
+            }
             iter.next();
         }
         iter.status()

@@ -31,6 +31,7 @@ macro_rules! conformance_suite {
                 states::list_state_get_add_update_clear,
                 states::map_state_operations,
                 states::map_iteration_lets_the_caller_use_state_and_remove_entries,
+                states::clearing_a_large_map_removes_every_entry,
                 states::reducing_state_folds_added_values,
                 states::aggregating_state_accumulates,
                 namespaces::namespaces_are_isolated,

@@ -226,3 +226,25 @@ pub fn map_iteration_lets_the_caller_use_state_and_remove_entries(factory: &Fact
         .expect("the next chunk refuses another key");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }
+
+/// Clearing a map larger than one deletion batch removes every entry of that map and nothing of
+/// the next key's.
+pub fn clearing_a_large_map_removes_every_entry(factory: &Factory) {
+    let i = full(factory);
+    let map = i
+        .backend
+        .map_state(&MapStateDescriptor::<u32, u8>::new("m"))
+        .unwrap();
+    let entries: Vec<(u32, u8)> = (0..20_000).map(|k| (k, 0)).collect();
+    for key in [1u64, 2] {
+        i.backend.set_current_key(&key).unwrap();
+        map.put_all(entries.iter().map(|(k, v)| (k, v))).unwrap();
+    }
+    i.backend.set_current_key(&1u64).unwrap();
+    map.clear().unwrap();
+    assert!(map.is_empty().unwrap());
+    assert_eq!(map.iter().count(), 0);
+    i.backend.set_current_key(&2u64).unwrap();
+    assert_eq!(map.iter().count(), 20_000);
+    assert_eq!(crate::stored_entries(&i.backend, "m"), 20_000);
+}
