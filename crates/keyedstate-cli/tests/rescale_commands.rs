@@ -232,9 +232,10 @@ fn demo_rescale_to_checks_every_key_after_restoring_at_another_parallelism() {
             stdout.contains("(parallelism 2) into 5 subtasks"),
             "{stdout}"
         );
+        // The job, its restore at 5, and the checkpoint the restored job took.
         assert_eq!(
             stdout.matches("check: OK (500 of 500 keys").count(),
-            2,
+            3,
             "{stdout}"
         );
         let per_subtask = stdout
