@@ -249,6 +249,8 @@ impl StateRegistry {
         crate::descriptor::check_state_name(&meta.name)?;
         if let Some(&id) = self.by_name.get(&meta.name) {
             self.metas[id].check_compatible(meta)?;
+            // A new TTL duration (or cleanup setting) replaces the old one from now on.
+            self.metas[id].ttl = meta.ttl;
             return Ok(Registration::Existing(id));
         }
         let id = self.metas.len();

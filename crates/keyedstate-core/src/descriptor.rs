@@ -80,13 +80,8 @@ impl StateMeta {
                     }
                 )));
             }
-            (Some(a), Some(b)) if a.millis != b.millis => {
-                return Err(Error::incompatible_state(format!(
-                    "state '{}' has a TTL of {} ms, not {} ms: changing the TTL of an existing \
-                     state is not supported",
-                    self.name, a.millis, b.millis
-                )));
-            }
+            // Another duration is allowed, as in Flink: the stored timestamps are last-access
+            // times, judged by whichever TTL the state is registered with now.
             _ => {}
         }
         if self.user_key_codec != requested.user_key_codec {

@@ -203,6 +203,8 @@ impl KeyedStateBackend {
                  keyedstate's internal states"
             )));
         }
+        // A disabled TTL is no TTL, as in Flink.
+        let ttl = ttl.filter(|t| t.update_type != crate::ttl::TtlUpdateType::Disabled);
         let meta = StateMeta {
             name: name.to_owned(),
             kind,

@@ -63,6 +63,8 @@ pub fn system_clock() -> Arc<dyn Clock> {
 /// When the last-access timestamp is renewed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TtlUpdateType {
+    /// TTL is off: the state is registered as one without a TTL (Flink's `Disabled`).
+    Disabled,
     /// On creation and on every write.
     #[default]
     OnCreateAndWrite,

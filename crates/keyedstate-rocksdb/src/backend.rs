@@ -52,6 +52,19 @@ pub struct RocksDbBackend {
     /// The states kept in memory instead of a column family: the timers, with
     /// [`TimerStore::Heap`](crate::TimerStore::Heap).
     pub(crate) heap_timers: HashMap<StateId, SortedTable>,
+    /// The TTL each state with one is judged by in its compaction filter, by state name: set
+    /// when the state is registered, and again when it is registered with another TTL.
+    ttl_millis: HashMap<String, Arc<AtomicU64>>,
+}
+
+/// The compaction filter's TTL cell of state `meta`, set to its TTL.
+fn ttl_cell<'c>(
+    cells: &'c mut HashMap<String, Arc<AtomicU64>>,
+    meta: &StateMeta,
+) -> &'c Arc<AtomicU64> {
+    let cell = cells.entry(meta.name.clone()).or_default();
+    cell.store(meta.ttl.map_or(u64::MAX, |t| t.millis), Ordering::Relaxed);
+    cell
 }
 
 impl RocksDbBackend {
@@ -93,13 +106,17 @@ impl RocksDbBackend {
         // A restored instance has a column family per state it held in RocksDB: all of them must
         // be opened. Timers held in memory by the snapshot's writer have none.
         let existing = existing_column_families(&db_dir)?;
-        let descriptors = existing.iter().map(|name| {
-            let options = match states.iter().find(|meta| &meta.name == name) {
-                Some(meta) => config.cf_options_for(meta),
-                None => config.cf_options(),
-            };
-            ColumnFamilyDescriptor::new(name, options)
-        });
+        let mut ttl_millis = HashMap::new();
+        let descriptors: Vec<_> = existing
+            .iter()
+            .map(|name| {
+                let options = match states.iter().find(|meta| &meta.name == name) {
+                    Some(meta) => config.cf_options_for(meta, ttl_cell(&mut ttl_millis, meta)),
+                    None => config.cf_options(),
+                };
+                ColumnFamilyDescriptor::new(name, options)
+            })
+            .collect();
         let db = DB::open_cf_descriptors(&config.db_options(), &db_dir, descriptors)
             .map_err(map_err(&format!("opening {}", db_dir.display())))?;
         let mut write_options = WriteOptions::default();
@@ -119,6 +136,7 @@ impl RocksDbBackend {
                 pending: Default::default(),
             })),
             heap_timers: HashMap::new(),
+            ttl_millis,
         };
         for meta in states {
             backend.register_state(meta)?;
@@ -390,7 +408,12 @@ impl StateBackend for RocksDbBackend {
 
     fn register_state(&mut self, meta: &StateMeta) -> Result<StateId> {
         let id = match self.registry.register(meta)? {
-            Registration::Existing(id) => return Ok(id),
+            Registration::Existing(id) => {
+                if meta.ttl.is_some() {
+                    ttl_cell(&mut self.ttl_millis, meta);
+                }
+                return Ok(id);
+            }
             Registration::Created(id) => id,
         };
         let Some(db) = self.db.as_mut() else {
@@ -412,7 +435,9 @@ impl StateBackend for RocksDbBackend {
             // Opened with the restored database.
             return Ok(id);
         }
-        let options = self.config.cf_options_for(meta);
+        let options = self
+            .config
+            .cf_options_for(meta, ttl_cell(&mut self.ttl_millis, meta));
         if let Err(e) = db.create_cf(&meta.name, &options) {
             self.registry.unregister_last();
             return Err(map_err(&format!("creating column family '{}'", meta.name))(

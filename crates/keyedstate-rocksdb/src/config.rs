@@ -11,6 +11,8 @@ use keyedstate_core::{StateKind, StateMeta};
 use rocksdb::{BlockBasedOptions, DBCompactionStyle, DBCompressionType, LogLevel, Options};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Predefined option sets, as Flink's `PredefinedOptions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,6 +106,10 @@ pub struct RocksDbConfig {
     /// Where timers live. A restore moves them into this store whichever store the checkpoint
     /// had them in.
     pub timer_store: TimerStore,
+    /// How old a file of a state with a TTL may grow before RocksDB compacts it (and its
+    /// compaction filter drops what expired), as Flink's `periodic-compaction-time`: 30 days by
+    /// default; `None` leaves such files until a write-driven compaction reaches them.
+    pub periodic_compaction: Option<Duration>,
 }
 
 impl RocksDbConfig {
@@ -124,6 +130,7 @@ impl RocksDbConfig {
             rescale_method: RescaleMethod::Ingest,
             clock: system_clock(),
             timer_store: TimerStore::RocksDb,
+            periodic_compaction: Some(Duration::from_secs(30 * 24 * 3600)),
         }
     }
 
@@ -159,16 +166,24 @@ impl RocksDbConfig {
 
     /// Options of the column family of state `meta`: [`Self::cf_options`], plus for a state with
     /// a TTL a compaction filter that removes expired values and map entries, and expired
-    /// elements from lists (the list removed when none is left).
-    pub(crate) fn cf_options_for(&self, meta: &StateMeta) -> Options {
+    /// elements from lists (the list removed when none is left), judged by the TTL in
+    /// `ttl_millis` (the state's current one: a re-registration may change it); and periodic
+    /// compaction, so that files no write reaches are filtered too.
+    pub(crate) fn cf_options_for(&self, meta: &StateMeta, ttl_millis: &Arc<AtomicU64>) -> Options {
         let mut opts = self.cf_options();
-        if let Some(ttl) = meta.ttl {
+        if meta.ttl.is_some() {
             let (clock, is_list) = (self.clock.clone(), meta.kind == StateKind::List);
+            let ttl_millis = ttl_millis.clone();
+            if let Some(period) = self.periodic_compaction {
+                opts.set_periodic_compaction_seconds(period.as_secs().max(1));
+            }
             crate::ffi::set_compaction_filter(
                 &mut opts,
                 Arc::new(move |value: &[u8], kept: &mut Vec<u8>| {
-                    // The clock is read without a lock (an atomic or the system clock).
-                    match unexpired(value, is_list, ttl.millis, clock.now_millis(), kept) {
+                    // The clock and the TTL are read without a lock (atomics, or the system
+                    // clock).
+                    let ttl = ttl_millis.load(Ordering::Relaxed);
+                    match unexpired(value, is_list, ttl, clock.now_millis(), kept) {
                         Ok(Unexpired::All) => Decision::Keep,
                         Ok(Unexpired::Part) => Decision::Change,
                         Ok(Unexpired::Nothing) => Decision::Remove,

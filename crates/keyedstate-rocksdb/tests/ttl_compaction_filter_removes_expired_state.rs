@@ -120,3 +120,30 @@ fn compaction_drops_expired_list_elements_one_by_one() {
     backend.set_current_key(&7u32).unwrap();
     assert_eq!(list.get().unwrap(), vec![3]);
 }
+
+/// A state registered again with a longer TTL: the compaction filter judges by the new TTL, so
+/// it keeps what the old one would have dropped (and drops it once the new one has passed).
+#[test]
+fn compaction_filter_follows_a_changed_ttl() {
+    let (_dir, clock, backend) = open_at(1000);
+    let short = StateTtlConfig::new(Duration::from_millis(100))
+        .visibility(TtlVisibility::ReturnExpiredIfNotCleanedUp);
+    let value = backend
+        .value_state(&ValueStateDescriptor::<u32>::new("v").with_ttl(short))
+        .unwrap();
+    for key in 0u32..50 {
+        backend.set_current_key(&key).unwrap();
+        value.update(&key).unwrap();
+    }
+    let long = StateTtlConfig::new(Duration::from_secs(3600))
+        .visibility(TtlVisibility::ReturnExpiredIfNotCleanedUp);
+    backend
+        .value_state(&ValueStateDescriptor::<u32>::new("v").with_ttl(long))
+        .unwrap();
+    clock.set(11_000);
+    backend.compact().unwrap();
+    assert_eq!(stored_entries(&backend, "v"), 50, "kept under the new TTL");
+    clock.set(1000 + 3_600_000);
+    backend.compact().unwrap();
+    assert_eq!(stored_entries(&backend, "v"), 0, "gone once the new TTL passed");
+}

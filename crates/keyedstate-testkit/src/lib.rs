@@ -57,6 +57,8 @@ macro_rules! conformance_suite {
                 ttl::ttl_returns_expired_values_until_cleaned_up_when_asked,
                 ttl::ttl_on_read_and_write_renews_on_read,
                 ttl::turning_ttl_on_or_off_is_incompatible,
+                ttl::changing_the_ttl_of_a_state_applies_the_new_one,
+                ttl::a_disabled_ttl_registers_the_state_without_ttl,
                                 ttl::expired_entries_are_left_out_of_full_snapshots,
                                 metrics::metrics_report_entries_and_sampled_latency,
                 timers::timers_fire_in_timestamp_order_across_key_groups,

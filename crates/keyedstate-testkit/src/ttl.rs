@@ -110,6 +110,15 @@ pub fn ttl_returns_expired_values_until_cleaned_up_when_asked(factory: &Factory)
         "expired, but not cleaned up yet"
     );
     assert_eq!(list.get().unwrap(), vec![1]);
+    // As Flink: the read that returned an expired value removed it.
+    assert_eq!(
+        value.get().unwrap(),
+        None,
+        "removed by the read that returned it"
+    );
+    assert_eq!(list.get().unwrap(), Vec::<u32>::new());
+    assert_eq!(stored(&i, "v"), 0);
+    assert_eq!(stored(&i, "l"), 0);
 }
 
 pub fn ttl_on_read_and_write_renews_on_read(factory: &Factory) {
@@ -178,14 +187,60 @@ pub fn turning_ttl_on_or_off_is_incompatible(factory: &Factory) {
         .err()
         .unwrap();
     assert_eq!(err.kind(), ErrorKind::IncompatibleState);
-    let err = i
+}
+
+/// As Flink: another TTL duration for an existing state is allowed and applies from then on
+/// (only turning TTL on or off is incompatible); the checkpoint records the new one.
+pub fn changing_the_ttl_of_a_state_applies_the_new_one(factory: &Factory) {
+    let (i, clock) = at(factory, 1000);
+    let short = StateTtlConfig::new(TTL).incremental_cleanup(0);
+    let value = i
         .backend
-        .list_state(
-            &ListStateDescriptor::<u32>::new("timed").with_ttl(StateTtlConfig::new(TTL * 2)),
-        )
-        .err()
+        .value_state(&ValueStateDescriptor::<u32>::new("v").with_ttl(short))
         .unwrap();
-    assert_eq!(err.kind(), ErrorKind::IncompatibleState, "{err}");
+    i.backend.set_current_key(&1u64).unwrap();
+    value.update(&7).unwrap();
+    let long = StateTtlConfig::new(TTL * 10).incremental_cleanup(0);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u32>::new("v").with_ttl(long))
+        .unwrap();
+    clock.set(1000 + 5 * TTL.as_millis() as u64);
+    assert_eq!(value.get().unwrap(), Some(7), "within the new TTL");
+    let meta = i
+        .backend
+        .states()
+        .into_iter()
+        .find(|m| m.name == "v")
+        .unwrap();
+    assert_eq!(meta.ttl.unwrap().millis, 10 * TTL.as_millis() as u64);
+    clock.set(1000 + 5 * TTL.as_millis() as u64 + 10 * TTL.as_millis() as u64);
+    assert_eq!(value.get().unwrap(), None, "past the new TTL");
+}
+
+/// `TtlUpdateType::Disabled` means no TTL, as in Flink: the state is registered without one.
+pub fn a_disabled_ttl_registers_the_state_without_ttl(factory: &Factory) {
+    let (i, clock) = at(factory, 1000);
+    let disabled = StateTtlConfig::new(TTL).update_type(TtlUpdateType::Disabled);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u32>::new("v").with_ttl(disabled))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    value.update(&7).unwrap();
+    clock.set(1_000_000);
+    assert_eq!(value.get().unwrap(), Some(7), "never expires");
+    let meta = i
+        .backend
+        .states()
+        .into_iter()
+        .find(|m| m.name == "v")
+        .unwrap();
+    assert_eq!(meta.ttl, None);
+    // The same as a state without TTL: registering it so is compatible.
+    i.backend
+        .value_state(&ValueStateDescriptor::<u32>::new("v"))
+        .unwrap();
 }
 
 pub fn expired_entries_are_left_out_of_full_snapshots(factory: &Factory) {

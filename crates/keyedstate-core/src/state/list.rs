@@ -50,7 +50,13 @@ impl<V: 'static> ListState<V> {
             for element in list_elements(stored) {
                 let element = element?;
                 match judge(config, now, element)? {
-                    Judged::Expired => changed = true,
+                    Judged::Expired { returned } => {
+                        // Removed either way; returned this once if the visibility says so.
+                        if let Some(value) = returned {
+                            elements.push(self.codec.decode(value)?);
+                        }
+                        changed = true;
+                    }
                     Judged::Visible { value, renew } => {
                         elements.push(self.codec.decode(value)?);
                         if renew {

@@ -51,9 +51,10 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
                 return self.value_codec.decode(stored).map(Some);
             };
             match judge(config, now, stored)? {
-                Judged::Expired => {
+                Judged::Expired { returned } => {
+                    let returned = returned.map(|v| self.value_codec.decode(v)).transpose()?;
                     a.engine.map_remove(a.id, a.key, key)?;
-                    Ok(None)
+                    Ok(returned)
                 }
                 Judged::Visible { value, renew } => {
                     let decoded = self.value_codec.decode(value)?;

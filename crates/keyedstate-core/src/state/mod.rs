@@ -52,8 +52,9 @@ pub(crate) struct StateHandle {
 pub(crate) enum Judged<'b> {
     /// It may be returned; `renew` when its timestamp must be set to now (read-and-write).
     Visible { value: &'b [u8], renew: bool },
-    /// It has expired and must not be returned: it reads as absent and is removed.
-    Expired,
+    /// It has expired: it is removed on this read, and returned (`returned`) only with
+    /// [`TtlVisibility::ReturnExpiredIfNotCleanedUp`], as Flink's TTL states do.
+    Expired { returned: Option<&'b [u8]> },
 }
 
 /// Judges `stamped` (timestamp plus value) at `now`.
@@ -66,13 +67,11 @@ pub(crate) fn judge<'b>(
         Error::corruption("a value of a state with TTL is shorter than its timestamp")
     })?;
     if is_expired(last_access, config.ttl_millis(), now) {
-        return Ok(match config.visibility {
-            TtlVisibility::NeverReturnExpired => Judged::Expired,
-            TtlVisibility::ReturnExpiredIfNotCleanedUp => Judged::Visible {
-                value,
-                renew: false,
-            },
-        });
+        let returned = match config.visibility {
+            TtlVisibility::NeverReturnExpired => None,
+            TtlVisibility::ReturnExpiredIfNotCleanedUp => Some(value),
+        };
+        return Ok(Judged::Expired { returned });
     }
     Ok(Judged::Visible {
         value,
@@ -119,7 +118,7 @@ impl StateHandle {
             None => Ok(Some(stored)),
             Some((config, now)) => Ok(match judge(config, now, stored)? {
                 Judged::Visible { value, .. } => Some(value),
-                Judged::Expired => None,
+                Judged::Expired { returned } => returned,
             }),
         }
     }
@@ -187,9 +186,10 @@ impl StateHandle {
                 user_key: renewed,
             } = &mut *a.scratch;
             match judge(config, now, stored)? {
-                Judged::Expired => {
+                Judged::Expired { returned } => {
+                    let returned = returned.map(|v| codec.decode(v)).transpose()?;
                     a.engine.delete(a.id, a.key)?;
-                    Ok(None)
+                    Ok(returned)
                 }
                 Judged::Visible { value, renew } => {
                     let decoded = codec.decode(value)?;
