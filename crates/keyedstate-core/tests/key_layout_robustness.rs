@@ -65,37 +65,3 @@ fn a_huge_claimed_length_is_corruption_not_an_allocation() {
     let err = get_varint(&[0xff; 11]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corruption);
 }
-
-mod checkpoint_files {
-    use keyedstate_core::ErrorKind;
-    use keyedstate_core::checkpoint::CheckpointMetadata;
-    use keyedstate_core::checkpoint::canonical::{CanonicalSnapshot, MAGIC};
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn arbitrary_full_snapshots_are_refused_without_panic(
-            body in proptest::collection::vec(any::<u8>(), 0..200),
-            with_magic in any::<bool>(),
-        ) {
-            let mut bytes = if with_magic { MAGIC.to_vec() } else { Vec::new() };
-            bytes.extend_from_slice(&body);
-            match CanonicalSnapshot::parse(&bytes, "fuzz") {
-                Err(e) => prop_assert_eq!(e.kind(), ErrorKind::Corruption),
-                Ok(snapshot) => {
-                    for key_group in snapshot.range.iter() {
-                        if let Err(e) = snapshot.scan_key_group(key_group, &mut |_, _| Ok(())) {
-                            prop_assert_eq!(e.kind(), ErrorKind::Corruption);
-                        }
-                    }
-                }
-            }
-        }
-
-        #[test]
-        fn arbitrary_metadata_is_refused_without_panic(text in "\\PC{0,300}") {
-            let bytes = format!("keyedstate-checkpoint 1\n{text}\ncrc32c 00000000\n");
-            prop_assert!(CheckpointMetadata::decode(bytes.as_bytes(), "fuzz").is_err());
-        }
-    }
-}

@@ -145,5 +145,9 @@ fn compaction_filter_follows_a_changed_ttl() {
     assert_eq!(stored_entries(&backend, "v"), 50, "kept under the new TTL");
     clock.set(1000 + 3_600_000);
     backend.compact().unwrap();
-    assert_eq!(stored_entries(&backend, "v"), 0, "gone once the new TTL passed");
+    assert_eq!(
+        stored_entries(&backend, "v"),
+        0,
+        "gone once the new TTL passed"
+    );
 }

@@ -7,6 +7,7 @@
 pub mod bad_input;
 pub mod faults;
 pub mod fixture;
+pub mod fuzz;
 pub mod job_model;
 pub mod keys;
 pub mod layout;

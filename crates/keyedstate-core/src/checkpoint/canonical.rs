@@ -129,16 +129,22 @@ pub fn write_canonical<W: Write>(
     }
     let index_at = out.written;
     buf.clear();
-    for offset in offsets {
-        buf.extend_from_slice(&offset.to_le_bytes());
-    }
-    buf.extend_from_slice(&index_at.to_le_bytes());
-    buf.extend_from_slice(INDEX_MAGIC);
+    put_index(&mut buf, &offsets, index_at);
     out.put(&buf)?;
     out.inner
         .flush()
         .map_err(|e| Error::io("cannot write a full snapshot", e))?;
     Ok(out.written)
+}
+
+/// Appends the key-group index: each key group's offset, the index's own offset `index_at`
+/// (where these bytes start in the file) and the index magic.
+pub fn put_index(out: &mut Vec<u8>, offsets: &[u64], index_at: u64) {
+    for offset in offsets {
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    out.extend_from_slice(&index_at.to_le_bytes());
+    out.extend_from_slice(INDEX_MAGIC);
 }
 
 /// A parsed canonical snapshot over bytes in memory.

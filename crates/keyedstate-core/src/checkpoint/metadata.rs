@@ -112,6 +112,19 @@ pub struct CheckpointMetadata {
     pub not_owned: Vec<u64>,
 }
 
+/// The bytes of a `_metadata` file holding `json` as a document of `version`: the header line,
+/// the document and the checksum line over both.
+pub fn frame_metadata(version: u32, json: &str) -> Vec<u8> {
+    let header = header(version);
+    let mut out = String::with_capacity(header.len() + json.len() + 24);
+    out.push_str(&header);
+    out.push_str(json);
+    out.push('\n');
+    let crc = crc32c::crc32c(out.as_bytes());
+    out.push_str(&format!("crc32c {crc:08x}\n"));
+    out.into_bytes()
+}
+
 /// The union of the states of `subtasks`, in the order they first appear (subtask by subtask).
 /// One name registered differently by two subtasks is `IncompatibleState`, naming both.
 pub fn union_states(subtasks: &[SubtaskHandle]) -> Result<Vec<StateMeta>> {
@@ -156,14 +169,7 @@ impl CheckpointMetadata {
         let json = serde_json::to_string_pretty(self).map_err(|e| {
             Error::invalid_argument(format!("cannot encode checkpoint metadata: {e}"))
         })?;
-        let header = header(self.version);
-        let mut out = String::with_capacity(header.len() + json.len() + 24);
-        out.push_str(&header);
-        out.push_str(&json);
-        out.push('\n');
-        let crc = crc32c::crc32c(out.as_bytes());
-        out.push_str(&format!("crc32c {crc:08x}\n"));
-        Ok(out.into_bytes())
+        Ok(frame_metadata(self.version, &json))
     }
 
     /// Decodes and checks a `_metadata` file; `origin` names it in errors.
