@@ -194,6 +194,21 @@ pub trait StateBackend: KeyGroupSource + Send {
     /// Visits every entry of a state in key-group order (map state: one entry per user key).
     fn scan_state(&mut self, state: StateId, f: &mut EntryScan<'_>) -> Result<()>;
 
+    /// Like [`KeyGroupSource::scan_key_group`], for a caller that knows no live entry of the key
+    /// group sorts below entry key `floor` (the timer queues: timers below the last one fired are
+    /// gone). An engine whose deleted entries linger (RocksDB's tombstones) seeks to `floor`
+    /// instead of walking past them; others may scan from the start.
+    fn scan_key_group_from(
+        &mut self,
+        state: StateId,
+        key_group: u16,
+        floor: &[u8],
+        f: &mut EntryScan<'_>,
+    ) -> Result<()> {
+        let _ = floor;
+        self.scan_key_group(state, key_group, f)
+    }
+
     /// The synchronous part of a snapshot for checkpoint `checkpoint_id`: captures a consistent
     /// view and returns the part that writes it.
     fn snapshot(

@@ -82,6 +82,11 @@ pub(crate) struct Queue {
     state: StateId,
     heads: BTreeSet<(i64, u16)>,
     head_of: HashMap<u16, i64>,
+    /// Per key group, an entry key no live timer sorts below: the last one fired (or a
+    /// registered earlier one). The engine starts looking there, not at the key group's start,
+    /// so a pop does not walk over the deletions of every timer fired before it (RocksDB keeps
+    /// them as tombstones until a compaction): firing n timers costs n seeks, not n^2 steps.
+    floor: HashMap<u16, Vec<u8>>,
 }
 
 impl Queue {
@@ -98,9 +103,37 @@ impl Queue {
 
     /// Reads `key_group`'s earliest timer from the engine again.
     fn reload_head(&mut self, engine: &mut dyn StateBackend, key_group: u16) -> Result<()> {
-        let head = first_timer(engine, self.state, key_group)?;
+        let mut head = None;
+        self.first(engine, key_group, &mut |entry| {
+            head = Some(decode_timestamp(entry.parts.key)?);
+            Ok(ControlFlow::Break(()))
+        })?;
         self.set_head(key_group, head);
         Ok(())
+    }
+
+    /// Visits `key_group`'s timers from its floor on (`f` breaks at the first it wants).
+    fn first(
+        &self,
+        engine: &mut dyn StateBackend,
+        key_group: u16,
+        f: &mut crate::backend::EntryScan<'_>,
+    ) -> Result<()> {
+        match self.floor.get(&key_group) {
+            Some(floor) => engine.scan_key_group_from(self.state, key_group, floor, f),
+            None => engine.scan_key_group(self.state, key_group, f),
+        }
+    }
+
+    /// A timer with entry key `key` was registered: nothing may hide it below the floor.
+    fn lower_floor(&mut self, key_group: u16, key: &[u8]) {
+        if self
+            .floor
+            .get(&key_group)
+            .is_some_and(|floor| key < floor.as_slice())
+        {
+            self.floor.insert(key_group, key.to_vec());
+        }
     }
 }
 
@@ -144,6 +177,7 @@ impl KeyedStateBackend {
                 state,
                 heads: BTreeSet::new(),
                 head_of: HashMap::new(),
+                floor: HashMap::new(),
             };
             for key_group in range.iter() {
                 queue.reload_head(&mut *guard.engine, key_group)?;
@@ -162,19 +196,6 @@ impl KeyedStateBackend {
             queues,
         })
     }
-}
-
-fn first_timer(
-    engine: &mut dyn StateBackend,
-    state: StateId,
-    key_group: u16,
-) -> Result<Option<i64>> {
-    let mut first = None;
-    engine.scan_key_group(state, key_group, &mut |entry| {
-        first = Some(decode_timestamp(entry.parts.key)?);
-        Ok(ControlFlow::Break(()))
-    })?;
-    Ok(first)
 }
 
 impl TimerService {
@@ -235,6 +256,7 @@ impl TimerService {
         self.with_timer(domain, namespace, timestamp, |queue, engine, key| {
             engine.put(queue.state, key, &[])?;
             let key_group = key.key_group();
+            queue.lower_floor(key_group, key.bytes());
             if queue
                 .head_of
                 .get(&key_group)
@@ -293,7 +315,7 @@ impl TimerService {
         let mut guard = lock(&self.shared);
         let engine = &mut *guard.engine;
         let mut found = None;
-        engine.scan_key_group(queue.state, key_group, &mut |entry| {
+        queue.first(engine, key_group, &mut |entry| {
             found = Some((entry.parts.key.to_vec(), entry.parts.namespace.to_vec()));
             Ok(ControlFlow::Break(()))
         })?;
@@ -313,6 +335,7 @@ impl TimerService {
             queue.state,
             EntryKey::new(&entry_key, key_group, prefix_len),
         )?;
+        queue.floor.insert(key_group, entry_key);
         queue.reload_head(engine, key_group)?;
         Ok(Some(FiredTimer {
             domain,

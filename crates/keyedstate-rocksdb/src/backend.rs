@@ -306,12 +306,30 @@ pub(crate) fn scan_key_group_in(
     key_group: u16,
     f: &mut EntryScan<'_>,
 ) -> Result<()> {
+    scan_key_group_from_in(db, cf, prefix_len, key_group, None, f)
+}
+
+/// Like [`scan_key_group_in`], starting at entry key `floor` when given, and with the iterator
+/// bounded above by the next key group's prefix, so that neither a start nor an end walks over
+/// deleted entries outside the wanted part.
+fn scan_key_group_from_in(
+    db: &DB,
+    cf: &ColumnFamily,
+    prefix_len: usize,
+    key_group: u16,
+    floor: Option<&[u8]>,
+    f: &mut EntryScan<'_>,
+) -> Result<()> {
     let mut prefix = Vec::with_capacity(2);
     put_key_group(&mut prefix, key_group, prefix_len);
     let mut read_options = ReadOptions::default();
     read_options.fill_cache(false);
+    let mut upper = Vec::with_capacity(2);
+    // Key groups are below max parallelism, at most 128 with a 1-byte prefix: +1 still fits.
+    put_key_group(&mut upper, key_group + 1, prefix_len);
+    read_options.set_iterate_upper_bound(upper);
     let mut iter = db.raw_iterator_cf_opt(cf, read_options);
-    iter.seek(&prefix);
+    iter.seek(floor.filter(|f| f.starts_with(&prefix)).unwrap_or(&prefix));
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
         if !key.starts_with(&prefix) {
             break;
@@ -571,6 +589,20 @@ impl StateBackend for RocksDbBackend {
             iter.next();
         }
         iter.status().map_err(map_err("scanning a map"))
+    }
+
+    fn scan_key_group_from(
+        &mut self,
+        state: StateId,
+        key_group: u16,
+        floor: &[u8],
+        f: &mut EntryScan<'_>,
+    ) -> Result<()> {
+        if let Some(table) = self.heap_timers.get(&state) {
+            return table.scan_group(key_group, f).map(drop);
+        }
+        let (db, cf) = self.cf(state)?;
+        scan_key_group_from_in(db, cf, self.prefix_len, key_group, Some(floor), f)
     }
 
     fn scan_state(&mut self, state: StateId, f: &mut EntryScan<'_>) -> Result<()> {
