@@ -12,7 +12,7 @@
 //! restored checkpoint; no subtask holds an entry outside its key groups. A divergence names the
 //! seed; `KEYEDSTATE_SEED=<seed>` reruns that schedule alone.
 
-use crate::model::Rng;
+use crate::model::{Rng, same};
 use crate::states::Average;
 use keyedstate_core::checkpoint::{
     CheckpointCoordinator, CheckpointMetadata, CheckpointStorage, RestoreMode, load_metadata,
@@ -208,18 +208,6 @@ struct Job<'e> {
 
 fn err(e: keyedstate_core::Error) -> String {
     e.to_string()
-}
-
-fn same<T: PartialEq + std::fmt::Debug>(
-    what: &str,
-    backend: T,
-    model: T,
-) -> std::result::Result<(), String> {
-    if backend == model {
-        Ok(())
-    } else {
-        Err(format!("{what}: backend {backend:?}, model {model:?}"))
-    }
 }
 
 impl Job<'_> {

@@ -82,7 +82,7 @@ const NAMESPACES: u64 = 3;
 const OPS_PER_CASE: usize = 400;
 
 /// Compares two results, failing the case with `what` when they differ.
-fn same<T: PartialEq + std::fmt::Debug>(
+pub(crate) fn same<T: PartialEq + std::fmt::Debug>(
     what: &str,
     backend: T,
     model: T,

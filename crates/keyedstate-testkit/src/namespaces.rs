@@ -3,8 +3,8 @@
 use crate::fixture::{Factory, full};
 use crate::states::Average;
 use keyedstate_core::{
-    AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
-    ValueStateDescriptor,
+    AggregatingState, AggregatingStateDescriptor, ListState, ListStateDescriptor,
+    MapStateDescriptor, ReducingState, ReducingStateDescriptor, ValueStateDescriptor,
 };
 
 pub fn namespaces_are_isolated(factory: &Factory) {
@@ -48,7 +48,16 @@ pub fn namespaces_are_isolated(factory: &Factory) {
     assert_eq!(windows, vec!["k"]);
 }
 
-pub fn merge_namespaces_combines_sources(factory: &Factory) {
+/// A list, a reducing and an aggregating state of key 1, each with 10, 20 and 30 added in
+/// windows 1, 2 and 3.
+fn three_windows(
+    factory: &Factory,
+) -> (
+    crate::Instance,
+    ListState<u32>,
+    ReducingState<u32>,
+    AggregatingState<Average>,
+) {
     let i = full(factory);
     let mut list = i
         .backend
@@ -71,6 +80,12 @@ pub fn merge_namespaces_combines_sources(factory: &Factory) {
         sum.add(&x).unwrap();
         avg.add(&u64::from(x)).unwrap();
     }
+    (i, list, sum, avg)
+}
+
+pub fn merge_namespaces_combines_sources(factory: &Factory) {
+    // The instance stays alive to the end: the states live in it.
+    let (_instance, mut list, mut sum, mut avg) = three_windows(factory);
     list.merge_namespaces(&1u64, &[2u64, 3, 99]).unwrap();
     sum.merge_namespaces(&1u64, &[2u64, 3]).unwrap();
     avg.merge_namespaces(&4u64, &[1u64, 2, 3]).unwrap();
@@ -96,28 +111,8 @@ pub fn merge_namespaces_combines_sources(factory: &Factory) {
 /// As Flink: a target that is also one of the sources counts once (the sources are read and
 /// removed first, then folded into what the target still holds).
 pub fn merge_namespaces_with_the_target_among_sources_counts_it_once(factory: &Factory) {
-    let i = full(factory);
-    let mut list = i
-        .backend
-        .list_state(&ListStateDescriptor::<u32>::new("l"))
-        .unwrap();
-    let mut sum = i
-        .backend
-        .reducing_state(&ReducingStateDescriptor::new("r", |a: &u32, b: &u32| a + b))
-        .unwrap();
-    let mut avg = i
-        .backend
-        .aggregating_state(&AggregatingStateDescriptor::new("a", Average))
-        .unwrap();
-    i.backend.set_current_key(&1u64).unwrap();
-    for (window, x) in [(1u64, 10u32), (2, 20), (3, 30)] {
-        list.set_namespace(&window).unwrap();
-        sum.set_namespace(&window).unwrap();
-        avg.set_namespace(&window).unwrap();
-        list.add(&x).unwrap();
-        sum.add(&x).unwrap();
-        avg.add(&u64::from(x)).unwrap();
-    }
+    // The instance stays alive to the end: the states live in it.
+    let (_instance, mut list, mut sum, mut avg) = three_windows(factory);
     list.merge_namespaces(&1u64, &[2u64, 1, 3]).unwrap();
     sum.merge_namespaces(&1u64, &[1u64, 2, 3]).unwrap();
     avg.merge_namespaces(&2u64, &[1u64, 2, 3]).unwrap();
