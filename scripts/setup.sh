@@ -19,7 +19,9 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so'; then
+# grep reads all of ldconfig's output: with -q it would stop at the first match, and ldconfig's
+# SIGPIPE would fail the pipeline under pipefail (and reinstall every time).
+if ! ldconfig -p 2>/dev/null | grep 'libclang\(-[0-9.]*\)\?\.so' >/dev/null; then
   echo "setup: installing libclang-dev (needed by bindgen for librocksdb-sys)"
   apt_install libclang-dev
 fi

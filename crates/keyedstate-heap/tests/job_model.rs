@@ -51,10 +51,12 @@ fn random_job_schedules_match_the_model() {
 }
 
 /// `cargo test -p keyedstate-heap --release --test job_model -- --ignored soak`; the count from
-/// `KEYEDSTATE_SCHEDULES` (10,000 by default).
+/// `KEYEDSTATE_SCHEDULES` (10,000 by default), from seed `KEYEDSTATE_FIRST_SEED` (1,000,000), so
+/// that several processes can share a range.
 #[test]
 #[ignore = "a soak: run by scripts/soak.sh"]
 fn soak_random_job_schedules() {
     let count = std::env::var("KEYEDSTATE_SCHEDULES").map_or(10_000, |n| n.parse().unwrap());
-    assert_eq!(run_schedules(&Heap, 1_000_000, count), 0);
+    let first = std::env::var("KEYEDSTATE_FIRST_SEED").map_or(1_000_000, |n| n.parse().unwrap());
+    assert_eq!(run_schedules(&Heap, first, count), 0);
 }
