@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// How many times a root whose checkpoints a running job keeps subsuming is read again.
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: usize = 10;
 
 #[derive(Args)]
 pub struct VerifyArgs {

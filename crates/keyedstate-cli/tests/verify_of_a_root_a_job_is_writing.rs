@@ -45,6 +45,9 @@ fn verify_of_a_root_moves_on_when_its_checkpoint_is_subsumed() {
                 backends.iter().for_each(|b| b.compact().unwrap());
                 job::checkpoint(&backends, &mut coordinator, SnapshotKind::Incremental).unwrap();
                 round += 1;
+                // A checkpoint every 50 ms: more often than jobs do, less than back to back (on
+                // a loaded machine verify would otherwise never catch up).
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
         });
         // Failures are collected, not asserted here: the writer must be stopped either way.

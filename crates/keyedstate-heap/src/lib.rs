@@ -240,12 +240,13 @@ impl AsyncSnapshot for HeapSnapshot {
         storage: &Arc<dyn CheckpointStorage>,
         subtask: u32,
     ) -> Result<SubtaskHandle> {
-        let mut bytes = Vec::new();
         let (max_parallelism, range, states) =
             (self.max_parallelism, self.range, self.states.clone());
         let now = self.now;
-        write_canonical(&mut *self, max_parallelism, range, &states, now, &mut bytes)?;
-        let file = storage.put_bytes(&full_snapshot_path(self.checkpoint_id, subtask), &bytes)?;
+        // Streamed into storage: the snapshot never sits in memory whole.
+        let mut out = storage.create(&full_snapshot_path(self.checkpoint_id, subtask))?;
+        write_canonical(&mut *self, max_parallelism, range, &states, now, &mut out)?;
+        let file = out.finish()?;
         Ok(SubtaskHandle {
             subtask,
             key_group_range: range,

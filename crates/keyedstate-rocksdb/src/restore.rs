@@ -257,9 +257,9 @@ impl RocksDbBackend {
         let mut sink = Sink::new(self, &cf_options, states, work)?;
         match &handle.snapshot {
             SnapshotHandle::Full { file } => {
-                let bytes = storage.read(file)?;
                 let max_p = self.config.max_parallelism;
-                let snapshot = CanonicalSnapshot::parse_for(&bytes, file, handle, max_p)?;
+                let mut snapshot =
+                    CanonicalSnapshot::open_for(storage.as_ref(), file, handle, max_p)?;
                 let ids: Vec<usize> = snapshot
                     .states
                     .iter()
@@ -557,9 +557,8 @@ fn restore_heap_timers(
     };
     let max_p = engine.max_parallelism();
     let restore = || {
-        let bytes = storage.read(file)?;
-        let snapshot = CanonicalSnapshot::parse_for(&bytes, file, handle, max_p)?;
-        restore_canonical(&mut *engine, &snapshot)
+        let mut snapshot = CanonicalSnapshot::open_for(storage.as_ref(), file, handle, max_p)?;
+        restore_canonical(&mut *engine, &mut snapshot)
     };
     traced("restore.timers", checkpoint_id, restore, |_| file.size)
         .map(drop)
@@ -593,9 +592,9 @@ pub fn restore_into(
         };
         match &handle.snapshot {
             SnapshotHandle::Full { file } => {
-                let bytes = storage.read(file)?;
-                let snapshot = CanonicalSnapshot::parse_for(&bytes, file, handle, max_p)?;
-                restore_canonical(engine, &snapshot)?;
+                let mut snapshot =
+                    CanonicalSnapshot::open_for(storage.as_ref(), file, handle, max_p)?;
+                restore_canonical(engine, &mut snapshot)?;
             }
             SnapshotHandle::RocksDbIncremental { files, .. } => {
                 let dir = work.join(format!("import-{}", handle.subtask));

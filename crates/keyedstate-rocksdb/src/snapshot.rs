@@ -97,7 +97,6 @@ impl Drop for RocksDbSnapshot {
     fn drop(&mut self) {
         // The native checkpoint is scratch once the files are in storage, or when abandoned.
         let _ = std::fs::remove_dir_all(&self.native_dir);
-        let _ = std::fs::remove_file(self.native_dir.with_extension("snapshot"));
     }
 }
 
@@ -219,23 +218,20 @@ impl RocksDbSnapshot {
             prefix_len: self.config.max_parallelism.prefix_len(),
             heap_timers: &self.heap_timers,
         };
-        let local = self.native_dir.with_extension("snapshot");
-        let file = std::fs::File::create(&local)
-            .map_err(|e| Error::io(format!("cannot create {}", local.display()), e))?;
-        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        // Streamed into storage: the snapshot never sits in memory or on local disk whole.
+        let mut out = storage.create(&full_snapshot_path(self.checkpoint_id, subtask))?;
         write_canonical(
             &mut source,
             self.config.max_parallelism,
             self.config.key_group_range,
             &self.states,
             self.now,
-            out,
+            &mut out,
         )?;
         drop(db);
-        let file = storage
-            .put_file(&full_snapshot_path(self.checkpoint_id, subtask), &local)?
-            .file;
-        Ok(SnapshotHandle::Full { file })
+        Ok(SnapshotHandle::Full {
+            file: out.finish()?,
+        })
     }
 
     /// Writes the timers kept in memory as a canonical snapshot (none without such timers).
@@ -251,17 +247,16 @@ impl RocksDbSnapshot {
         ids.sort_unstable();
         let states: Vec<StateMeta> = ids.iter().map(|&id| self.states[id].clone()).collect();
         let mut source = MemorySource(ids.iter().map(|id| &self.heap_timers[id]).collect());
-        let mut bytes = Vec::new();
+        let mut out = storage.create(&heap_timers_path(self.checkpoint_id, subtask))?;
         write_canonical(
             &mut source,
             self.config.max_parallelism,
             self.config.key_group_range,
             &states,
             self.now,
-            &mut bytes,
+            &mut out,
         )?;
-        let path = heap_timers_path(self.checkpoint_id, subtask);
-        storage.put_bytes(&path, &bytes).map(Some)
+        out.finish().map(Some)
     }
 }
 

@@ -102,6 +102,10 @@ impl CheckpointStorage for FaultyStorage {
         self.inner.describe()
     }
 
+    fn as_dyn(&self) -> &dyn CheckpointStorage {
+        self
+    }
+
     fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<FileRef> {
         self.call("write", path, || self.torn_put(path, bytes))?;
         self.inner.put_bytes(path, bytes)

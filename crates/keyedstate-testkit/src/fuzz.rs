@@ -97,15 +97,16 @@ pub fn full_snapshot(data: &[u8]) -> bool {
         }
     }
     put_index(&mut bytes, &offsets, index_at as u64);
-    match CanonicalSnapshot::parse(&bytes, "fuzz") {
+    match CanonicalSnapshot::from_bytes(bytes, "fuzz") {
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::Corruption, "{e}");
             false
         }
-        Ok(snapshot) => {
+        Ok(mut snapshot) => {
+            let states = snapshot.states.len();
             for key_group in snapshot.range.iter() {
                 if let Err(e) = snapshot.scan_key_group(key_group, &mut |state, _| {
-                    assert!(state < snapshot.states.len());
+                    assert!(state < states);
                     Ok(())
                 }) {
                     assert_eq!(e.kind(), ErrorKind::Corruption, "{e}");

@@ -733,10 +733,18 @@ pub fn run_schedules(engine: &dyn JobEngine, first_seed: u64, count: u64) -> u64
         Err(_) => (first_seed..first_seed + count.max(1)).collect(),
     };
     let mut divergences = 0;
-    for seed in &seeds {
+    for (n, seed) in seeds.iter().enumerate() {
         if let Err(e) = run_schedule(engine, *seed) {
             divergences += 1;
             eprintln!("schedule seed {seed} diverged (KEYEDSTATE_SEED={seed} reruns it): {e}");
+        }
+        // Long runs report as they go, so a stopped one still says how far it got.
+        if (n + 1) % 500 == 0 && n + 1 < seeds.len() {
+            println!(
+                "... schedules={} divergences={divergences} seeds={}..={seed}",
+                n + 1,
+                seeds[0]
+            );
         }
     }
     let (first, last) = (seeds[0], seeds[seeds.len() - 1]);

@@ -277,12 +277,13 @@ pub fn expired_entries_are_left_out_of_full_snapshots(factory: &Factory) {
         panic!("a full snapshot")
     };
     let bytes = storage.read(file).unwrap();
-    let snapshot = CanonicalSnapshot::parse(&bytes, &file.path).unwrap();
+    let mut snapshot = CanonicalSnapshot::from_bytes(bytes, &file.path).unwrap();
     let (mut values, mut list_elements) = (0, 0);
+    let names: Vec<String> = snapshot.states.iter().map(|m| m.name.clone()).collect();
     for key_group in snapshot.range.iter() {
         snapshot
             .scan_key_group(key_group, &mut |state, entry| {
-                if snapshot.states[state].name == "v" {
+                if names[state] == "v" {
                     values += 1;
                 } else {
                     list_elements +=

@@ -6,9 +6,9 @@ use crate::backend::{KeyGroupSource, RawEntry, StateBackend, StateId, put_raw_en
 use crate::descriptor::{StateKind, StateMeta};
 use crate::error::{Error, Result};
 use crate::key_group::{KeyGroupRange, MaxParallelism};
-use crate::key_layout::{get_framed, get_varint, put_framed, put_varint};
+use crate::key_layout::{put_framed, put_varint};
 use crate::ttl::{TtlMeta, Unexpired, unexpired};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::ControlFlow;
 
 pub const MAGIC: &[u8; 8] = b"KSSNAP\x00\x01";
@@ -147,9 +147,17 @@ pub fn put_index(out: &mut Vec<u8>, offsets: &[u64], index_at: u64) {
     out.extend_from_slice(INDEX_MAGIC);
 }
 
-/// A parsed canonical snapshot over bytes in memory.
-pub struct CanonicalSnapshot<'a> {
-    bytes: &'a [u8],
+/// What a canonical snapshot is read from: a checked file of the checkpoint storage, or bytes in
+/// memory (`std::io::Cursor`).
+pub trait SnapshotReader: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> SnapshotReader for T {}
+
+/// A canonical snapshot opened for reading: header and index are read when it opens, the entries
+/// of one key group at a time when scanned, through a bounded buffer. So a restore holds one
+/// entry in memory at a time, whatever the file's size.
+pub struct CanonicalSnapshot {
+    reader: Box<dyn SnapshotReader>,
     origin: String,
     pub max_parallelism: MaxParallelism,
     pub range: KeyGroupRange,
@@ -158,18 +166,74 @@ pub struct CanonicalSnapshot<'a> {
     index_at: u64,
 }
 
-impl<'a> CanonicalSnapshot<'a> {
-    /// Parses the full snapshot of `handle` (a subtask of a checkpoint of `max_parallelism`):
-    /// its own header must name the handle's key groups and max parallelism, or the file is
-    /// `Corruption` (a checksum-valid file in the wrong place).
-    pub fn parse_for(
-        bytes: &'a [u8],
+/// Reads through `inner`, counting the bytes, and refusing to read past `left` of them (so a
+/// length read from corrupt bytes cannot make it allocate more than the region holds).
+struct Region<R> {
+    inner: R,
+    left: u64,
+    read: u64,
+}
+
+impl<R: Read> Region<R> {
+    fn fill(&mut self, out: &mut [u8]) -> std::result::Result<(), String> {
+        if out.len() as u64 > self.left {
+            return Err(format!(
+                "{} bytes wanted but only {} remain",
+                out.len(),
+                self.left
+            ));
+        }
+        self.inner
+            .read_exact(out)
+            .map_err(|e| format!("cannot read: {e}"))?;
+        self.left -= out.len() as u64;
+        self.read += out.len() as u64;
+        Ok(())
+    }
+
+    fn byte(&mut self) -> std::result::Result<u8, String> {
+        let mut b = [0u8; 1];
+        self.fill(&mut b)?;
+        Ok(b[0])
+    }
+
+    fn varint(&mut self) -> std::result::Result<u64, String> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("over-long varint".into())
+    }
+
+    /// A length-prefixed frame into `out` (cleared first).
+    fn framed(&mut self, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+        let len = self.varint()?;
+        if len > self.left {
+            return Err(format!("frame of {len} bytes but only {} remain", self.left));
+        }
+        out.clear();
+        out.resize(len as usize, 0);
+        self.fill(out)
+    }
+}
+
+impl CanonicalSnapshot {
+    /// Opens the full snapshot of `handle` (a subtask of a checkpoint of `max_parallelism`) from
+    /// `storage`, checked: its own header must name the handle's key groups and max
+    /// parallelism, or the file is `Corruption` (a checksum-valid file in the wrong place).
+    pub fn open_for(
+        storage: &dyn super::CheckpointStorage,
         file: &super::FileRef,
         handle: &super::SubtaskHandle,
         max_parallelism: MaxParallelism,
     ) -> Result<Self> {
-        let snapshot = Self::parse(bytes, &file.path)?;
-        if snapshot.max_parallelism != max_parallelism || snapshot.range != handle.key_group_range {
+        let snapshot = Self::open(storage.open(file)?, &file.path)?;
+        if snapshot.max_parallelism != max_parallelism || snapshot.range != handle.key_group_range
+        {
             return Err(Error::corruption(format!(
                 "full snapshot {}: holds key groups {} of max parallelism {}, but subtask {} of \
                  the checkpoint has key groups {} of max parallelism {max_parallelism}",
@@ -183,66 +247,86 @@ impl<'a> CanonicalSnapshot<'a> {
         Ok(snapshot)
     }
 
-    /// Parses header and index; `origin` names the file in errors.
-    pub fn parse(bytes: &'a [u8], origin: &str) -> Result<Self> {
+    /// A snapshot in memory.
+    pub fn from_bytes(bytes: Vec<u8>, origin: &str) -> Result<Self> {
+        Self::open(Box::new(std::io::Cursor::new(bytes)), origin)
+    }
+
+    /// Reads header and index; `origin` names the file in errors.
+    pub fn open(mut reader: Box<dyn SnapshotReader>, origin: &str) -> Result<Self> {
         let corrupt = |what: String| Error::corruption(format!("full snapshot {origin}: {what}"));
-        let rest = bytes
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or_else(|| corrupt("bad magic".into()))?;
-        let (max_p, rest) = get_varint(rest).map_err(|e| corrupt(e.to_string()))?;
+        let len = reader
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io(format!("cannot read full snapshot {origin}"), e))?;
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(format!("cannot read full snapshot {origin}"), e))?;
+        let mut head = Region {
+            inner: std::io::BufReader::with_capacity(64 << 10, &mut reader),
+            left: len,
+            read: 0,
+        };
+        let mut magic = [0u8; 8];
+        head.fill(&mut magic).map_err(corrupt)?;
+        if &magic != MAGIC {
+            return Err(corrupt("bad magic".into()));
+        }
+        let max_p = head.varint().map_err(corrupt)?;
         let max_parallelism = u32::try_from(max_p)
             .ok()
             .and_then(|m| MaxParallelism::new(m).ok())
             .ok_or_else(|| corrupt(format!("max parallelism {max_p}")))?;
-        if rest.len() < 4 {
-            return Err(corrupt("truncated header".into()));
-        }
-        let start = u16::from_be_bytes([rest[0], rest[1]]);
-        let end = u16::from_be_bytes([rest[2], rest[3]]);
+        let mut bounds = [0u8; 4];
+        head.fill(&mut bounds)
+            .map_err(|_| corrupt("truncated header".into()))?;
+        let start = u16::from_be_bytes([bounds[0], bounds[1]]);
+        let end = u16::from_be_bytes([bounds[2], bounds[3]]);
         let range =
             KeyGroupRange::new(start, end, max_parallelism).map_err(|e| corrupt(e.to_string()))?;
-        let (count, mut rest) = get_varint(&rest[4..]).map_err(|e| corrupt(e.to_string()))?;
+        let count = head.varint().map_err(corrupt)?;
         let mut states = Vec::new();
+        let (mut name, mut value_codec, mut user_key_codec) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..count {
-            let (name, r) = get_framed(rest).map_err(|e| corrupt(e.to_string()))?;
-            let (&kind, r) = r
-                .split_first()
-                .ok_or_else(|| corrupt("truncated state".into()))?;
-            let (value_codec, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
-            let (user_key_codec, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
-            rest = r;
+            head.framed(&mut name).map_err(corrupt)?;
+            let kind = head.byte().map_err(|_| corrupt("truncated state".into()))?;
+            head.framed(&mut value_codec).map_err(corrupt)?;
+            head.framed(&mut user_key_codec).map_err(corrupt)?;
             let text = |b: &[u8]| {
                 String::from_utf8(b.to_vec()).map_err(|_| corrupt("state meta is not UTF-8".into()))
             };
             let kind = kind_of(kind).ok_or_else(|| corrupt(format!("state kind {kind}")))?;
-            let user_key_codec = text(user_key_codec)?;
-            let (ttl_millis, r) = get_varint(rest).map_err(|e| corrupt(e.to_string()))?;
-            let (cleanup, r) = get_varint(r).map_err(|e| corrupt(e.to_string()))?;
-            rest = r;
+            let ttl_millis = head.varint().map_err(corrupt)?;
+            let cleanup = head.varint().map_err(corrupt)?;
             states.push(StateMeta {
-                name: text(name)?,
+                name: text(&name)?,
                 kind,
-                value_codec: text(value_codec)?,
-                user_key_codec: (kind == StateKind::Map).then_some(user_key_codec),
+                value_codec: text(&value_codec)?,
+                user_key_codec: (kind == StateKind::Map).then(|| text(&user_key_codec)).transpose()?,
                 ttl: (ttl_millis > 0).then_some(TtlMeta {
                     millis: ttl_millis,
                     incremental_cleanup: cleanup as u32,
                 }),
             });
         }
-        let footer = range.len() * 8 + 16;
-        if bytes.len() < footer || &bytes[bytes.len() - 8..] != INDEX_MAGIC {
+        let body_start = head.read;
+        let footer = range.len() as u64 * 8 + 16;
+        if len < footer {
             return Err(corrupt("missing key-group index".into()));
         }
-        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        let index_at = u64_at(bytes.len() - 16);
-        if index_at != (bytes.len() - footer) as u64 {
+        let mut index = vec![0u8; footer as usize];
+        reader
+            .seek(SeekFrom::Start(len - footer))
+            .and_then(|_| reader.read_exact(&mut index))
+            .map_err(|e| Error::io(format!("cannot read full snapshot {origin}"), e))?;
+        if &index[index.len() - 8..] != INDEX_MAGIC {
+            return Err(corrupt("missing key-group index".into()));
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(index[at..at + 8].try_into().expect("8 bytes"));
+        let index_at = u64_at(index.len() - 16);
+        if index_at != len - footer {
             return Err(corrupt("key-group index at a wrong offset".into()));
         }
-        let offsets: Vec<u64> = (0..range.len())
-            .map(|i| u64_at(index_at as usize + i * 8))
-            .collect();
-        let body_start = (bytes.len() - rest.len()) as u64;
+        let offsets: Vec<u64> = (0..range.len()).map(|i| u64_at(i * 8)).collect();
         if offsets.first() != Some(&body_start)
             || offsets.windows(2).any(|w| w[0] > w[1])
             || offsets.last() > Some(&index_at)
@@ -250,7 +334,7 @@ impl<'a> CanonicalSnapshot<'a> {
             return Err(corrupt("key-group offsets out of order".into()));
         }
         Ok(CanonicalSnapshot {
-            bytes,
+            reader,
             origin: origin.to_owned(),
             max_parallelism,
             range,
@@ -261,51 +345,61 @@ impl<'a> CanonicalSnapshot<'a> {
     }
 
     /// Visits every entry of `key_group` (which must be in the snapshot's range), with the index
-    /// of its state in [`Self::states`].
+    /// of its state in [`Self::states`]. Reads the key group's bytes only, one entry at a time.
     pub fn scan_key_group(
-        &self,
+        &mut self,
         key_group: u16,
         f: &mut dyn FnMut(usize, RawEntry<'_>) -> Result<()>,
     ) -> Result<()> {
+        let origin = &self.origin;
         let corrupt = |what: String| {
             Error::corruption(format!(
-                "full snapshot {}: key group {key_group}: {what}",
-                self.origin
+                "full snapshot {origin}: key group {key_group}: {what}"
             ))
         };
         if !self.range.contains(key_group) {
-            return Err(corrupt(format!(
-                "not in the snapshot's key groups {}",
-                self.range
-            )));
+            return Err(corrupt(format!("not in the snapshot's key groups {}", self.range)));
         }
         let i = self.range.offset_of(key_group);
-        let end = self.offsets.get(i + 1).copied().unwrap_or(self.index_at) as usize;
-        let mut rest = &self.bytes[self.offsets[i] as usize..end];
+        let start = self.offsets[i];
+        let end = self.offsets.get(i + 1).copied().unwrap_or(self.index_at);
+        self.reader
+            .seek(SeekFrom::Start(start))
+            .map_err(|e| Error::io(format!("cannot read full snapshot {origin}"), e))?;
+        let mut region = Region {
+            inner: std::io::BufReader::with_capacity(64 << 10, &mut self.reader),
+            left: end - start,
+            read: 0,
+        };
+        let (mut key, mut namespace, mut user_key, mut value) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         loop {
-            let (&tag, r) = rest
-                .split_first()
-                .ok_or_else(|| corrupt("truncated".into()))?;
+            let tag = region.byte().map_err(|_| corrupt("truncated".into()))?;
             match tag {
-                END_OF_KEY_GROUP if r.is_empty() => return Ok(()),
+                END_OF_KEY_GROUP if region.left == 0 => return Ok(()),
                 ENTRY => {
-                    let (state, r) = get_varint(r).map_err(|e| corrupt(e.to_string()))?;
+                    let state = region.varint().map_err(&corrupt)?;
                     let state = usize::try_from(state)
                         .ok()
                         .filter(|&s| s < self.states.len());
                     let state = state.ok_or_else(|| corrupt("entry of an unknown state".into()))?;
-                    let (key, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
-                    let (namespace, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
-                    let (user_key, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
-                    let (value, r) = get_framed(r).map_err(|e| corrupt(e.to_string()))?;
-                    rest = r;
+                    region.framed(&mut key).map_err(&corrupt)?;
+                    region.framed(&mut namespace).map_err(&corrupt)?;
+                    region.framed(&mut user_key).map_err(&corrupt)?;
+                    region.framed(&mut value).map_err(&corrupt)?;
                     let parts = crate::key_layout::EntryParts {
                         key_group,
-                        key,
-                        namespace,
-                        user_key,
+                        key: &key,
+                        namespace: &namespace,
+                        user_key: &user_key,
                     };
-                    f(state, RawEntry { parts, value })?;
+                    f(
+                        state,
+                        RawEntry {
+                            parts,
+                            value: &value,
+                        },
+                    )?;
                 }
                 _ => return Err(corrupt(format!("unexpected tag {tag}"))),
             }
@@ -317,7 +411,7 @@ impl<'a> CanonicalSnapshot<'a> {
 /// registering the snapshot's states first.
 pub fn restore_canonical(
     engine: &mut dyn StateBackend,
-    snapshot: &CanonicalSnapshot<'_>,
+    snapshot: &mut CanonicalSnapshot,
 ) -> Result<u64> {
     if snapshot.max_parallelism != engine.max_parallelism() {
         return Err(Error::incompatible_state(format!(
@@ -329,8 +423,8 @@ pub fn restore_canonical(
     let ids = snapshot
         .states
         .iter()
-        .map(|meta| engine.register_state(meta))
-        .collect::<Result<Vec<StateId>>>()?;
+        .map(|meta| Ok((engine.register_state(meta)?, meta.kind)))
+        .collect::<Result<Vec<(StateId, StateKind)>>>()?;
     let Some(overlap) = snapshot.range.intersect(engine.key_group_range()) else {
         return Ok(0);
     };
@@ -339,13 +433,8 @@ pub fn restore_canonical(
     for key_group in overlap.iter() {
         snapshot.scan_key_group(key_group, &mut |state, entry| {
             restored += 1;
-            put_raw_entry(
-                engine,
-                ids[state],
-                snapshot.states[state].kind,
-                &entry,
-                &mut key,
-            )
+            let (id, kind) = ids[state];
+            put_raw_entry(engine, id, kind, &entry, &mut key)
         })?;
     }
     Ok(restored)

@@ -16,7 +16,7 @@ pub use digest::StateDigest;
 pub use metadata::{
     CheckpointMetadata, FileRef, NamedFile, SnapshotHandle, SubtaskHandle, union_states,
 };
-pub use storage::{CheckpointStorage, DirectoryStorage, MemoryStorage, PutFile};
+pub use storage::{CheckpointStorage, DirectoryStorage, FileWriter, MemoryStorage, PutFile};
 
 /// How a backend snapshots its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -46,14 +46,13 @@ pub fn restore_full_snapshots(
         match &handle.snapshot {
             SnapshotHandle::Full { file } => {
                 let restore = || {
-                    let bytes = storage.read(file)?;
-                    let snapshot = CanonicalSnapshot::parse_for(
-                        &bytes,
+                    let mut snapshot = CanonicalSnapshot::open_for(
+                        storage,
                         file,
                         handle,
                         metadata.max_parallelism,
                     )?;
-                    restore_canonical(&mut *engine, &snapshot)
+                    restore_canonical(&mut *engine, &mut snapshot)
                 };
                 restored += traced("restore.full", metadata.checkpoint_id, restore, |_| {
                     file.size

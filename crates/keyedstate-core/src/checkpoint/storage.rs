@@ -5,11 +5,12 @@
 //! one checkpoint's own files and its `_metadata`, which is written last (temporary name, fsync,
 //! rename, fsync of the directory): a checkpoint without `_metadata` does not exist.
 
+use super::canonical::SnapshotReader;
 use super::metadata::FileRef;
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +42,20 @@ pub trait CheckpointStorage: Send + Sync {
     /// Stores `bytes` at `path` durably.
     fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<FileRef>;
 
+    /// Creates the file `path` to be written as a stream (a full snapshot), durably stored when
+    /// the writer finishes. By default the bytes are gathered and stored with `put_bytes`.
+    fn create<'s>(&'s self, path: &str) -> Result<Box<dyn FileWriter + 's>> {
+        check_relative_path(path)?;
+        Ok(Box::new(Gathered {
+            storage: self.as_dyn(),
+            path: path.to_owned(),
+            bytes: Vec::new(),
+        }))
+    }
+
+    /// This storage as a trait object (for default methods that hand it on).
+    fn as_dyn(&self) -> &dyn CheckpointStorage;
+
     /// Stores a copy (or hard link) of local file `source` at `path` durably. A file already at
     /// `path` with the same size and checksum is taken as it is (an instance re-uploading an SST
     /// a completed checkpoint holds, before it heard of that completion); one with other contents
@@ -49,6 +64,12 @@ pub trait CheckpointStorage: Send + Sync {
 
     /// Reads a file after checking its size and checksum.
     fn read(&self, file: &FileRef) -> Result<Vec<u8>>;
+
+    /// Opens a file for reading, after checking its size and checksum: for files too large to
+    /// hold in memory (full snapshots). By default it is read into memory.
+    fn open(&self, file: &FileRef) -> Result<Box<dyn SnapshotReader>> {
+        Ok(Box::new(std::io::Cursor::new(self.read(file)?)))
+    }
 
     /// Puts a file at local path `dest` (a copy, or a hard link of an immutable shared file) and
     /// checks its size and checksum.
@@ -74,6 +95,84 @@ pub trait CheckpointStorage: Send + Sync {
     fn write_metadata(&self, id: u64, bytes: &[u8]) -> Result<()>;
 
     fn read_metadata(&self, id: u64) -> Result<Vec<u8>>;
+}
+
+/// A file being written to checkpoint storage; `finish` makes it durable and returns its
+/// reference (size and CRC32C of what was written). Dropped unfinished, it is not stored.
+pub trait FileWriter: Write {
+    fn finish(self: Box<Self>) -> Result<FileRef>;
+}
+
+/// The default [`CheckpointStorage::create`]: the bytes in memory until `finish`.
+struct Gathered<'s> {
+    storage: &'s dyn CheckpointStorage,
+    path: String,
+    bytes: Vec<u8>,
+}
+
+impl Write for Gathered<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl FileWriter for Gathered<'_> {
+    fn finish(self: Box<Self>) -> Result<FileRef> {
+        self.storage.put_bytes(&self.path, &self.bytes)
+    }
+}
+
+/// [`DirectoryStorage::create`]: written under a temporary name beside its place, checksummed
+/// as it goes; `finish` fsyncs it, renames it into place and fsyncs the directory.
+struct DirectoryFile {
+    path: String,
+    full: PathBuf,
+    temporary: PathBuf,
+    out: std::io::BufWriter<File>,
+    size: u64,
+    crc: u32,
+    finished: bool,
+}
+
+impl Write for DirectoryFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl FileWriter for DirectoryFile {
+    fn finish(mut self: Box<Self>) -> Result<FileRef> {
+        let io = |e| Error::io(format!("cannot write checkpoint file {}", self.full.display()), e);
+        self.out.flush().map_err(io)?;
+        self.out.get_ref().sync_all().map_err(io)?;
+        fs::rename(&self.temporary, &self.full).map_err(io)?;
+        self.finished = true;
+        sync_dir(self.full.parent().expect("has a parent"))?;
+        Ok(FileRef {
+            path: self.path.clone(),
+            size: self.size,
+            crc32c: self.crc,
+        })
+    }
+}
+
+impl Drop for DirectoryFile {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = fs::remove_file(&self.temporary);
+        }
+    }
 }
 
 /// The outcome of [`CheckpointStorage::put_file`].
@@ -246,7 +345,11 @@ fn copy_with_checksum(source: &Path, dest: &Path) -> Result<(u64, u32)> {
 
 /// Size and checksum of a local file.
 fn checksum_file(path: &Path) -> std::io::Result<(u64, u32)> {
-    let mut input = File::open(path)?;
+    checksum_reader(&mut File::open(path)?)
+}
+
+/// Size and CRC32C of everything `input` yields, read in 1 MiB blocks.
+fn checksum_reader(input: &mut impl Read) -> std::io::Result<(u64, u32)> {
     let mut buf = vec![0u8; 1 << 20];
     let (mut size, mut crc) = (0u64, 0u32);
     loop {
@@ -268,6 +371,27 @@ fn sync_dir(dir: &Path) -> Result<()> {
 impl CheckpointStorage for DirectoryStorage {
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn as_dyn(&self) -> &dyn CheckpointStorage {
+        self
+    }
+
+    fn create<'s>(&'s self, path: &str) -> Result<Box<dyn FileWriter + 's>> {
+        let full = self.resolve(path)?;
+        self.create_parent(&full)?;
+        let name = full.file_name().expect("a file path").to_string_lossy();
+        let temporary = full.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let file = File::create(&temporary).map_err(self.io("cannot create", &temporary))?;
+        Ok(Box::new(DirectoryFile {
+            path: path.to_owned(),
+            full,
+            temporary,
+            out: std::io::BufWriter::with_capacity(1 << 20, file),
+            size: 0,
+            crc: 0,
+            finished: false,
+        }))
     }
 
     fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<FileRef> {
@@ -341,6 +465,22 @@ impl CheckpointStorage for DirectoryStorage {
         check_contents(file, size, crc).inspect_err(|_| {
             let _ = fs::remove_file(dest);
         })
+    }
+
+    fn open(&self, file: &FileRef) -> Result<Box<dyn SnapshotReader>> {
+        // Checked through the handle that is then read, so the bytes checked are the bytes used.
+        let full = self.resolve(&file.path)?;
+        let missing_or = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::corruption(format!("checkpoint file {} is missing", file.path))
+            }
+            _ => Error::io(format!("cannot read checkpoint file {}", full.display()), e),
+        };
+        let mut handle = File::open(&full).map_err(missing_or)?;
+        let (size, crc) = checksum_reader(&mut handle).map_err(missing_or)?;
+        check_contents(file, size, crc)?;
+        handle.seek(SeekFrom::Start(0)).map_err(missing_or)?;
+        Ok(Box::new(handle))
     }
 
     fn verify(&self, file: &FileRef) -> Result<()> {
@@ -491,6 +631,10 @@ impl MemoryStorage {
 impl CheckpointStorage for MemoryStorage {
     fn describe(&self) -> String {
         format!("memory #{}", self.id)
+    }
+
+    fn as_dyn(&self) -> &dyn CheckpointStorage {
+        self
     }
 
     fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<FileRef> {
