@@ -79,7 +79,11 @@ fn main() -> Result<()> {
     println!("state: {keys} keys of {value_len} bytes ({gib} GiB)");
     let mut coordinator = CheckpointCoordinator::open(storage.clone(), 1)?;
     let metadata = measured("write full snapshot", || {
-        job::checkpoint(std::slice::from_ref(&source), &mut coordinator, SnapshotKind::Full)
+        job::checkpoint(
+            std::slice::from_ref(&source),
+            &mut coordinator,
+            SnapshotKind::Full,
+        )
     })?;
     source.close()?;
     let bytes: u64 = metadata.files().map(|f| f.size).sum();

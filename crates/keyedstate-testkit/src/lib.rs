@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
                 ttl::turning_ttl_on_or_off_is_incompatible,
                 ttl::changing_the_ttl_of_a_state_applies_the_new_one,
                 ttl::a_disabled_ttl_registers_the_state_without_ttl,
+                ttl::map_iteration_skips_runs_of_expired_entries,
                                 ttl::expired_entries_are_left_out_of_full_snapshots,
                                 metrics::metrics_report_entries_and_sampled_latency,
                 timers::timers_fire_in_timestamp_order_across_key_groups,

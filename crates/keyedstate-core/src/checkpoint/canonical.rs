@@ -213,7 +213,10 @@ impl<R: Read> Region<R> {
     fn framed(&mut self, out: &mut Vec<u8>) -> std::result::Result<(), String> {
         let len = self.varint()?;
         if len > self.left {
-            return Err(format!("frame of {len} bytes but only {} remain", self.left));
+            return Err(format!(
+                "frame of {len} bytes but only {} remain",
+                self.left
+            ));
         }
         out.clear();
         out.resize(len as usize, 0);
@@ -232,8 +235,7 @@ impl CanonicalSnapshot {
         max_parallelism: MaxParallelism,
     ) -> Result<Self> {
         let snapshot = Self::open(storage.open(file)?, &file.path)?;
-        if snapshot.max_parallelism != max_parallelism || snapshot.range != handle.key_group_range
-        {
+        if snapshot.max_parallelism != max_parallelism || snapshot.range != handle.key_group_range {
             return Err(Error::corruption(format!(
                 "full snapshot {}: holds key groups {} of max parallelism {}, but subtask {} of \
                  the checkpoint has key groups {} of max parallelism {max_parallelism}",
@@ -301,7 +303,9 @@ impl CanonicalSnapshot {
                 name: text(&name)?,
                 kind,
                 value_codec: text(&value_codec)?,
-                user_key_codec: (kind == StateKind::Map).then(|| text(&user_key_codec)).transpose()?,
+                user_key_codec: (kind == StateKind::Map)
+                    .then(|| text(&user_key_codec))
+                    .transpose()?,
                 ttl: (ttl_millis > 0).then_some(TtlMeta {
                     millis: ttl_millis,
                     incremental_cleanup: cleanup as u32,
@@ -358,7 +362,10 @@ impl CanonicalSnapshot {
             ))
         };
         if !self.range.contains(key_group) {
-            return Err(corrupt(format!("not in the snapshot's key groups {}", self.range)));
+            return Err(corrupt(format!(
+                "not in the snapshot's key groups {}",
+                self.range
+            )));
         }
         let i = self.range.offset_of(key_group);
         let start = self.offsets[i];

@@ -153,7 +153,12 @@ impl Write for DirectoryFile {
 
 impl FileWriter for DirectoryFile {
     fn finish(mut self: Box<Self>) -> Result<FileRef> {
-        let io = |e| Error::io(format!("cannot write checkpoint file {}", self.full.display()), e);
+        let io = |e| {
+            Error::io(
+                format!("cannot write checkpoint file {}", self.full.display()),
+                e,
+            )
+        };
         self.out.flush().map_err(io)?;
         self.out.get_ref().sync_all().map_err(io)?;
         fs::rename(&self.temporary, &self.full).map_err(io)?;

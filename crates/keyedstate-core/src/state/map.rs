@@ -102,10 +102,11 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
         })
     }
 
-    /// Reads up to [`CHUNK`] entries of the current key's map after user key `after`, as (user
-    /// key, value) bytes, leaving out expired entries. `entry_key` is the entry key (current key
-    /// and namespace) of the iteration: set on its first chunk, checked on later ones.
-    fn chunk(&self, after: Option<&[u8]>, entry_key: &mut Vec<u8>) -> Result<Vec<RawPair>> {
+    /// Reads the next [`CHUNK`] entries of the current key's map after user key `after`, as
+    /// (user key, value) bytes, leaving out expired entries. `entry_key` is the entry key
+    /// (current key and namespace) of the iteration: set on its first chunk, checked on later
+    /// ones.
+    fn chunk(&self, after: Option<&[u8]>, entry_key: &mut Vec<u8>) -> Result<Chunk> {
         self.handle.with(|a| {
             if after.is_none() {
                 entry_key.clear();
@@ -116,16 +117,19 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
                     self.handle.name()
                 )));
             }
-            let mut chunk = Vec::new();
+            let mut chunk = Chunk::default();
+            let mut scanned = 0;
             a.engine.map_scan(a.id, a.key, after, &mut |k, v| {
                 if let Some(value) = self.handle.visible(v)? {
-                    chunk.push((k.to_vec(), value.to_vec()));
+                    chunk.entries.push((k.to_vec(), value.to_vec()));
                 }
-                Ok(if chunk.len() == CHUNK {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                })
+                // Counted whether visible or not: the chunk bounds the work under the lock.
+                scanned += 1;
+                if scanned < CHUNK {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                chunk.resume_after = Some(k.to_vec());
+                Ok(ControlFlow::Break(()))
             })?;
             Ok(chunk)
         })
@@ -173,8 +177,7 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
     }
 
     pub fn is_empty(&self) -> Result<bool> {
-        let mut entry_key = Vec::new();
-        Ok(self.chunk(None, &mut entry_key)?.is_empty())
+        Ok(self.iter().next().transpose()?.is_none())
     }
 
     /// Removes every entry of the current key's map.
@@ -190,6 +193,14 @@ const CHUNK: usize = 256;
 /// A map entry's user key and value, serialized.
 type RawPair = (Vec<u8>, Vec<u8>);
 
+/// What one chunk read: the visible entries, and where the next chunk starts (`None`: the map
+/// has no more entries).
+#[derive(Default)]
+struct Chunk {
+    entries: Vec<RawPair>,
+    resume_after: Option<Vec<u8>>,
+}
+
 /// A lazy iteration of one map (see [`MapState::iter`]).
 pub struct MapIter<'s, UK, UV> {
     state: &'s MapState<UK, UV>,
@@ -204,12 +215,13 @@ impl<UK: 'static, UV: 'static> Iterator for MapIter<'_, UK, UV> {
     type Item = Result<(UK, UV)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.chunk.is_empty() && !self.done {
+        // A chunk may hold no visible entry (all expired) and still not be the last.
+        while self.chunk.is_empty() && !self.done {
             match self.state.chunk(self.after.as_deref(), &mut self.entry_key) {
                 Ok(chunk) => {
-                    self.done = chunk.len() < CHUNK;
-                    self.after = chunk.last().map(|(k, _)| k.clone());
-                    self.chunk = chunk.into();
+                    self.done = chunk.resume_after.is_none();
+                    self.after = chunk.resume_after;
+                    self.chunk = chunk.entries.into();
                 }
                 Err(e) => {
                     self.done = true;
