@@ -4,7 +4,7 @@
 use keyedstate_core::checkpoint::{CheckpointMetadata, CheckpointStorage, MemoryStorage};
 use keyedstate_core::{KeyedStateBackend, MaxParallelism, Result, SnapshotKind};
 use keyedstate_heap::HeapBackend;
-use keyedstate_testkit::job_model::{JobEngine, run_schedules};
+use keyedstate_testkit::job_model::{JobEngine, run_schedules, soak};
 use std::sync::Arc;
 
 struct Heap;
@@ -50,13 +50,10 @@ fn random_job_schedules_match_the_model() {
     assert_eq!(run_schedules(&Heap, 0, 300), 0);
 }
 
-/// `cargo test -p keyedstate-heap --release --test job_model -- --ignored soak`; the count from
-/// `KEYEDSTATE_SCHEDULES` (10,000 by default), from seed `KEYEDSTATE_FIRST_SEED` (1,000,000), so
-/// that several processes can share a range.
+/// `cargo test -p keyedstate-heap --release --test job_model -- --ignored soak` (see
+/// `job_model::soak` for its settings).
 #[test]
 #[ignore = "a soak: run by scripts/soak.sh"]
 fn soak_random_job_schedules() {
-    let count = std::env::var("KEYEDSTATE_SCHEDULES").map_or(10_000, |n| n.parse().unwrap());
-    let first = std::env::var("KEYEDSTATE_FIRST_SEED").map_or(1_000_000, |n| n.parse().unwrap());
-    assert_eq!(run_schedules(&Heap, first, count), 0);
+    assert_eq!(soak(&Heap), 0);
 }

@@ -5,7 +5,7 @@
 use keyedstate_core::checkpoint::{CheckpointMetadata, CheckpointStorage, DirectoryStorage};
 use keyedstate_core::{KeyedStateBackend, MaxParallelism, Result, SnapshotKind};
 use keyedstate_rocksdb::{RescaleMethod, RocksDbBackend, RocksDbConfig, TimerStore};
-use keyedstate_testkit::job_model::{JobEngine, run_schedules};
+use keyedstate_testkit::job_model::{JobEngine, run_schedules, soak};
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,14 +89,11 @@ fn random_job_schedules_with_heap_timers_and_write_batches_match_the_model() {
     assert_eq!(run_schedules(&engine, 500_000, 40), 0);
 }
 
-/// `cargo test -p keyedstate-rocksdb --release --test job_model -- --ignored soak`; the count from
-/// `KEYEDSTATE_SCHEDULES` (10,000 by default), from seed `KEYEDSTATE_FIRST_SEED` (1,000,000), so
-/// that several processes can share a range.
+/// `cargo test -p keyedstate-rocksdb --release --test job_model -- --ignored soak` (see
+/// `job_model::soak` for its settings).
 #[test]
 #[ignore = "a soak: run by scripts/soak.sh"]
 fn soak_random_job_schedules() {
-    let count = std::env::var("KEYEDSTATE_SCHEDULES").map_or(10_000, |n| n.parse().unwrap());
-    let first = std::env::var("KEYEDSTATE_FIRST_SEED").map_or(1_000_000, |n| n.parse().unwrap());
     let engine = RocksDb::new(TimerStore::RocksDb, RescaleMethod::Ingest);
-    assert_eq!(run_schedules(&engine, first, count), 0);
+    assert_eq!(soak(&engine), 0);
 }

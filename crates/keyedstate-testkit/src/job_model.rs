@@ -754,3 +754,14 @@ pub fn run_schedules(engine: &dyn JobEngine, first_seed: u64, count: u64) -> u64
     );
     divergences
 }
+
+/// The soak: `KEYEDSTATE_SCHEDULES` schedules (10,000 by default) from seed
+/// `KEYEDSTATE_FIRST_SEED` (1,000,000), so that several processes can share a range; returns
+/// the divergences.
+pub fn soak(engine: &dyn JobEngine) -> u64 {
+    let number = |name: &str, default: u64| {
+        std::env::var(name).map_or(default, |n| n.parse().expect("a number"))
+    };
+    let count = number("KEYEDSTATE_SCHEDULES", 10_000);
+    run_schedules(engine, number("KEYEDSTATE_FIRST_SEED", 1_000_000), count)
+}
