@@ -17,6 +17,7 @@ use keyedstate::heap::HeapBackend;
 use keyedstate::job;
 use keyedstate::rocksdb::{RocksDbBackend, RocksDbConfig};
 use keyedstate::{KeyGroupRange, MaxParallelism, Result, SnapshotKind, ValueStateDescriptor};
+use keyedstate_testkit::model::Rng;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -64,15 +65,10 @@ fn main() -> Result<()> {
     config.delete_on_close = true;
     let source = RocksDbBackend::open(config)?;
     let state = source.value_state(&ValueStateDescriptor::<Vec<u8>>::new("payload"))?;
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut value = vec![0u8; value_len];
     for key in 0..keys {
-        for chunk in value.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-        }
+        rng.fill(&mut value);
         source.set_current_key(&key)?;
         state.update(&value)?;
     }

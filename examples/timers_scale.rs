@@ -14,6 +14,7 @@
 use keyedstate::heap::HeapBackend;
 use keyedstate::rocksdb::{RocksDbBackend, RocksDbConfig};
 use keyedstate::{KeyedStateBackend, MaxParallelism, Result, TimeDomain};
+use keyedstate_testkit::model::Rng;
 use std::time::Instant;
 
 /// Nanoseconds per timer to register and to fire `n` timers.
@@ -29,14 +30,11 @@ fn run(engine: &str, n: u64) -> Result<(f64, f64)> {
         ))?,
     };
     let timers = backend.timer_service()?;
-    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let started = Instant::now();
     for key in 0..n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
         backend.set_current_key(&key)?;
-        timers.register(TimeDomain::EventTime, &(), (x % 1_000_000_000) as i64)?;
+        timers.register(TimeDomain::EventTime, &(), rng.below(1_000_000_000) as i64)?;
     }
     let registered = started.elapsed();
     let started = Instant::now();

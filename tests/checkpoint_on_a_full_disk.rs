@@ -41,21 +41,15 @@ fn mount_tmpfs(dir: &std::path::Path, size: &str, remount: bool) {
 
 /// Adds about `bytes` of incompressible state.
 fn add_bulk(job: &TestJob, bytes: usize) {
-    let mut x = 0x1234_5678_u64;
+    let mut rng = keyedstate_testkit::model::Rng::new(0x1234_5678);
     for key in 0..(bytes / 10_000) as u64 {
         let backend = job.backend_of(key);
         let bulk = backend
             .value_state(&ValueStateDescriptor::<Vec<u8>>::new("bulk"))
             .unwrap();
         backend.set_current_key(&key).unwrap();
-        let value: Vec<u8> = (0..10_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut value = vec![0u8; 10_000];
+        rng.fill(&mut value);
         bulk.update(&value).unwrap();
     }
 }

@@ -7,6 +7,7 @@ use keyedstate::checkpoint::{
 };
 use keyedstate::job::{self, Engine};
 use keyedstate::{MaxParallelism, SnapshotKind, ValueStateDescriptor};
+use keyedstate_testkit::model::Rng;
 use std::sync::Arc;
 
 fn stored_bytes(metadata: &CheckpointMetadata) -> u64 {
@@ -24,18 +25,12 @@ fn rescale_one_to_seven_writes_at_most_the_input_bytes_and_a_tenth() {
     let value = backend
         .value_state(&ValueStateDescriptor::<Vec<u8>>::new("payload"))
         .unwrap();
-    // Incompressible-ish values, so that the files' sizes follow their entries.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    // Incompressible values, so that the files' sizes follow their entries.
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut bytes = vec![0u8; 64];
     for key in 0..40_000u64 {
         backend.set_current_key(&key).unwrap();
-        let bytes: Vec<u8> = (0..64)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        rng.fill(&mut bytes);
         value.update(&bytes).unwrap();
     }
     let input = job::checkpoint(

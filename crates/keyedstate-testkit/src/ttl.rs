@@ -20,6 +20,15 @@ fn at(factory: &Factory, millis: u64) -> (Instance, Arc<ManualClock>) {
     (factory(max_p, max_p.full_range(), clock.clone()), clock)
 }
 
+/// The meta info `state` is registered with.
+fn registered(i: &Instance, state: &str) -> keyedstate_core::StateMeta {
+    i.backend
+        .states()
+        .into_iter()
+        .find(|m| m.name == state)
+        .expect("the state is registered")
+}
+
 /// Entries physically stored for `state`, expired or not.
 fn stored(i: &Instance, state: &str) -> usize {
     crate::fixture::stored_entries(&i.backend, state)
@@ -207,12 +216,7 @@ pub fn changing_the_ttl_of_a_state_applies_the_new_one(factory: &Factory) {
         .unwrap();
     clock.set(1000 + 5 * TTL.as_millis() as u64);
     assert_eq!(value.get().unwrap(), Some(7), "within the new TTL");
-    let meta = i
-        .backend
-        .states()
-        .into_iter()
-        .find(|m| m.name == "v")
-        .unwrap();
+    let meta = registered(&i, "v");
     assert_eq!(meta.ttl.unwrap().millis, 10 * TTL.as_millis() as u64);
     clock.set(1000 + 5 * TTL.as_millis() as u64 + 10 * TTL.as_millis() as u64);
     assert_eq!(value.get().unwrap(), None, "past the new TTL");
@@ -230,12 +234,7 @@ pub fn a_disabled_ttl_registers_the_state_without_ttl(factory: &Factory) {
     value.update(&7).unwrap();
     clock.set(1_000_000);
     assert_eq!(value.get().unwrap(), Some(7), "never expires");
-    let meta = i
-        .backend
-        .states()
-        .into_iter()
-        .find(|m| m.name == "v")
-        .unwrap();
+    let meta = registered(&i, "v");
     assert_eq!(meta.ttl, None);
     // The same as a state without TTL: registering it so is compatible.
     i.backend
