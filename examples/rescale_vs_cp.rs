@@ -49,7 +49,7 @@ fn main() -> Result<()> {
         let mut key_bytes = Vec::new();
         for key in 0..keys {
             key_bytes.clear();
-            keyedstate::codec::bincode_encode(&key, &mut key_bytes)?;
+            keyedstate::codec::encode(&key, &mut key_bytes)?;
             let backend = &backends[max_p.subtask_of(max_p.key_group_of(&key_bytes), 2)? as usize];
             for chunk in value.chunks_mut(8) {
                 rng ^= rng << 13;

@@ -7,9 +7,11 @@ mod common;
 
 use common::{TestJob, directory_coordinator};
 use keyedstate::checkpoint::{CheckpointMetadata, CheckpointStorage, load_metadata};
-use keyedstate::codec::bincode_encode;
+use keyedstate::codec;
 use keyedstate::job::{self, Engine};
-use keyedstate::{ErrorKind, KeyedStateBackend, SnapshotKind, ValueStateDescriptor};
+use keyedstate::{
+    ErrorKind, KeyedStateBackend, MaxParallelism, SnapshotKind, ValueStateDescriptor,
+};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -35,7 +37,7 @@ fn write_late_on_subtask_one(job: &TestJob) -> Vec<u64> {
 
 fn key_group_of(job: &TestJob, key: u64) -> u16 {
     let mut bytes = Vec::new();
-    bincode_encode(&key, &mut bytes).unwrap();
+    codec::encode(&key, &mut bytes).unwrap();
     job.max_p.key_group_of(&bytes)
 }
 
@@ -202,6 +204,44 @@ fn version_1_metadata_without_per_subtask_states_still_restores() {
         for parallelism in [2, 3] {
             let restored = TestJob::restored(engine, &old, &storage, parallelism).unwrap();
             assert_eq!(restored.digest(), digest, "{engine:?} at {parallelism}");
+            // Its keys were bincode encodings then: no key type of this version matches them.
+            let err = restored.backends[0].set_current_key(&0u64).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::IncompatibleState, "{err}");
+            assert!(err.to_string().contains("metadata version 1 or 2"), "{err}");
         }
+    }
+}
+
+/// A checkpoint records its keys' codec: a job restored with keys of another type is refused
+/// (`i64` keys over `u64` ones would land in other key groups), the same type goes on.
+#[test]
+fn a_restore_with_keys_of_another_type_is_incompatible() {
+    for engine in [Engine::RocksDb, Engine::Heap] {
+        let (_dir, storage, mut coordinator) = directory_coordinator(1);
+        let job = TestJob::new(engine, 128, 2);
+        job.write_round(0);
+        let metadata = job.checkpoint(&mut coordinator, SnapshotKind::Full);
+        assert_eq!(metadata.key_codec.as_deref(), Some("ks1:u64"));
+        assert!(
+            metadata
+                .subtasks
+                .iter()
+                .all(|h| h.key_codec.as_deref() == Some("ks1:u64"))
+        );
+        let restored = TestJob::restored(engine, &metadata, &storage, 3).unwrap();
+        for backend in &restored.backends {
+            let err = backend.set_current_key(&0i64).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::IncompatibleState, "{err}");
+            assert!(err.to_string().contains("'ks1:u64'"), "{err}");
+        }
+        let range = restored.backends[0].key_group_range();
+        let key = (0u64..)
+            .find(|k| {
+                let mut bytes = Vec::new();
+                codec::encode(k, &mut bytes).unwrap();
+                range.contains(MaxParallelism::new(128).unwrap().key_group_of(&bytes))
+            })
+            .unwrap();
+        restored.backends[0].set_current_key(&key).unwrap();
     }
 }

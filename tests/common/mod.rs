@@ -5,7 +5,7 @@
 use keyedstate::checkpoint::{
     CheckpointCoordinator, CheckpointMetadata, CheckpointStorage, DirectoryStorage,
 };
-use keyedstate::codec::bincode_encode;
+use keyedstate::codec;
 use keyedstate::job::{self, Engine};
 use keyedstate::{
     KeyedStateBackend, ListStateDescriptor, MapStateDescriptor, MaxParallelism,
@@ -57,7 +57,7 @@ impl TestJob {
 
     pub fn backend_of(&self, key: u64) -> &KeyedStateBackend {
         let mut bytes = Vec::new();
-        bincode_encode(&key, &mut bytes).unwrap();
+        codec::encode(&key, &mut bytes).unwrap();
         let p = self.backends.len() as u32;
         &self.backends[self
             .max_p

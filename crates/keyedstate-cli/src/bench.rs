@@ -2,14 +2,16 @@
 //! benchmarks) through the public API, with its baselines measured in the same run.
 //!
 //! 500,000 u64 keys visited in one shuffled order (fixed by the seed); max parallelism 2; every
-//! operation is set-current-key plus one state call. Checkpoint: 10% of the keys change, then one
-//! checkpoint is taken to a local directory (timed without the change), counted in checkpoints
-//! per second. Baselines: `raw-rocksdb` (put, get and merge on the identical key bytes with the
+//! operation is set-current-key plus one state call. Each group (value, list, map, checkpoint)
+//! runs on a fresh backend holding only its state, in the order of `../shared/DESIGN.md`, so the
+//! figures compare like for like with Flink's (`vs-flink.sh`). Checkpoint: value state only; a
+//! base checkpoint, then rounds of 10% of the keys changing and one checkpoint taken to a local
+//! directory (timed without the change), counted in checkpoints per second. Baselines: `raw-rocksdb` (put, get and merge on the identical key bytes with the
 //! identical options) and `std-hashmap`.
 
 use clap::{Args, ValueEnum};
 use keyedstate::checkpoint::{CheckpointCoordinator, CheckpointStorage, DirectoryStorage};
-use keyedstate::codec::bincode_encode;
+use keyedstate::codec;
 use keyedstate::job::{self, Engine};
 use keyedstate::key_layout::{list_elements, put_framed, put_key_group};
 use keyedstate::rocksdb::{OptionsProfile, RawBaseline, RocksDbBackend, RocksDbConfig};
@@ -31,12 +33,19 @@ pub struct BenchArgs {
     /// Number of keys.
     #[arg(long, default_value_t = 500_000)]
     keys: u64,
-    /// Timed passes over all keys per benchmark (checkpoints per checkpoint benchmark).
+    /// Timed passes over all keys per benchmark.
     #[arg(long, default_value_t = 5)]
     passes: u32,
     /// Untimed passes before the timed ones.
     #[arg(long, default_value_t = 2)]
     warmup: u32,
+    /// Which groups to run, in the workload's order: value, list, map, checkpoint (comma
+    /// separated; all by default).
+    #[arg(long, value_delimiter = ',', default_value = "value,list,map,checkpoint", value_parser = ["value", "list", "map", "checkpoint"])]
+    groups: Vec<String>,
+    /// Timed checkpoints per checkpoint benchmark (after an untimed base checkpoint).
+    #[arg(long, default_value_t = 3)]
+    checkpoint_rounds: u32,
     /// Seed of the shuffled key order.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -120,9 +129,9 @@ fn shuffled(keys: u64, seed: u64) -> Vec<u64> {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if args.keys == 0 || args.passes == 0 {
+    if args.keys == 0 || args.passes == 0 || args.checkpoint_rounds == 0 {
         return Err(Error::invalid_argument(
-            "--keys and --passes must be at least 1",
+            "--keys, --passes and --checkpoint-rounds must be at least 1",
         ));
     }
     if cfg!(debug_assertions) {
@@ -145,91 +154,128 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) -> Result<()> {
-    let backend = match engine {
-        Engine::RocksDb => RocksDbBackend::open(rocksdb_config(args, dir.join("work"))?)?,
-        Engine::Heap => {
-            let max_p = MaxParallelism::new(2)?;
-            job::open_subtask(engine, max_p, 1, 0, &dir.join("work"))?
-        }
-    };
-    let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
-    let list = backend.list_state(&ListStateDescriptor::<u64>::new("list"))?;
-    let map = backend.map_state(&MapStateDescriptor::<u64, f64>::new("map"))?;
-    for &key in order {
-        backend.set_current_key(&key)?;
-        value.update(&key)?;
-        list.add(&key)?;
-        for user_key in 0..USER_KEYS {
-            map.put(&user_key, &(key as f64))?;
-        }
+/// A fresh backend of `engine` in `dir/name`, as each benchmark group gets one (JMH forks).
+fn fresh_backend(
+    args: &BenchArgs,
+    engine: Engine,
+    dir: &Path,
+    name: &str,
+) -> Result<KeyedStateBackend> {
+    let path = dir.join(format!("{}-{name}", engine.name()));
+    match engine {
+        Engine::RocksDb => RocksDbBackend::open(rocksdb_config(args, path)?),
+        Engine::Heap => job::open_subtask(engine, MaxParallelism::new(2)?, 1, 0, &path),
     }
+}
+
+/// The workload's groups, each on a fresh backend holding only its state, in the design's order.
+fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) -> Result<()> {
     let (w, p) = (args.warmup, args.passes);
     let name = engine.name();
-    let b = &backend;
-    report(
-        name,
-        "valueUpdate",
-        measure(order, w, p, |_, k| {
-            b.set_current_key(&k).and_then(|()| value.update(&(k + 1)))
-        })?,
-    );
-    report(
-        name,
-        "valueGet",
-        measure(order, w, p, |_, k| {
-            b.set_current_key(&k)
-                .and_then(|()| value.get().map(black_box).map(drop))
-        })?,
-    );
-    report(
-        name,
-        "listAppend",
-        measure(order, w, p, |_, k| {
-            b.set_current_key(&k).and_then(|()| list.add(&k))
-        })?,
-    );
-    report(
-        name,
-        "listGetAndIterate",
-        measure(order, w, p, |_, k| {
-            b.set_current_key(&k)?;
-            black_box(list.get()?.iter().sum::<u64>());
-            Ok(())
-        })?,
-    );
-    report(
-        name,
-        "mapUpdate",
-        measure(order, w, p, |_, k| {
-            b.set_current_key(&k)
-                .and_then(|()| map.put(&(k % USER_KEYS), &(k as f64 + 0.5)))
-        })?,
-    );
-    report(
-        name,
-        "mapGet",
-        measure(order, w, p, |_, k| {
-            b.set_current_key(&k)
-                .and_then(|()| map.get(&(k % USER_KEYS)).map(black_box).map(drop))
-        })?,
-    );
+    let runs = |group: &str| args.groups.iter().any(|g| g == group);
+
+    if runs("value") {
+        let b = fresh_backend(args, engine, dir, "value")?;
+        let value = b.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
+        for &key in order {
+            b.set_current_key(&key)?;
+            value.update(&key)?;
+        }
+        report(
+            name,
+            "valueUpdate",
+            measure(order, w, p, |_, k| {
+                b.set_current_key(&k).and_then(|()| value.update(&(k + 1)))
+            })?,
+        );
+        report(
+            name,
+            "valueGet",
+            measure(order, w, p, |_, k| {
+                b.set_current_key(&k)
+                    .and_then(|()| value.get().map(black_box).map(drop))
+            })?,
+        );
+        b.close()?;
+    }
+
+    if runs("list") {
+        // One element per key, compacted (RocksDB), read before anything is appended.
+        let b = fresh_backend(args, engine, dir, "list")?;
+        let list = b.list_state(&ListStateDescriptor::<u64>::new("list"))?;
+        for &key in order {
+            b.set_current_key(&key)?;
+            list.add(&key)?;
+        }
+        b.compact()?;
+        report(
+            name,
+            "listGetAndIterate",
+            measure(order, w, p, |_, k| {
+                b.set_current_key(&k)?;
+                black_box(list.get()?.iter().sum::<u64>());
+                Ok(())
+            })?,
+        );
+        report(
+            name,
+            "listAppend",
+            measure(order, w, p, |_, k| {
+                b.set_current_key(&k).and_then(|()| list.add(&k))
+            })?,
+        );
+        b.close()?;
+    }
+
+    if runs("map") {
+        let b = fresh_backend(args, engine, dir, "map")?;
+        let map = b.map_state(&MapStateDescriptor::<u64, f64>::new("map"))?;
+        for &key in order {
+            b.set_current_key(&key)?;
+            for user_key in 0..USER_KEYS {
+                map.put(&user_key, &(key as f64))?;
+            }
+        }
+        report(
+            name,
+            "mapUpdate",
+            measure(order, w, p, |_, k| {
+                b.set_current_key(&k)
+                    .and_then(|()| map.put(&(k % USER_KEYS), &(k as f64 + 0.5)))
+            })?,
+        );
+        report(
+            name,
+            "mapGet",
+            measure(order, w, p, |_, k| {
+                b.set_current_key(&k)
+                    .and_then(|()| map.get(&(k % USER_KEYS)).map(black_box).map(drop))
+            })?,
+        );
+        b.close()?;
+    }
+
+    if !runs("checkpoint") {
+        return Ok(());
+    }
     let kinds: &[SnapshotKind] = match engine {
         Engine::RocksDb => &[SnapshotKind::Incremental, SnapshotKind::Full],
         Engine::Heap => &[SnapshotKind::Full],
     };
     for &kind in kinds {
-        bench_checkpoints(args, engine, kind, &backend, order, dir)?;
+        bench_checkpoints(args, engine, kind, order, dir)?;
     }
-    backend.close()
+    Ok(())
 }
 
-/// Checkpoint figures: checkpoints per second on stdout; pause, time and bytes on stderr.
+/// Checkpoint figures on a fresh backend holding value state only (key i holding i): a base
+/// checkpoint, then `--checkpoint-rounds` rounds of changing a different tenth of the keys
+/// (untimed) and one timed checkpoint (synchronous part, asynchronous part to a local directory,
+/// completion). Checkpoints per second on stdout; pause, time and bytes on stderr.
 fn bench_checkpoints(
     args: &BenchArgs,
     engine: Engine,
     kind: SnapshotKind,
-    backend: &KeyedStateBackend,
     order: &[u64],
     dir: &Path,
 ) -> Result<()> {
@@ -238,15 +284,34 @@ fn bench_checkpoints(
     } else {
         "checkpointIncremental"
     };
+    let backend = fresh_backend(args, engine, dir, name)?;
+    let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
+    for key in 0..order.len() as u64 {
+        backend.set_current_key(&key)?;
+        value.update(&key)?;
+    }
     let root = dir.join(format!("checkpoints-{}-{name}", engine.name()));
     let storage: Arc<dyn CheckpointStorage> = Arc::new(DirectoryStorage::new(&root)?);
     let mut coordinator = CheckpointCoordinator::open(storage.clone(), 1)?;
-    let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
+    let checkpoint = |coordinator: &mut CheckpointCoordinator| -> Result<_> {
+        let started = Instant::now();
+        let pending = coordinator.trigger()?;
+        let snapshot = backend.snapshot(pending.id(), kind)?;
+        let synchronous = started.elapsed();
+        let handle = snapshot.run(&storage, 0)?;
+        let metadata = coordinator
+            .complete(pending, backend.max_parallelism(), vec![handle])?
+            .clone();
+        backend.notify_checkpoint_complete(metadata.checkpoint_id)?;
+        Ok((started.elapsed(), synchronous, metadata))
+    };
+    let (_, _, base) = checkpoint(&mut coordinator)?;
+    let mut previous: Vec<String> = base.files().map(|f| f.path.clone()).collect();
     let tenth = order.len().div_ceil(10);
     let (mut total, mut pause, mut bytes, mut shared_bytes) =
         (Duration::ZERO, Duration::ZERO, 0u64, 0u64);
-    let mut previous: Vec<String> = Vec::new();
-    for round in 0..args.warmup + args.passes {
+    let rounds = args.checkpoint_rounds;
+    for round in 0..rounds {
         // Change 10% of the keys: a different tenth each round.
         for &key in order
             .iter()
@@ -257,35 +322,23 @@ fn bench_checkpoints(
             backend.set_current_key(&key)?;
             value.update(&(key + u64::from(round) + 7))?;
         }
-        let started = Instant::now();
-        let pending = coordinator.trigger()?;
-        let snapshot = backend.snapshot(pending.id(), kind)?;
-        let synchronous = started.elapsed();
-        let handle = snapshot.run(&storage, 0)?;
-        let metadata = coordinator
-            .complete(pending, backend.max_parallelism(), vec![handle])?
-            .clone();
-        backend.notify_checkpoint_complete(metadata.checkpoint_id)?;
-        let elapsed = started.elapsed();
+        let (elapsed, synchronous, metadata) = checkpoint(&mut coordinator)?;
         // What this checkpoint added: new shared files (SSTs that changed) and its own files.
         let new = || metadata.files().filter(|f| !previous.contains(&f.path));
-        let new_shared: u64 = new().filter(|f| f.is_shared()).map(|f| f.size).sum();
-        let written: u64 = new().map(|f| f.size).sum();
+        shared_bytes += new().filter(|f| f.is_shared()).map(|f| f.size).sum::<u64>();
+        bytes += new().map(|f| f.size).sum::<u64>();
         previous = metadata.files().map(|f| f.path.clone()).collect();
-        if round >= args.warmup {
-            total += elapsed;
-            pause += synchronous;
-            bytes += written;
-            shared_bytes += new_shared;
-        }
+        total += elapsed;
+        pause += synchronous;
     }
-    let n = f64::from(args.passes);
+    backend.close()?;
+    let n = f64::from(rounds);
     report(engine.name(), name, n / total.as_secs_f64());
     // Only incremental checkpoints add SST files; the ratio is what the targets speak of.
     let sst = if shared_bytes > 0 {
         format!(
             ", of which {} bytes of new SST files (written / new SST: {:.2})",
-            shared_bytes / u64::from(args.passes),
+            shared_bytes / u64::from(rounds),
             bytes as f64 / shared_bytes as f64
         )
     } else {
@@ -296,7 +349,7 @@ fn bench_checkpoints(
         engine.name(),
         total.as_secs_f64() * 1e3 / n,
         pause.as_secs_f64() * 1e3 / n,
-        bytes / u64::from(args.passes)
+        bytes / u64::from(rounds)
     );
     Ok(())
 }
@@ -305,7 +358,7 @@ fn bench_checkpoints(
 fn entry_key(key: u64) -> Result<Vec<u8>> {
     let max_p = MaxParallelism::new(2)?;
     let mut serialized = Vec::new();
-    bincode_encode(&key, &mut serialized)?;
+    codec::encode(&key, &mut serialized)?;
     let mut out = Vec::with_capacity(serialized.len() + 4);
     put_key_group(
         &mut out,
@@ -318,14 +371,11 @@ fn entry_key(key: u64) -> Result<Vec<u8>> {
 }
 
 fn bench_raw_rocksdb(args: &BenchArgs, order: &[u64], dir: &Path) -> Result<()> {
-    let config = rocksdb_config(args, dir.join("raw"))?;
-    let raw = RawBaseline::open(&config, &["value", "list", "map"])?;
-    let (value_cf, list_cf, map_cf) = (0, 1, 2);
     // Key bytes and encoded values as the backend would produce them, computed up front and
     // indexed by position in `order`, so the timed loop does nothing but the RocksDB call.
     let encode = |v: u64| -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        bincode_encode(&v, &mut out)?;
+        codec::encode(&v, &mut out)?;
         Ok(out)
     };
     let element = |v: u64| -> Result<Vec<u8>> {
@@ -337,71 +387,95 @@ fn bench_raw_rocksdb(args: &BenchArgs, order: &[u64], dir: &Path) -> Result<()> 
         order.iter().map(|&k| f(k)).collect()
     };
     let keys = per_key(&entry_key)?;
-    let map_keys: Vec<Vec<Vec<u8>>> = (0..USER_KEYS)
-        .map(|uk| {
-            let user_key = encode(uk)?;
-            Ok(keys
-                .iter()
-                .map(|key| [key.as_slice(), &user_key].concat())
-                .collect())
-        })
-        .collect::<Result<_>>()?;
-    let map_key = |i: usize, k: u64| &map_keys[(k % USER_KEYS) as usize][i];
-    for (i, &k) in order.iter().enumerate() {
-        raw.put(value_cf, &keys[i], &encode(k)?)?;
-        raw.merge(list_cf, &keys[i], &element(k)?)?;
-        for keys_of_user_key in &map_keys {
-            raw.put(map_cf, &keys_of_user_key[i], &(k as f64).to_le_bytes())?;
-        }
-    }
-    let values = per_key(&|k| encode(k + 1))?;
-    let elements = per_key(&element)?;
     let (w, p) = (args.warmup, args.passes);
-    let mut out = Vec::new();
     let name = "raw-rocksdb";
-    report(
-        name,
-        "valueUpdate",
-        measure(order, w, p, |i, _| raw.put(value_cf, &keys[i], &values[i]))?,
-    );
-    report(
-        name,
-        "valueGet",
-        measure(order, w, p, |i, _| {
-            raw.get(value_cf, &keys[i], &mut out).map(drop)
-        })?,
-    );
-    report(
-        name,
-        "listAppend",
-        measure(order, w, p, |i, _| {
-            raw.merge(list_cf, &keys[i], &elements[i])
-        })?,
-    );
-    report(
-        name,
-        "listGetAndIterate",
-        measure(order, w, p, |i, _| {
-            raw.get(list_cf, &keys[i], &mut out)?;
-            black_box(list_elements(&out).count());
-            Ok(())
-        })?,
-    );
-    let map_value = 0.5f64.to_le_bytes();
-    report(
-        name,
-        "mapUpdate",
-        measure(order, w, p, |i, k| {
-            raw.put(map_cf, map_key(i, k), &map_value)
-        })?,
-    );
-    report(
-        name,
-        "mapGet",
-        measure(order, w, p, |i, k| {
-            raw.get(map_cf, map_key(i, k), &mut out).map(drop)
-        })?,
-    );
+    let mut out = Vec::new();
+    // Each group on a fresh instance, as the backend's.
+    let open = |group: &str| {
+        RawBaseline::open(
+            &rocksdb_config(args, dir.join(format!("raw-{group}")))?,
+            &[group],
+        )
+    };
+
+    let runs = |group: &str| args.groups.iter().any(|g| g == group);
+    if runs("value") {
+        let raw = open("value")?;
+        for (i, &k) in order.iter().enumerate() {
+            raw.put(0, &keys[i], &encode(k)?)?;
+        }
+        let values = per_key(&|k| encode(k + 1))?;
+        report(
+            name,
+            "valueUpdate",
+            measure(order, w, p, |i, _| raw.put(0, &keys[i], &values[i]))?,
+        );
+        report(
+            name,
+            "valueGet",
+            measure(order, w, p, |i, _| raw.get(0, &keys[i], &mut out).map(drop))?,
+        );
+    }
+
+    if runs("list") {
+        let raw = open("list")?;
+        let elements = per_key(&element)?;
+        for i in 0..order.len() {
+            raw.merge(0, &keys[i], &elements[i])?;
+        }
+        raw.compact(0)?;
+        report(
+            name,
+            "listGetAndIterate",
+            measure(order, w, p, |i, _| {
+                raw.get(0, &keys[i], &mut out)?;
+                black_box(list_elements(&out).count());
+                Ok(())
+            })?,
+        );
+        report(
+            name,
+            "listAppend",
+            measure(order, w, p, |i, _| raw.merge(0, &keys[i], &elements[i]))?,
+        );
+    }
+
+    if runs("map") {
+        let raw = open("map")?;
+        let map_keys: Vec<Vec<Vec<u8>>> = (0..USER_KEYS)
+            .map(|uk| {
+                let user_key = encode(uk)?;
+                Ok(keys
+                    .iter()
+                    .map(|key| [key.as_slice(), &user_key].concat())
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        let map_key = |i: usize, k: u64| &map_keys[(k % USER_KEYS) as usize][i];
+        let f64_bytes = |v: f64| -> Result<Vec<u8>> {
+            let mut out = Vec::new();
+            codec::encode(&v, &mut out)?;
+            Ok(out)
+        };
+        for (i, &k) in order.iter().enumerate() {
+            for keys_of_user_key in &map_keys {
+                raw.put(0, &keys_of_user_key[i], &f64_bytes(k as f64)?)?;
+            }
+        }
+        let map_value = f64_bytes(0.5)?;
+        report(
+            name,
+            "mapUpdate",
+            measure(order, w, p, |i, k| raw.put(0, map_key(i, k), &map_value))?,
+        );
+        report(
+            name,
+            "mapGet",
+            measure(order, w, p, |i, k| {
+                raw.get(0, map_key(i, k), &mut out).map(drop)
+            })?,
+        );
+    }
     Ok(())
 }
 
@@ -432,17 +506,17 @@ fn bench_std_hashmap(args: &BenchArgs, order: &[u64]) -> Result<()> {
     );
     report(
         name,
-        "listAppend",
+        "listGetAndIterate",
         measure(order, w, p, |_, k| {
-            list.entry(k).or_default().push(k);
+            black_box(list.get(&k).map(|l| l.iter().sum::<u64>()));
             Ok(())
         })?,
     );
     report(
         name,
-        "listGetAndIterate",
+        "listAppend",
         measure(order, w, p, |_, k| {
-            black_box(list.get(&k).map(|l| l.iter().sum::<u64>()));
+            list.entry(k).or_default().push(k);
             Ok(())
         })?,
     );

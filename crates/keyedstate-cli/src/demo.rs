@@ -13,7 +13,7 @@ use keyedstate::checkpoint::{
     CheckpointCoordinator, CheckpointStorage, DirectoryStorage, PendingCheckpoint, RestoreMode,
     SubtaskHandle, load_latest,
 };
-use keyedstate::codec::bincode_encode;
+use keyedstate::codec;
 use keyedstate::job::{self, Engine};
 use keyedstate::metrics::{BackendMetrics, LatencyHistogram};
 use keyedstate::{
@@ -440,7 +440,7 @@ fn source(
     for record in 0..args.records {
         let key = key_of(record, args.keys);
         key_bytes.clear();
-        bincode_encode(&key, &mut key_bytes)?;
+        codec::encode(&key, &mut key_bytes)?;
         let subtask = max_p.subtask_of(max_p.key_group_of(&key_bytes), args.parallelism)? as usize;
         batches[subtask].push((key, record));
         if batches[subtask].len() == BATCH {

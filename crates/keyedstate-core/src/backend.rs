@@ -152,6 +152,12 @@ pub trait StateBackend: KeyGroupSource + Send {
     /// Every registered state, indexed by id.
     fn states(&self) -> &[StateMeta];
 
+    /// The codec id of the keys this instance holds: set by the typed layer on the first key,
+    /// or by a restore from the checkpoint's; recorded in every snapshot's handle.
+    fn key_codec(&self) -> Option<&str>;
+
+    fn set_key_codec(&mut self, codec: &str);
+
     /// Reads a value, list or accumulator into `out` (cleared first); false when absent.
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool>;
 
@@ -248,6 +254,7 @@ pub trait StateBackend: KeyGroupSource + Send {
 pub struct StateRegistry {
     metas: Vec<StateMeta>,
     by_name: HashMap<String, StateId>,
+    key_codec: Option<String>,
 }
 
 /// The outcome of [`StateRegistry::register`].
@@ -283,6 +290,14 @@ impl StateRegistry {
 
     pub fn metas(&self) -> &[StateMeta] {
         &self.metas
+    }
+
+    pub fn key_codec(&self) -> Option<&str> {
+        self.key_codec.as_deref()
+    }
+
+    pub fn set_key_codec(&mut self, codec: &str) {
+        self.key_codec = Some(codec.to_owned());
     }
 
     pub fn id_of(&self, name: &str) -> Option<StateId> {

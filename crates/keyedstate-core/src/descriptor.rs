@@ -1,7 +1,7 @@
 //! State descriptors: how a state is registered (name, kind, codecs, functions), and the
 //! persisted [`StateMeta`] that later registrations and restores are checked against.
 
-use crate::codec::{BincodeCodec, Codec};
+use crate::codec::{Codec, StateCodec};
 use crate::error::{Error, Result};
 use crate::ttl::{StateTtlConfig, TtlMeta};
 use serde::de::DeserializeOwned;
@@ -124,7 +124,7 @@ pub struct ValueStateDescriptor<V> {
 
 impl<V: Serialize + DeserializeOwned + 'static> ValueStateDescriptor<V> {
     pub fn new(name: impl Into<String>) -> Self {
-        Self::with_codec(name, BincodeCodec::new())
+        Self::with_codec(name, StateCodec::new())
     }
 }
 
@@ -147,7 +147,7 @@ pub struct ListStateDescriptor<V> {
 
 impl<V: Serialize + DeserializeOwned + 'static> ListStateDescriptor<V> {
     pub fn new(name: impl Into<String>) -> Self {
-        Self::with_codec(name, BincodeCodec::new())
+        Self::with_codec(name, StateCodec::new())
     }
 }
 
@@ -175,7 +175,7 @@ where
     UV: Serialize + DeserializeOwned + 'static,
 {
     pub fn new(name: impl Into<String>) -> Self {
-        Self::with_codecs(name, BincodeCodec::new(), BincodeCodec::new())
+        Self::with_codecs(name, StateCodec::new(), StateCodec::new())
     }
 }
 
@@ -210,7 +210,7 @@ impl<V: Serialize + DeserializeOwned + 'static> ReducingStateDescriptor<V> {
         name: impl Into<String>,
         reduce: impl Fn(&V, &V) -> V + Send + Sync + 'static,
     ) -> Self {
-        Self::with_codec(name, reduce, BincodeCodec::new())
+        Self::with_codec(name, reduce, StateCodec::new())
     }
 }
 
@@ -256,7 +256,7 @@ where
     F::Acc: Serialize + DeserializeOwned + 'static,
 {
     pub fn new(name: impl Into<String>, function: F) -> Self {
-        Self::with_codec(name, function, BincodeCodec::new())
+        Self::with_codec(name, function, StateCodec::new())
     }
 }
 

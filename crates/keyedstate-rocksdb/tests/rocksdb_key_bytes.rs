@@ -67,22 +67,24 @@ fn entry_keys_are_the_documented_bytes_at_max_parallelism_128() {
         raw_entries(&db, "default").is_empty(),
         "the default column family stays unused"
     );
+    // `42u64` is `00 00 00 00 00 00 00 2a` (ks1), key group 55 (0x37) at 128.
+    let key = [0x37, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x2a, 0x00];
+    let u64_bytes = |v: u64| v.to_be_bytes().to_vec();
     assert_eq!(
         raw_entries(&db, "value"),
-        vec![(vec![0x1c, 0x01, 0x2a, 0x00], vec![0x07])]
+        vec![(key.to_vec(), u64_bytes(7))]
     );
     assert_eq!(
         raw_entries(&db, "map"),
-        vec![(vec![0x1c, 0x01, 0x2a, 0x00, 0x01, b'a'], vec![0x05])]
+        vec![([&key[..], &[0x01, b'a']].concat(), u64_bytes(5))]
     );
-    // Elements 1, 2 and 300 (bincode `fb 2c 01`), each with its length.
-    assert_eq!(
-        raw_entries(&db, "list"),
-        vec![(
-            vec![0x1c, 0x01, 0x2a, 0x00],
-            vec![0x01, 0x01, 0x01, 0x02, 0x03, 0xfb, 0x2c, 0x01]
-        )]
-    );
+    // Elements 1, 2 and 300, each with its length (8).
+    let mut elements = Vec::new();
+    for v in [1u64, 2, 300] {
+        elements.push(0x08);
+        elements.extend_from_slice(&v.to_be_bytes());
+    }
+    assert_eq!(raw_entries(&db, "list"), vec![(key.to_vec(), elements)]);
 }
 
 #[test]
@@ -90,6 +92,9 @@ fn entry_keys_have_two_byte_key_groups_at_max_parallelism_129() {
     let (_dir, db) = write_and_reopen(129);
     assert_eq!(
         raw_entries(&db, "value"),
-        vec![(vec![0x00, 0x6e, 0x01, 0x2a, 0x00], vec![0x07])]
+        vec![(
+            vec![0x00, 0x78, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x2a, 0x00],
+            7u64.to_be_bytes().to_vec()
+        )]
     );
 }

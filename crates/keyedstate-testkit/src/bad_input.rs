@@ -2,8 +2,8 @@
 
 use crate::fixture::{Factory, full};
 use keyedstate_core::{
-    BincodeCodec, ErrorKind, KeyGroupRange, ListStateDescriptor, MapStateDescriptor,
-    MaxParallelism, ValueStateDescriptor,
+    ErrorKind, KeyGroupRange, ListStateDescriptor, MapStateDescriptor, MaxParallelism, StateCodec,
+    ValueStateDescriptor,
 };
 
 pub fn reregistering_with_another_kind_is_incompatible(factory: &Factory) {
@@ -62,7 +62,7 @@ pub fn reregistering_with_another_codec_is_incompatible(factory: &Factory) {
         .unwrap();
     assert_eq!(err.kind(), ErrorKind::IncompatibleState);
     assert!(err.to_string().contains("codec"), "{err}");
-    let renamed = BincodeCodec::<u64>::new().with_type_id("my.Counter");
+    let renamed = StateCodec::<u64>::new().with_type_id("my.Counter");
     let err = i
         .backend
         .value_state(&ValueStateDescriptor::with_codec("s", renamed))
@@ -122,7 +122,7 @@ pub fn access_without_current_key_is_invalid(factory: &Factory) {
 
 pub fn value_over_decode_limit_is_rejected(factory: &Factory) {
     let i = full(factory);
-    let small = BincodeCodec::<Vec<u8>>::new().with_limit(1024).unwrap();
+    let small = StateCodec::<Vec<u8>>::new().with_limit(1024).unwrap();
     let value = i
         .backend
         .value_state(&ValueStateDescriptor::with_codec("v", small))
@@ -144,7 +144,7 @@ pub fn value_over_decode_limit_is_rejected(factory: &Factory) {
         .value_state(&ValueStateDescriptor::<Vec<u8>>::new("w"))
         .unwrap();
     large.update(&vec![3u8; 5000]).unwrap();
-    let limited = BincodeCodec::<Vec<u8>>::new().with_limit(1024).unwrap();
+    let limited = StateCodec::<Vec<u8>>::new().with_limit(1024).unwrap();
     let reader = i
         .backend
         .value_state(&ValueStateDescriptor::with_codec("w", limited))
@@ -153,7 +153,7 @@ pub fn value_over_decode_limit_is_rejected(factory: &Factory) {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("decode limit"), "{err}");
     assert_eq!(large.get().unwrap().map(|v| v.len()), Some(5000));
-    assert!(BincodeCodec::<u8>::new().with_limit(0).is_err());
+    assert!(StateCodec::<u8>::new().with_limit(0).is_err());
 }
 
 pub fn key_outside_the_key_group_range_is_rejected(factory: &Factory) {
@@ -222,15 +222,29 @@ pub fn closed_backend_rejects_calls(factory: &Factory) {
     i.backend.close().unwrap();
 }
 
-/// A key whose serialization fails partway.
-struct Unserializable;
+/// A key whose serialization fails partway when `fails`: one key type for both kinds, so the
+/// failure is the serialization's, not a change of key type.
+struct FlakyKey {
+    id: u64,
+    fails: bool,
+}
 
-impl serde::Serialize for Unserializable {
+impl serde::Serialize for FlakyKey {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{Error, SerializeTuple};
         let mut tuple = serializer.serialize_tuple(2)?;
-        tuple.serialize_element(&7u64)?;
-        Err(S::Error::custom("this key cannot be serialized"))
+        tuple.serialize_element(&self.id)?;
+        if self.fails {
+            return Err(S::Error::custom("this key cannot be serialized"));
+        }
+        tuple.serialize_element(&0u64)?;
+        tuple.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FlakyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <(u64, u64)>::deserialize(d).map(|(id, _)| FlakyKey { id, fails: false })
     }
 }
 
@@ -243,9 +257,18 @@ pub fn a_failed_set_current_key_leaves_no_current_key(factory: &Factory) {
         .value_state(&ValueStateDescriptor::<u64>::new("v"))
         .unwrap();
     let timers = i.backend.timer_service().unwrap();
-    i.backend.set_current_key(&1u64).unwrap();
+    i.backend
+        .set_current_key(&FlakyKey {
+            id: 1,
+            fails: false,
+        })
+        .unwrap();
     value.update(&1).unwrap();
-    assert!(i.backend.set_current_key(&Unserializable).is_err());
+    let err = i
+        .backend
+        .set_current_key(&FlakyKey { id: 2, fails: true })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     assert_eq!(i.backend.current_key_group(), None);
     assert_eq!(
         value.get().unwrap_err().kind(),
@@ -266,10 +289,35 @@ pub fn a_failed_set_current_key_leaves_no_current_key(factory: &Factory) {
             .unwrap(),
         0
     );
-    i.backend.set_current_key(&1u64).unwrap();
+    i.backend
+        .set_current_key(&FlakyKey {
+            id: 1,
+            fails: false,
+        })
+        .unwrap();
     assert_eq!(
         value.get().unwrap(),
         Some(1),
         "the earlier value is untouched"
     );
+}
+
+/// The keys of one backend are of one type: another type's bytes would belong to other key
+/// groups (an `i64` key restored over `u64` keys misroutes every key), so a key of another
+/// codec is `IncompatibleState` and leaves no current key.
+pub fn a_key_of_another_type_is_incompatible(factory: &Factory) {
+    let i = full(factory);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("v"))
+        .unwrap();
+    i.backend.set_current_key(&7u64).unwrap();
+    value.update(&1).unwrap();
+    let err = i.backend.set_current_key(&7i64).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::IncompatibleState, "{err}");
+    assert!(err.to_string().contains("ks1:u64"), "{err}");
+    assert!(err.to_string().contains("ks1:i64"), "{err}");
+    assert_eq!(i.backend.current_key_group(), None);
+    i.backend.set_current_key(&7u64).unwrap();
+    assert_eq!(value.get().unwrap(), Some(1));
 }

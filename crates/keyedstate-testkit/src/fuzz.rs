@@ -227,14 +227,16 @@ pub fn base_metadata_json() -> String {
         operator_state: None,
         heap_timers: None,
         states: vec![meta.clone()],
+        key_codec: Some("ks1:u64".to_owned()),
     };
     let metadata = CheckpointMetadata {
-        version: 2,
+        version: 3,
         checkpoint_id: 3,
         max_parallelism: max_p,
         subtasks: vec![handle(0), handle(1)],
         states: vec![meta.clone()],
         not_owned: vec![1],
+        key_codec: Some("ks1:u64".to_owned()),
     };
     serde_json::to_string_pretty(&metadata).expect("serializable")
 }

@@ -17,7 +17,7 @@ use crate::states::Average;
 use keyedstate_core::checkpoint::{
     CheckpointCoordinator, CheckpointMetadata, CheckpointStorage, RestoreMode, load_metadata,
 };
-use keyedstate_core::codec::bincode_encode;
+use keyedstate_core::codec;
 use keyedstate_core::{
     AggregatingState, AggregatingStateDescriptor, KeyedStateBackend, ListState,
     ListStateDescriptor, MapState, MapStateDescriptor, MaxParallelism, ReducingState,
@@ -213,7 +213,7 @@ fn err(e: keyedstate_core::Error) -> String {
 impl Job<'_> {
     fn owner(&self, key: u64) -> usize {
         let mut bytes = Vec::new();
-        bincode_encode(&key, &mut bytes).expect("a u64 encodes");
+        codec::encode(&key, &mut bytes).expect("a u64 encodes");
         let group = self.max_p.key_group_of(&bytes);
         self.max_p
             .subtask_of(group, self.subtasks.len() as u32)

@@ -17,7 +17,7 @@ pub fn namespaces_are_isolated(factory: &Factory) {
         .backend
         .map_state(&MapStateDescriptor::<u8, u8>::new("m"))
         .unwrap();
-    i.backend.set_current_key(&"k").unwrap();
+    i.backend.set_current_key("k").unwrap();
     value.update(&0).unwrap();
     map.put(&1, &1).unwrap();
     for window in [10u64, 20] {

@@ -54,7 +54,7 @@ pub fn list_state_get_add_update_clear(factory: &Factory) {
         .backend
         .list_state(&ListStateDescriptor::<u64>::new("l"))
         .unwrap();
-    i.backend.set_current_key(&"k").unwrap();
+    i.backend.set_current_key("k").unwrap();
     assert!(list.get().unwrap().is_empty());
     list.add(&1).unwrap();
     list.add(&2).unwrap();
@@ -155,15 +155,15 @@ pub fn aggregating_state_accumulates(factory: &Factory) {
         .backend
         .aggregating_state(&AggregatingStateDescriptor::new("avg", Average))
         .unwrap();
-    i.backend.set_current_key(&"x").unwrap();
+    i.backend.set_current_key("x").unwrap();
     assert_eq!(avg.get().unwrap(), None);
     avg.add(&2).unwrap();
     avg.add(&4).unwrap();
     avg.add(&9).unwrap();
     assert_eq!(avg.get().unwrap(), Some(5.0));
-    i.backend.set_current_key(&"y").unwrap();
+    i.backend.set_current_key("y").unwrap();
     assert_eq!(avg.get().unwrap(), None);
-    i.backend.set_current_key(&"x").unwrap();
+    i.backend.set_current_key("x").unwrap();
     avg.clear().unwrap();
     assert_eq!(avg.get().unwrap(), None);
 }
@@ -182,7 +182,7 @@ pub fn map_iteration_lets_the_caller_use_state_and_remove_entries(factory: &Fact
         .backend
         .value_state(&ValueStateDescriptor::<u64>::new("seen"))
         .unwrap();
-    i.backend.set_current_key(&"k").unwrap();
+    i.backend.set_current_key("k").unwrap();
     for user_key in 0..1000u32 {
         map.put(&user_key, &(u64::from(user_key) * 2)).unwrap();
     }
@@ -220,7 +220,7 @@ pub fn map_iteration_lets_the_caller_use_state_and_remove_entries(factory: &Fact
     for _ in 0..299 {
         rest.push(iter.next().unwrap().unwrap().0);
     }
-    i.backend.set_current_key(&"other").unwrap();
+    i.backend.set_current_key("other").unwrap();
     let err = iter
         .find_map(|e| e.err())
         .expect("the next chunk refuses another key");
@@ -247,4 +247,58 @@ pub fn clearing_a_large_map_removes_every_entry(factory: &Factory) {
     i.backend.set_current_key(&2u64).unwrap();
     assert_eq!(map.iter().count(), 20_000);
     assert_eq!(crate::stored_entries(&i.backend, "m"), 20_000);
+}
+
+/// Map state iterates integer and float user keys in numeric order (their `ks1` bytes are
+/// big-endian, signed and float ones transformed to order), as Flink's big-endian serializers
+/// do; bincode's varints did not (300 sorted before 2).
+pub fn map_iteration_follows_the_numeric_order_of_user_keys(factory: &Factory) {
+    let i = full(factory);
+    i.backend.set_current_key(&1u64).unwrap();
+    let unsigned = i
+        .backend
+        .map_state(&MapStateDescriptor::<u64, u8>::new("u"))
+        .unwrap();
+    let signed = i
+        .backend
+        .map_state(&MapStateDescriptor::<i32, u8>::new("i"))
+        .unwrap();
+    let floats = i
+        .backend
+        .map_state(&MapStateDescriptor::<f64, u8>::new("f"))
+        .unwrap();
+    let u_keys = [70_000u64, 2, 300, u64::MAX, 0, 251, 1];
+    let i_keys = [3i32, -1, i32::MIN, 0, -300, i32::MAX, 250];
+    let f_keys = [2.5f64, -0.5, 0.0, -1e300, 1e-9, -0.0, f64::INFINITY];
+    for (n, (&u, (&s, &f))) in u_keys.iter().zip(i_keys.iter().zip(&f_keys)).enumerate() {
+        unsigned.put(&u, &(n as u8)).unwrap();
+        signed.put(&s, &(n as u8)).unwrap();
+        floats.put(&f, &(n as u8)).unwrap();
+    }
+    let keys_of = |entries: Vec<(u64, u8)>| entries.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    let mut sorted = u_keys.to_vec();
+    sorted.sort();
+    assert_eq!(keys_of(unsigned.entries().unwrap()), sorted);
+    let mut sorted = i_keys.to_vec();
+    sorted.sort();
+    let got: Vec<i32> = signed
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(got, sorted);
+    let mut sorted = f_keys.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let got: Vec<f64> = floats
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        got.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+        sorted.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+        "{got:?}"
+    );
 }

@@ -9,7 +9,9 @@
 //! every file it references outlive the job, and its id is carried in each `_metadata` the job
 //! writes (`not_owned`), so a job resuming from its own latest checkpoint knows them too.
 
-use super::metadata::{CheckpointMetadata, METADATA_VERSION, SubtaskHandle, union_states};
+use super::metadata::{
+    CheckpointMetadata, METADATA_VERSION, SubtaskHandle, union_key_codec, union_states,
+};
 use super::storage::{CheckpointStorage, checkpoint_dir};
 use crate::error::{Error, Result};
 use crate::key_group::MaxParallelism;
@@ -278,8 +280,8 @@ impl CheckpointCoordinator {
 
     /// Writes the `_metadata` of `pending` from every subtask's handle (ordered by subtask), then
     /// drops checkpoints beyond `retained`. After this returns the checkpoint exists. Its states
-    /// are the union of the subtasks' states; a state two subtasks registered differently fails
-    /// the checkpoint with `IncompatibleState` (and aborts it).
+    /// are the union of the subtasks' states; a state two subtasks registered differently, or
+    /// keys of two codecs, fail the checkpoint with `IncompatibleState` (and abort it).
     pub fn complete(
         &mut self,
         pending: PendingCheckpoint,
@@ -287,8 +289,10 @@ impl CheckpointCoordinator {
         mut subtasks: Vec<SubtaskHandle>,
     ) -> Result<&CheckpointMetadata> {
         subtasks.sort_by_key(|h| h.subtask);
-        let states = match union_states(&subtasks) {
-            Ok(states) => states,
+        let union =
+            union_states(&subtasks).and_then(|states| Ok((states, union_key_codec(&subtasks)?)));
+        let (states, key_codec) = match union {
+            Ok(union) => union,
             Err(e) => {
                 let id = pending.id;
                 self.abort(pending, &subtasks)?;
@@ -302,6 +306,7 @@ impl CheckpointCoordinator {
             states,
             subtasks,
             not_owned: self.not_owned.iter().copied().collect(),
+            key_codec,
         };
         // The phase's bytes: everything the completed checkpoint references.
         let written = crate::phase::traced(

@@ -9,6 +9,11 @@
 //! a state lazily, on its first record for it); the document's `states` is their union. Version
 //! 1 documents, whose `states` came from one subtask, are still read: every handle is then taken
 //! to hold the document's states.
+//!
+//! Version 3 records the codec of the keys (`key_codec`, per subtask and for the job), so that a
+//! job restored with keys of another type is refused instead of misrouting every key. Keys of
+//! version 1 and 2 checkpoints were encoded with bincode: their key codec reads as
+//! [`LEGACY_KEY_CODEC`], which no key type of this version encodes to.
 
 use crate::descriptor::StateMeta;
 use crate::error::{Error, Result};
@@ -16,7 +21,11 @@ use crate::key_group::{KeyGroupRange, MaxParallelism};
 use serde::{Deserialize, Serialize};
 
 /// The `_metadata` format version this code writes.
-pub const METADATA_VERSION: u32 = 2;
+pub const METADATA_VERSION: u32 = 3;
+
+/// The key codec of checkpoints of metadata version 1 and 2, which did not record one: their
+/// keys were bincode 2 encodings.
+pub const LEGACY_KEY_CODEC: &str = "bincode2 (metadata version 1 or 2)";
 /// The oldest version this code reads.
 const OLDEST_METADATA_VERSION: u32 = 1;
 
@@ -56,6 +65,9 @@ pub struct SubtaskHandle {
     /// version 1 documents: see [`CheckpointMetadata::states_of`]).
     #[serde(default)]
     pub states: Vec<StateMeta>,
+    /// The codec id of the subtask's keys (version 3); `None` when it never had a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_codec: Option<String>,
 }
 
 /// What a subtask's snapshot consists of.
@@ -110,6 +122,10 @@ pub struct CheckpointMetadata {
     /// Its retention and garbage collection never delete them or their files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_owned: Vec<u64>,
+    /// The codec id of the job's keys, the one every subtask that had keys used (version 3;
+    /// see [`CheckpointMetadata::key_codec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_codec: Option<String>,
 }
 
 /// The bytes of a `_metadata` file holding `json` as a document of `version`: the header line,
@@ -145,7 +161,40 @@ pub fn union_states(subtasks: &[SubtaskHandle]) -> Result<Vec<StateMeta>> {
     Ok(union.into_iter().map(|(meta, _)| meta).collect())
 }
 
+/// The key codec the subtasks agree on: `None` when none had a key, `IncompatibleState` naming
+/// two subtasks whose keys have different codecs.
+pub fn union_key_codec(subtasks: &[SubtaskHandle]) -> Result<Option<String>> {
+    let mut found: Option<(&str, u32)> = None;
+    for handle in subtasks {
+        let Some(codec) = handle.key_codec.as_deref() else {
+            continue;
+        };
+        match found {
+            Some((known, first)) if known != codec => {
+                return Err(Error::incompatible_state(format!(
+                    "subtask {first} has keys of codec '{known}' and subtask {} of codec \
+                     '{codec}'",
+                    handle.subtask
+                )));
+            }
+            Some(_) => {}
+            None => found = Some((codec, handle.subtask)),
+        }
+    }
+    Ok(found.map(|(codec, _)| codec.to_owned()))
+}
+
 impl CheckpointMetadata {
+    /// The codec of the checkpoint's keys: the recorded one from version 3 on (`None` when no
+    /// subtask had a key), [`LEGACY_KEY_CODEC`] before.
+    pub fn key_codec(&self) -> Option<&str> {
+        if self.version >= 3 {
+            self.key_codec.as_deref()
+        } else {
+            Some(LEGACY_KEY_CODEC)
+        }
+    }
+
     /// Every file the checkpoint references.
     pub fn files(&self) -> impl Iterator<Item = &FileRef> {
         self.subtasks.iter().flat_map(SubtaskHandle::files)
@@ -229,6 +278,15 @@ impl CheckpointMetadata {
             if union != self.states {
                 return Err(Error::corruption(
                     "the states are not the union of the subtasks' states",
+                ));
+            }
+        }
+        if self.version >= 3 {
+            let keys =
+                union_key_codec(&self.subtasks).map_err(|e| Error::corruption(e.to_string()))?;
+            if keys != self.key_codec {
+                return Err(Error::corruption(
+                    "the key codec is not the one of the subtasks' keys",
                 ));
             }
         }

@@ -14,7 +14,8 @@ pub use coordinator::{
 };
 pub use digest::StateDigest;
 pub use metadata::{
-    CheckpointMetadata, FileRef, NamedFile, SnapshotHandle, SubtaskHandle, union_states,
+    CheckpointMetadata, FileRef, LEGACY_KEY_CODEC, NamedFile, SnapshotHandle, SubtaskHandle,
+    union_key_codec, union_states,
 };
 pub use storage::{CheckpointStorage, DirectoryStorage, FileWriter, MemoryStorage, PutFile};
 

@@ -23,6 +23,25 @@ pub fn check_max_parallelism(
     Ok(())
 }
 
+/// Takes over the key codec of `metadata` (see [`CheckpointMetadata::key_codec`]): the keys
+/// set later must encode with it. An engine holding keys of another codec already is
+/// `IncompatibleState`.
+pub fn adopt_key_codec(engine: &mut dyn StateBackend, metadata: &CheckpointMetadata) -> Result<()> {
+    let Some(codec) = metadata.key_codec() else {
+        return Ok(());
+    };
+    match engine.key_codec() {
+        Some(own) if own != codec => Err(Error::incompatible_state(format!(
+            "checkpoint {} holds keys of codec '{codec}', this backend keys of codec '{own}'",
+            metadata.checkpoint_id
+        ))),
+        _ => {
+            engine.set_key_codec(codec);
+            Ok(())
+        }
+    }
+}
+
 /// Restores into `engine` every key group it holds from the full snapshots of `metadata`
 /// (whatever the checkpoint's parallelism); registers every state of the checkpoint.
 pub fn restore_full_snapshots(
@@ -31,6 +50,7 @@ pub fn restore_full_snapshots(
     storage: &dyn CheckpointStorage,
 ) -> Result<u64> {
     check_max_parallelism(metadata, engine)?;
+    adopt_key_codec(engine, metadata)?;
     for meta in &metadata.states {
         engine.register_state(meta)?;
     }

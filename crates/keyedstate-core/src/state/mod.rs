@@ -14,7 +14,7 @@ pub use reducing::ReducingState;
 pub use value::ValueState;
 
 use crate::backend::{EntryKey, StateBackend, StateId};
-use crate::codec::{Codec, bincode_encode};
+use crate::codec::{self, Codec};
 use crate::error::Error;
 use crate::error::Result;
 use crate::key_layout::put_framed;
@@ -280,7 +280,7 @@ impl StateHandle {
 /// The framed bincode encoding of a namespace.
 pub(crate) fn framed_namespace<N: Serialize + ?Sized>(namespace: &N) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
-    bincode_encode(namespace, &mut raw)?;
+    codec::encode(namespace, &mut raw)?;
     let mut framed = Vec::with_capacity(raw.len() + 1);
     put_framed(&mut framed, &raw);
     Ok(framed)
