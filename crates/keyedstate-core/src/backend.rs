@@ -104,6 +104,9 @@ pub fn put_raw_entry(
 /// A callback visiting state entries; `ControlFlow::Break` stops the scan.
 pub type EntryScan<'f> = dyn for<'e> FnMut(RawEntry<'e>) -> Result<ControlFlow<()>> + 'f;
 
+/// A callback given the value found (or not) at position `i` of a batch of entry keys.
+pub type BatchRead<'f> = dyn FnMut(usize, Option<&[u8]>) -> Result<()> + 'f;
+
 /// A callback visiting one map as (user key, value); `ControlFlow::Break` stops the scan.
 pub type MapScan<'f> = dyn for<'e> FnMut(&'e [u8], &'e [u8]) -> Result<ControlFlow<()>> + 'f;
 
@@ -162,6 +165,32 @@ pub trait StateBackend: KeyGroupSource + Send {
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool>;
 
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()>;
+
+    /// Reads the entries at `keys` (of a value, list, reducing or aggregating state), calling
+    /// `f(i, value)` once for each `keys[i]`, in any order. The default reads them one by one;
+    /// RocksDB reads them with one `MultiGet`.
+    fn multi_get(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        f: &mut BatchRead<'_>,
+    ) -> Result<()> {
+        let mut out = Vec::new();
+        for (i, &key) in keys.iter().enumerate() {
+            let found = self.get(state, key, &mut out)?;
+            f(i, found.then_some(out.as_slice()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `values[i]` at `keys[i]`, in order: of two writes of one key the later stays. The
+    /// default writes them one by one; RocksDB writes them in one `WriteBatch`.
+    fn put_batch(&mut self, state: StateId, keys: &[EntryKey<'_>], values: &[&[u8]]) -> Result<()> {
+        for (&key, value) in keys.iter().zip(values) {
+            self.put(state, key, value)?;
+        }
+        Ok(())
+    }
 
     /// Appends framed list elements to the list at `key`.
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()>;

@@ -1,7 +1,7 @@
 //! [`KeyedStateBackend`]: the typed face of an engine. It holds the current key (serialized and
 //! assigned to its key group once per record) and hands out state handles.
 
-use crate::backend::{AsyncSnapshot, EntryScan, StateBackend, StateId};
+use crate::backend::{AsyncSnapshot, EntryKey, EntryScan, StateBackend, StateId};
 use crate::checkpoint::{CheckpointStorage, SnapshotKind, StateDigest, SubtaskHandle};
 use crate::codec;
 use crate::descriptor::{
@@ -77,6 +77,7 @@ pub(crate) struct Shared {
     pub(crate) timer_queues: Option<Arc<Mutex<crate::timers::Queues>>>,
     /// The Rust type of the last key set, once its codec was checked against the engine's.
     key_type: Option<TypeId>,
+    batch: BatchKeys,
 }
 
 impl Shared {
@@ -150,6 +151,7 @@ impl KeyedStateBackend {
                 samplers: HashMap::new(),
                 timer_queues: None,
                 key_type: None,
+                batch: BatchKeys::default(),
             })),
         }
     }
@@ -181,35 +183,19 @@ impl KeyedStateBackend {
     pub fn set_current_key<K: StateKey + ?Sized>(&self, key: &K) -> Result<()> {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
-        if shared.key_type != Some(TypeId::of::<K::Owned>())
-            && let Err(e) = adopt_key_type::<K::Owned>(shared)
-        {
+        if let Err(e) = shared.check_key_type::<K::Owned>() {
             shared.has_key = false;
             return Err(e);
         }
-        // The key is encoded where it stays, after room for the key group and a one-byte
-        // length (keys of up to 127 bytes, the common case; longer ones are moved once).
-        let prefix_len = shared.prefix_len;
         shared.entry.clear();
-        // Constant lengths: stores, not a call to memset.
-        match prefix_len {
-            1 => shared.entry.extend_from_slice(&[0; 2]),
-            _ => shared.entry.extend_from_slice(&[0; 3]),
-        }
-        if let Err(e) = codec::encode(key, &mut shared.entry) {
-            // The key bytes are half-written: no access may use them, nor the previous key.
-            shared.has_key = false;
-            return Err(e);
-        }
-        let len = shared.entry.len() - prefix_len - 1;
-        if len < 0x80 {
-            shared.entry[prefix_len] = len as u8;
-        } else {
-            let encoded = shared.entry.split_off(prefix_len + 1);
-            shared.entry.truncate(prefix_len);
-            put_framed(&mut shared.entry, &encoded);
-        }
-        let key_start = shared.entry.len() - len;
+        let key_start = match push_framed_key(&mut shared.entry, shared.prefix_len, key) {
+            Ok(key_start) => key_start,
+            Err(e) => {
+                // The key bytes are half-written: no access may use them, nor the previous key.
+                shared.has_key = false;
+                return Err(e);
+            }
+        };
         let result = place_key(shared, key_start);
         if result.is_err() {
             shared.has_key = false;
@@ -535,6 +521,113 @@ fn state_id(engine: &dyn StateBackend, name: &str) -> Result<StateId> {
         .ok_or_else(|| Error::invalid_argument(format!("no state named '{name}' is registered")))
 }
 
+/// Appends `[room for the key group][varint length][ks1 key]` to `buf`; returns where the key's
+/// bytes start. The key is encoded where it stays, after a one-byte length (keys of up to 127
+/// bytes, the common case; longer ones are moved once).
+#[inline]
+pub(crate) fn push_framed_key<K: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    prefix_len: usize,
+    key: &K,
+) -> Result<usize> {
+    let start = buf.len();
+    // Constant lengths: stores, not a call to memset.
+    match prefix_len {
+        1 => buf.extend_from_slice(&[0; 2]),
+        _ => buf.extend_from_slice(&[0; 3]),
+    }
+    codec::encode(key, buf)?;
+    let len = buf.len() - start - prefix_len - 1;
+    if len < 0x80 {
+        buf[start + prefix_len] = len as u8;
+    } else {
+        let encoded = buf.split_off(start + prefix_len + 1);
+        buf.truncate(start + prefix_len);
+        put_framed(buf, &encoded);
+    }
+    Ok(buf.len() - len)
+}
+
+/// The key group of the key at `buf[key_start..key_end]`, checked against the backend's range
+/// and written at `buf[start..]` (the room `push_framed_key` left).
+#[inline]
+pub(crate) fn assign_key_group(
+    shared: &Shared,
+    buf: &mut [u8],
+    start: usize,
+    key: std::ops::Range<usize>,
+) -> Result<u16> {
+    let key_group = shared.max_parallelism.key_group_of(&buf[key]);
+    if !shared.range.contains(key_group) {
+        return Err(Error::invalid_argument(format!(
+            "key group {key_group} of the key is outside this backend's key groups {}",
+            shared.range
+        )));
+    }
+    match shared.prefix_len {
+        1 => buf[start] = key_group as u8,
+        _ => buf[start..start + 2].copy_from_slice(&key_group.to_be_bytes()),
+    }
+    Ok(key_group)
+}
+
+impl Shared {
+    /// Checks that keys of type `K` may be used here (see [`adopt_key_type`]).
+    #[inline]
+    pub(crate) fn check_key_type<K: DeserializeOwned + 'static>(&mut self) -> Result<()> {
+        if self.key_type == Some(TypeId::of::<K>()) {
+            return Ok(());
+        }
+        adopt_key_type::<K>(self)
+    }
+
+    /// Builds the entry keys of `keys` in `namespace` (framed) into `self.batch` and runs `f`
+    /// on the engine with them; the current key stays as it was.
+    pub(crate) fn with_batch_keys<'k, K: StateKey + 'k, R>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k K>,
+        namespace: &[u8],
+        f: impl FnOnce(&mut dyn StateBackend, &[EntryKey<'_>], &mut Scratch) -> Result<R>,
+    ) -> Result<R> {
+        if self.closed {
+            return Err(Error::closed("the backend is closed"));
+        }
+        self.check_key_type::<K::Owned>()?;
+        let mut buf = std::mem::take(&mut self.batch.bytes);
+        let mut spans = std::mem::take(&mut self.batch.spans);
+        buf.clear();
+        spans.clear();
+        let built = keys.into_iter().try_for_each(|key| {
+            let start = buf.len();
+            let key_start = push_framed_key(&mut buf, self.prefix_len, key)?;
+            let key_end = buf.len();
+            buf.extend_from_slice(namespace);
+            let key_group = assign_key_group(self, &mut buf, start, key_start..key_end)?;
+            spans.push((start, buf.len(), key_group));
+            Ok(())
+        });
+        let result = built.and_then(|()| {
+            let entry_keys: Vec<EntryKey<'_>> = spans
+                .iter()
+                .map(|&(start, end, key_group)| {
+                    EntryKey::new(&buf[start..end], key_group, self.prefix_len)
+                })
+                .collect();
+            f(&mut *self.engine, &entry_keys, &mut self.scratch)
+        });
+        self.batch = BatchKeys { bytes: buf, spans };
+        result
+    }
+}
+
+/// Reused buffers of the batch calls: every entry key of a batch in one buffer.
+#[derive(Default)]
+pub(crate) struct BatchKeys {
+    bytes: Vec<u8>,
+    /// (start, end, key group) of each entry key in `bytes`.
+    spans: Vec<(usize, usize, u16)>,
+}
+
 /// Checks the codec of key type `K` against the engine's key codec, or sets it on the first key.
 #[cold]
 fn adopt_key_type<K: DeserializeOwned + 'static>(shared: &mut Shared) -> Result<()> {
@@ -564,22 +657,13 @@ fn place_key(shared: &mut Shared, key_start: usize) -> Result<()> {
     if shared.closed {
         return Err(Error::closed("the backend is closed"));
     }
-    let key_group = shared
-        .max_parallelism
-        .key_group_of(&shared.entry[key_start..]);
-    if !shared.range.contains(key_group) {
-        return Err(Error::invalid_argument(format!(
-            "key group {key_group} of the key is outside this backend's key groups {}",
-            shared.range
-        )));
-    }
-    match shared.prefix_len {
-        1 => shared.entry[0] = key_group as u8,
-        _ => shared.entry[..2].copy_from_slice(&key_group.to_be_bytes()),
-    }
-    shared.key_group = key_group;
+    let mut entry = std::mem::take(&mut shared.entry);
+    let end = entry.len();
+    let assigned = assign_key_group(shared, &mut entry, 0, key_start..end);
+    shared.entry = entry;
+    shared.key_group = assigned?;
     shared.key_start = key_start;
-    shared.prefix_end = shared.entry.len();
+    shared.prefix_end = end;
     shared.has_key = true;
     Ok(())
 }

@@ -13,7 +13,7 @@ mod ttl_cleanup;
 pub use sorted::SortedTable;
 
 use keyedstate_core::backend::{
-    EntryScan, MapScan, Registration, StateRegistry, split_key_and_namespace,
+    BatchRead, EntryScan, MapScan, Registration, StateRegistry, split_key_and_namespace,
 };
 use keyedstate_core::checkpoint::canonical::write_canonical;
 use keyedstate_core::checkpoint::restore::restore_full_snapshots;
@@ -357,6 +357,25 @@ impl StateBackend for HeapBackend {
         };
         out.extend_from_slice(found.unwrap_or_default());
         Ok(found.is_some())
+    }
+
+    fn multi_get(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        f: &mut BatchRead<'_>,
+    ) -> Result<()> {
+        self.clean_up(state)?;
+        match self.tables.get(state) {
+            Some(Table::Plain(table)) => {
+                table.get_many(keys, &mut |i, slot| f(i, slot.map(Slot::value)))
+            }
+            Some(Table::Sorted(table)) => keys
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, &key)| f(i, table.get(key))),
+            _ => Err(wrong_table(state, VALUE_TABLE)),
+        }
     }
 
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {

@@ -104,6 +104,27 @@ impl<E: Keyed> KeyGroupTable<E> {
         self.get_at(self.offset(key), key.key_and_namespace())
     }
 
+    /// The entries of `keys`, as `f(i, entry)`: every key hashed first, then the tables probed,
+    /// so that one probe's cache miss does not wait for the next key's hashing.
+    pub(crate) fn get_many(
+        &self,
+        keys: &[EntryKey<'_>],
+        f: &mut dyn FnMut(usize, Option<&E>) -> Result<()>,
+    ) -> Result<()> {
+        let hashes: Vec<u64> = keys
+            .iter()
+            .map(|key| self.hash(key.key_and_namespace()))
+            .collect();
+        for (i, (key, &hash)) in keys.iter().zip(&hashes).enumerate() {
+            let bytes = key.key_and_namespace();
+            f(
+                i,
+                self.groups[self.offset(*key)].find(hash, |e| e.key() == bytes),
+            )?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn get_mut(&mut self, key: EntryKey<'_>) -> Option<&mut E> {
         self.get_mut_at(self.offset(key), key.key_and_namespace())
     }

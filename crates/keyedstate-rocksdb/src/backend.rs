@@ -6,8 +6,9 @@
 
 use crate::config::RocksDbConfig;
 use crate::error::map_err;
+use crate::memtable;
 use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
-use keyedstate_core::backend::{EntryScan, MapScan, Registration, StateRegistry};
+use keyedstate_core::backend::{BatchRead, EntryScan, MapScan, Registration, StateRegistry};
 use keyedstate_core::key_layout::{put_entry_key, put_key_group, split_entry_key};
 use keyedstate_core::metrics::EngineMetrics;
 use keyedstate_core::{AsyncSnapshot, Clock, KeyGroupSource, SnapshotKind};
@@ -127,16 +128,7 @@ impl RocksDbBackend {
             config,
             registry: StateRegistry::default(),
             write_options,
-            read_options: {
-                let mut r = ReadOptions::default();
-                if std::env::var("KS_EXP")
-                    .unwrap_or_default()
-                    .contains("nochecksum")
-                {
-                    r.set_verify_checksums(false);
-                }
-                r
-            },
+            read_options: ReadOptions::default(),
             key_buf: Vec::new(),
             backend_id: new_instance_id(),
             created_cf_options: Vec::new(),
@@ -256,7 +248,7 @@ impl RocksDbBackend {
     fn delete_prefix(&self, state: StateId, prefix: &[u8]) -> Result<()> {
         let (db, cf) = self.cf(state)?;
         let mut batch = WriteBatch::default();
-        let mut iter = db.raw_iterator_cf_opt(cf, ReadOptions::default());
+        let mut iter = db.raw_iterator_cf_opt(cf, memtable::within_key());
         iter.seek(prefix);
         while let Some(key) = iter.key() {
             if !key.starts_with(prefix) {
@@ -331,7 +323,7 @@ fn scan_key_group_from_in(
 ) -> Result<()> {
     let mut prefix = Vec::with_capacity(2);
     put_key_group(&mut prefix, key_group, prefix_len);
-    let mut read_options = ReadOptions::default();
+    let mut read_options = memtable::total_order();
     read_options.fill_cache(false);
     let mut upper = Vec::with_capacity(2);
     // Key groups are below max parallelism, at most 128 with a 1-byte prefix: +1 still fits.
@@ -507,6 +499,48 @@ impl StateBackend for RocksDbBackend {
         }
     }
 
+    fn multi_get(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        f: &mut BatchRead<'_>,
+    ) -> Result<()> {
+        if let Some(table) = self.heap_timers.get(&state) {
+            return keys
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, &key)| f(i, table.get(key)));
+        }
+        let (db, cf) = self.cf(state)?;
+        // One MultiGet over the keys in order, so RocksDB reads each block once; the results
+        // go back to their positions.
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_unstable_by(|&a, &b| keys[a].bytes().cmp(keys[b].bytes()));
+        let sorted = order.iter().map(|&i| keys[i].bytes());
+        let values = db.batched_multi_get_cf_opt(cf, sorted, true, &self.read_options);
+        for (&i, value) in order.iter().zip(values) {
+            let value = value.map_err(map_err("multi-get"))?;
+            f(i, value.as_deref())?;
+        }
+        Ok(())
+    }
+
+    fn put_batch(&mut self, state: StateId, keys: &[EntryKey<'_>], values: &[&[u8]]) -> Result<()> {
+        if self.heap_timers.contains_key(&state) {
+            for (&key, value) in keys.iter().zip(values) {
+                self.put(state, key, value)?;
+            }
+            return Ok(());
+        }
+        let (db, cf) = self.cf(state)?;
+        let mut batch = WriteBatch::default();
+        for (key, value) in keys.iter().zip(values) {
+            batch.put_cf(cf, key.bytes(), value);
+        }
+        db.write_opt(batch, &self.write_options)
+            .map_err(map_err("writing a batch"))
+    }
+
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
         if let Some(table) = self.heap_timers.get_mut(&state) {
             table.put(key, value);
@@ -585,7 +619,7 @@ impl StateBackend for RocksDbBackend {
     ) -> Result<()> {
         let (db, cf) = self.cf(state)?;
         let prefix = key.bytes();
-        let mut iter = db.raw_iterator_cf_opt(cf, ReadOptions::default());
+        let mut iter = db.raw_iterator_cf_opt(cf, memtable::within_key());
         match after {
             // Resuming a chunked iteration: one small allocation per chunk, not per entry.
             Some(after) => iter.seek([prefix, after].concat()),
@@ -627,7 +661,7 @@ impl StateBackend for RocksDbBackend {
             return table.scan(f);
         }
         let (db, cf) = self.cf(state)?;
-        let mut read_options = ReadOptions::default();
+        let mut read_options = memtable::total_order();
         // A full scan would otherwise evict the hot blocks of the task's working set.
         read_options.fill_cache(false);
         for item in db.iterator_cf_opt(

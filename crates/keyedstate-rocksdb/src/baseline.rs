@@ -19,7 +19,7 @@ pub struct RawBaseline {
 impl RawBaseline {
     /// Opens a new instance in `config.path` with one column family per name.
     pub fn open(config: &RocksDbConfig, column_families: &[&str]) -> Result<Self> {
-        let cf_options = config.cf_options();
+        let cf_options = config.keyed_cf_options();
         let descriptors = column_families
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options.clone()));

@@ -3,6 +3,7 @@
 
 use crate::ffi::Decision;
 use crate::memory::SharedMemory;
+use crate::memtable::use_key_hash_memtable;
 use crate::merge::{LIST_APPEND, list_append};
 use keyedstate_core::timers::is_timer_state;
 use keyedstate_core::ttl::{Clock, Unexpired, system_clock, unexpired};
@@ -152,6 +153,8 @@ impl RocksDbConfig {
         opts.set_max_log_file_size(8 << 20);
         opts.set_stats_dump_period_sec(0);
         opts.set_write_buffer_manager(self.memory.write_buffers());
+        // One thread writes an instance; the hash memtable does not support concurrent writes.
+        opts.set_allow_concurrent_memtable_write(false);
         match self.profile {
             OptionsProfile::Default => {}
             OptionsProfile::SpinningDisk
@@ -170,7 +173,11 @@ impl RocksDbConfig {
     /// `ttl_millis` (the state's current one: a re-registration may change it); and periodic
     /// compaction, so that files no write reaches are filtered too.
     pub(crate) fn cf_options_for(&self, meta: &StateMeta, ttl_millis: &Arc<AtomicU64>) -> Options {
-        let mut opts = self.cf_options();
+        let mut opts = if is_timer_state(&meta.name) {
+            self.cf_options()
+        } else {
+            self.keyed_cf_options()
+        };
         if meta.ttl.is_some() {
             let (clock, is_list) = (self.clock.clone(), meta.kind == StateKind::List);
             let ttl_millis = ttl_millis.clone();
@@ -197,6 +204,14 @@ impl RocksDbConfig {
     }
 
     /// Options of every state's column family.
+    /// The options of a keyed state's column family: [`Self::cf_options`] with the per-key hash
+    /// memtable (see [`crate::memtable`]).
+    pub(crate) fn keyed_cf_options(&self) -> Options {
+        let mut opts = self.cf_options();
+        use_key_hash_memtable(&mut opts, self.max_parallelism.prefix_len());
+        opts
+    }
+
     pub(crate) fn cf_options(&self) -> Options {
         let mut opts = Options::default();
         opts.set_merge_operator_associative(LIST_APPEND, list_append);

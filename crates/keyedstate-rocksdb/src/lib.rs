@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod ffi;
 mod memory;
+mod memtable;
 mod merge;
 mod restore;
 mod snapshot;

@@ -5,6 +5,7 @@
 //! so that every test name shows it (`heap::value_state_get_update_clear`).
 
 pub mod bad_input;
+pub mod batches;
 pub mod faults;
 pub mod fixture;
 pub mod fuzz;
@@ -34,6 +35,9 @@ macro_rules! conformance_suite {
                 states::map_iteration_lets_the_caller_use_state_and_remove_entries,
                 states::clearing_a_large_map_removes_every_entry,
                 states::map_iteration_follows_the_numeric_order_of_user_keys,
+                batches::value_batches_match_per_record_calls,
+                batches::a_batch_with_a_foreign_key_writes_nothing,
+                batches::value_batches_apply_the_ttl,
                 states::reducing_state_folds_added_values,
                 states::aggregating_state_accumulates,
                 namespaces::namespaces_are_isolated,

@@ -18,7 +18,7 @@ use crate::codec::{self, Codec};
 use crate::error::Error;
 use crate::error::Result;
 use crate::key_layout::put_framed;
-use crate::keyed::{Scratch, Shared, lock};
+use crate::keyed::{Scratch, Shared, StateKey, lock};
 use crate::metrics::LatencySampler;
 use crate::ttl::{
     Clock, StateTtlConfig, TtlUpdateType, TtlVisibility, is_expired, put_timestamp, split_timestamp,
@@ -165,6 +165,99 @@ impl StateHandle {
             sampler.record(started.elapsed());
         }
         result.map_err(|e| e.context(format_args!("state '{}'", self.name)))
+    }
+
+    /// Runs `f` on the engine with the entry keys of `keys` in the handle's namespace (the batch
+    /// calls); the current key stays as it was.
+    pub(crate) fn with_keys<'k, K: StateKey + 'k, R>(
+        &self,
+        keys: impl IntoIterator<Item = &'k K>,
+        f: impl FnOnce(&mut dyn StateBackend, StateId, &[EntryKey<'_>], &mut Scratch) -> Result<R>,
+    ) -> Result<R> {
+        let mut guard = lock(&self.shared);
+        guard
+            .with_batch_keys(keys, &self.namespace, |engine, entry_keys, scratch| {
+                f(engine, self.id, entry_keys, scratch)
+            })
+            .map_err(|e| e.context(format_args!("state '{}'", self.name)))
+    }
+
+    /// The values of `keys` in the handle's namespace, decoded, in order: what [`Self::read`]
+    /// returns for each as the current key, TTL included (expired values are removed, renewed
+    /// ones rewritten).
+    pub(crate) fn read_batch<K: StateKey, T: 'static>(
+        &self,
+        keys: &[K],
+        codec: &dyn Codec<T>,
+    ) -> Result<Vec<Option<T>>> {
+        let ttl = self.ttl_now();
+        self.with_keys(keys, |engine, id, entry_keys, scratch| {
+            let mut values: Vec<Option<T>> = std::iter::repeat_with(|| None)
+                .take(entry_keys.len())
+                .collect();
+            let Some((config, now)) = ttl else {
+                engine.multi_get(id, entry_keys, &mut |i, stored| {
+                    values[i] = stored.map(|v| codec.decode(v)).transpose()?;
+                    Ok(())
+                })?;
+                return Ok(values);
+            };
+            // With a TTL: judge each value, then remove the expired and rewrite the renewed
+            // ones, in key order (a key twice in the batch is judged twice, as two reads are).
+            let mut stored: Vec<Option<Vec<u8>>> = vec![None; entry_keys.len()];
+            engine.multi_get(id, entry_keys, &mut |i, v| {
+                stored[i] = v.map(<[u8]>::to_vec);
+                Ok(())
+            })?;
+            for (i, raw) in stored.iter().enumerate() {
+                let Some(raw) = raw else { continue };
+                match judge(config, now, raw)? {
+                    Judged::Expired { returned } => {
+                        values[i] = returned.map(|v| codec.decode(v)).transpose()?;
+                        engine.delete(id, entry_keys[i])?;
+                    }
+                    Judged::Visible { value, renew } => {
+                        values[i] = Some(codec.decode(value)?);
+                        if renew {
+                            scratch.value.clear();
+                            put_timestamp(&mut scratch.value, now);
+                            scratch.value.extend_from_slice(value);
+                            engine.put(id, entry_keys[i], &scratch.value)?;
+                        }
+                    }
+                }
+            }
+            Ok(values)
+        })
+    }
+
+    /// Encodes and stores each `(key, value)` in the handle's namespace, in order: what
+    /// [`Self::write`] does for each as the current key.
+    pub(crate) fn write_batch<K: StateKey, T: 'static>(
+        &self,
+        entries: &[(K, T)],
+        codec: &dyn Codec<T>,
+    ) -> Result<()> {
+        // The keys first (one buffer), then the values (another), then one engine call.
+        let mut encoded = Vec::new();
+        let mut ends = Vec::with_capacity(entries.len());
+        for (_, value) in entries {
+            self.stamp(&mut encoded);
+            codec.encode(value, &mut encoded)?;
+            ends.push(encoded.len());
+        }
+        let values: Vec<&[u8]> = ends
+            .iter()
+            .scan(0, |start, &end| {
+                let value = &encoded[*start..end];
+                *start = end;
+                Some(value)
+            })
+            .collect();
+        self.with_keys(
+            entries.iter().map(|(key, _)| key),
+            |engine, id, entry_keys, _| engine.put_batch(id, entry_keys, &values),
+        )
     }
 
     /// Reads and decodes the current key's entry in `namespace` (framed; `None`: the handle's).

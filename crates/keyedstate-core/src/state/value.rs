@@ -1,6 +1,7 @@
 use super::StateHandle;
 use crate::codec::Codec;
 use crate::error::Result;
+use crate::keyed::StateKey;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -32,6 +33,20 @@ impl<V: 'static> ValueState<V> {
     /// Replaces the value of the current key.
     pub fn update(&self, value: &V) -> Result<()> {
         self.handle.write(None, &*self.codec, value)
+    }
+
+    /// The values of `keys`, in order, as [`Self::get`] with each as the current key would
+    /// return them (TTL included), in one engine call (RocksDB: one `MultiGet`). The current
+    /// key stays as it was.
+    pub fn get_batch<K: StateKey>(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
+        self.handle.read_batch(keys, &*self.codec)
+    }
+
+    /// Stores each `(key, value)`, in order, as [`Self::update`] with each key as the current
+    /// key would (of two entries of one key the later stays), in one engine call (RocksDB: one
+    /// `WriteBatch`). The current key stays as it was.
+    pub fn update_batch<K: StateKey>(&self, entries: &[(K, V)]) -> Result<()> {
+        self.handle.write_batch(entries, &*self.codec)
     }
 
     pub fn clear(&self) -> Result<()> {
