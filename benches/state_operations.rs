@@ -82,6 +82,17 @@ fn state_operations(c: &mut Criterion) {
                 black_box(value.get().unwrap());
             })
         });
+        // The batch calls, 1,000 records a call (criterion's time is per batch).
+        let batch: Vec<u64> = (0..1000).map(|_| next()).collect();
+        let entries: Vec<(u64, u64)> = batch.iter().map(|&k| (k, k + 2)).collect();
+        group.throughput(criterion::Throughput::Elements(batch.len() as u64));
+        group.bench_function("valueGetBatch", |b| {
+            b.iter(|| black_box(value.get_batch(&batch).unwrap()))
+        });
+        group.bench_function("valueUpdateBatch", |b| {
+            b.iter(|| value.update_batch(&entries).unwrap())
+        });
+        group.throughput(criterion::Throughput::Elements(1));
         group.bench_function("listGetAndIterate", |b| {
             b.iter(|| {
                 backend.set_current_key(&next()).unwrap();

@@ -14,7 +14,7 @@ use keyedstate::checkpoint::{CheckpointCoordinator, CheckpointStorage, Directory
 use keyedstate::codec;
 use keyedstate::job::{self, Engine};
 use keyedstate::key_layout::{list_elements, put_framed, put_key_group};
-use keyedstate::rocksdb::{OptionsProfile, RawBaseline, RocksDbBackend, RocksDbConfig};
+use keyedstate::rocksdb::{Memtable, OptionsProfile, RawBaseline, RocksDbBackend, RocksDbConfig};
 use keyedstate::{
     Error, KeyedStateBackend, ListStateDescriptor, MapStateDescriptor, MaxParallelism, Result,
     SnapshotKind, ValueStateDescriptor,
@@ -53,10 +53,19 @@ pub struct BenchArgs {
     /// spinning-disk, spinning-disk-high-mem or flash-ssd.
     #[arg(long, default_value = "default", value_parser = parse_profile)]
     rocksdb_profile: OptionsProfile,
+    /// The memtable of keyed state for the backend and its raw baseline: key-hash or
+    /// skip-list.
+    #[arg(long, default_value = "key-hash", value_parser = parse_memtable)]
+    rocksdb_memtable: Memtable,
     /// Bits per key of RocksDB's bloom filters, for the backend and its raw baseline; 0 turns
     /// them off.
     #[arg(long, default_value_t = 10.0)]
     bloom_bits_per_key: f64,
+}
+
+fn parse_memtable(name: &str) -> std::result::Result<Memtable, String> {
+    Memtable::from_name(name)
+        .ok_or_else(|| format!("unknown memtable '{name}'; key-hash or skip-list"))
 }
 
 fn parse_profile(name: &str) -> std::result::Result<OptionsProfile, String> {
@@ -72,6 +81,7 @@ fn rocksdb_config(args: &BenchArgs, path: PathBuf) -> Result<RocksDbConfig> {
     let mut config = RocksDbConfig::new(path, max_p, max_p.full_range());
     config.profile = args.rocksdb_profile;
     config.bloom_bits_per_key = args.bloom_bits_per_key;
+    config.memtable = args.rocksdb_memtable;
     Ok(config)
 }
 

@@ -18,7 +18,7 @@ mod transfer;
 
 pub use backend::RocksDbBackend;
 pub use baseline::RawBaseline;
-pub use config::{OptionsProfile, RescaleMethod, RocksDbConfig, TimerStore};
+pub use config::{Memtable, OptionsProfile, RescaleMethod, RocksDbConfig, TimerStore};
 pub use memory::{DEFAULT_MEMORY_BUDGET, SharedMemory};
 pub use restore::restore_into;
 pub use transfer::DEFAULT_TRANSFER_CONCURRENCY;

@@ -9,7 +9,12 @@
 //! (`prefix_same_as_start`). Timer states keep the plain skip list: their pops walk key groups
 //! in timestamp order, across keys.
 //!
-//! Updates are in place (`inplace_update_support`): a put of a value no larger than the one
+//! The cost: a flush must sort the memtable (RocksDB builds a skip list of every entry for it),
+//! and an incremental checkpoint's synchronous part waits for the flush, so its pause grows
+//! with the entries written since the last flush. `Memtable::SkipList` keeps RocksDB's skip
+//! list for jobs that want the shorter pause (`docs/config.md` has both measured).
+//!
+//! Updates are in place (`inplace_update_support`, with either memtable): a put of a value no larger than the one
 //! the mutable memtable holds for that key overwrites it instead of adding an entry, so a hot
 //! key's updates neither grow the memtable nor cause flushes and compactions. RocksDB gives up
 //! point-in-time reads of the mutable memtable for it, which keyedstate never makes: snapshots

@@ -42,3 +42,22 @@ mod rocksdb_heap_timers {
         timers::timer_services_of_one_backend_share_their_queues,
     );
 }
+
+/// The RocksDB backend with RocksDB's skip-list memtable (`Memtable::SkipList`), through the
+/// whole suite.
+fn open_with_skip_list(
+    max_parallelism: MaxParallelism,
+    range: KeyGroupRange,
+    clock: Arc<dyn Clock>,
+) -> Instance {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = RocksDbConfig::new(dir.path().join("db"), max_parallelism, range);
+    config.clock = clock;
+    config.memtable = keyedstate_rocksdb::Memtable::SkipList;
+    Instance::with_guard(
+        RocksDbBackend::open(config).expect("RocksDB backend opens"),
+        dir,
+    )
+}
+
+conformance_suite!(rocksdb_skip_list_memtable, open_with_skip_list);
