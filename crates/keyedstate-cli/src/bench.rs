@@ -274,6 +274,19 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
                 b.set_current_key(&k).and_then(|()| list.add(&k))
             })?,
         );
+        report(
+            name,
+            "listGetBatch",
+            measure_batches(order, w, p, |range| {
+                list.get_batch(&order[range]).map(black_box).map(drop)
+            })?,
+        );
+        let appends: Vec<(u64, u64)> = order.iter().map(|&k| (k, k)).collect();
+        report(
+            name,
+            "listAppendBatch",
+            measure_batches(order, w, p, |range| list.add_batch(&appends[range]))?,
+        );
         b.close()?;
     }
 
@@ -300,6 +313,23 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
             measure(order, w, p, |_, k| {
                 b.set_current_key(&k)
                     .and_then(|()| map.get(&(k % USER_KEYS)).map(black_box).map(drop))
+            })?,
+        );
+        let lookups: Vec<(u64, u64)> = order.iter().map(|&k| (k, k % USER_KEYS)).collect();
+        let puts: Vec<(u64, u64, f64)> = order
+            .iter()
+            .map(|&k| (k, k % USER_KEYS, k as f64 + 0.25))
+            .collect();
+        report(
+            name,
+            "mapUpdateBatch",
+            measure_batches(order, w, p, |range| map.put_batch(&puts[range]))?,
+        );
+        report(
+            name,
+            "mapGetBatch",
+            measure_batches(order, w, p, |range| {
+                map.get_batch(&lookups[range]).map(black_box).map(drop)
             })?,
         );
         b.close()?;

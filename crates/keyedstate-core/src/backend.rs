@@ -195,6 +195,20 @@ pub trait StateBackend: KeyGroupSource + Send {
     /// Appends framed list elements to the list at `key`.
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()>;
 
+    /// Appends `frames[i]` to the list at `keys[i]`, in order. The default appends them one by
+    /// one; RocksDB writes one `WriteBatch` of merges.
+    fn append_batch(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        frames: &[&[u8]],
+    ) -> Result<()> {
+        for (&key, frames) in keys.iter().zip(frames) {
+            self.append(state, key, frames)?;
+        }
+        Ok(())
+    }
+
     /// Removes the entry at `key` (for map state: the whole map).
     fn delete(&mut self, state: StateId, key: EntryKey<'_>) -> Result<()>;
 
@@ -215,6 +229,21 @@ pub trait StateBackend: KeyGroupSource + Send {
     ) -> Result<()>;
 
     fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()>;
+
+    /// Puts `values[i]` at user key `user_keys[i]` of the map at `keys[i]`, in order. The
+    /// default puts them one by one; RocksDB writes one `WriteBatch`.
+    fn map_put_batch(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        user_keys: &[&[u8]],
+        values: &[&[u8]],
+    ) -> Result<()> {
+        for ((&key, user_key), value) in keys.iter().zip(user_keys).zip(values) {
+            self.map_put(state, key, user_key, value)?;
+        }
+        Ok(())
+    }
 
     /// Visits the map at `key`, entry by entry as (user key, value) in the order of the user
     /// keys' bytes, starting after user key `after` (from the first entry when `None`).

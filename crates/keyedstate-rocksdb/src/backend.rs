@@ -557,6 +557,21 @@ impl StateBackend for RocksDbBackend {
             .map_err(map_err("merge"))
     }
 
+    fn append_batch(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        frames: &[&[u8]],
+    ) -> Result<()> {
+        let (db, cf) = self.cf(state)?;
+        let mut batch = WriteBatch::default();
+        for (key, frames) in keys.iter().zip(frames) {
+            batch.merge_cf(cf, key.bytes(), frames);
+        }
+        db.write_opt(batch, &self.write_options)
+            .map_err(map_err("writing a batch"))
+    }
+
     fn delete(&mut self, state: StateId, key: EntryKey<'_>) -> Result<()> {
         if let Some(table) = self.heap_timers.get_mut(&state) {
             table.remove(key);
@@ -601,6 +616,24 @@ impl StateBackend for RocksDbBackend {
         let (db, cf) = self.cf(state)?;
         db.put_cf_opt(cf, &self.key_buf, value, &self.write_options)
             .map_err(map_err("put"))
+    }
+
+    fn map_put_batch(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        user_keys: &[&[u8]],
+        values: &[&[u8]],
+    ) -> Result<()> {
+        let (db, cf) = self.cf(state)?;
+        let mut batch = WriteBatch::default();
+        let mut key_buf = Vec::new();
+        for ((&key, user_key), value) in keys.iter().zip(user_keys).zip(values) {
+            Self::map_key(&mut key_buf, key, user_key);
+            batch.put_cf(cf, &key_buf, value);
+        }
+        db.write_opt(batch, &self.write_options)
+            .map_err(map_err("writing a batch"))
     }
 
     fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()> {

@@ -100,3 +100,64 @@ pub fn value_batches_apply_the_ttl(factory: &Factory) {
     assert_eq!(value.get_batch(&[1u64, 2]).unwrap(), vec![None, Some(22)]);
     assert_eq!(crate::fixture::stored_entries(&i.backend, "v"), 1);
 }
+
+pub fn list_and_map_batches_match_per_record_calls(factory: &Factory) {
+    let i = full(factory);
+    let list = i
+        .backend
+        .list_state(&keyedstate_core::ListStateDescriptor::<u32>::new("l"))
+        .unwrap();
+    let map = i
+        .backend
+        .map_state(&keyedstate_core::MapStateDescriptor::<u16, String>::new(
+            "m",
+        ))
+        .unwrap();
+    i.backend.set_current_key(&9u64).unwrap();
+    list.add(&90).unwrap();
+    map.put(&1, &"nine".to_owned()).unwrap();
+    // Appends in order, a key twice included; later puts of one map entry win.
+    list.add_batch(&[(1u64, 1), (2, 2), (1, 11), (9, 91)])
+        .unwrap();
+    map.put_batch(&[
+        (1u64, 1u16, "a".to_owned()),
+        (1, 2, "b".to_owned()),
+        (2, 1, "c".to_owned()),
+        (1, 1, "a2".to_owned()),
+    ])
+    .unwrap();
+    assert_eq!(i.backend.current_key::<u64>().unwrap(), Some(9));
+    let keys = [1u64, 2, 3, 9, 1];
+    let lists = list.get_batch(&keys).unwrap();
+    let per_record: Vec<Vec<u32>> = keys
+        .iter()
+        .map(|k| {
+            i.backend.set_current_key(k).unwrap();
+            list.get().unwrap()
+        })
+        .collect();
+    assert_eq!(lists, per_record);
+    assert_eq!(lists[0], vec![1, 11]);
+    assert_eq!(lists[3], vec![90, 91]);
+    let lookups = [(1u64, 1u16), (1, 2), (2, 1), (2, 2), (9, 1), (3, 1)];
+    let values = map.get_batch(&lookups).unwrap();
+    let per_record: Vec<Option<String>> = lookups
+        .iter()
+        .map(|(k, uk)| {
+            i.backend.set_current_key(k).unwrap();
+            map.get(uk).unwrap()
+        })
+        .collect();
+    assert_eq!(values, per_record);
+    assert_eq!(
+        values,
+        vec![
+            Some("a2".to_owned()),
+            Some("b".to_owned()),
+            Some("c".to_owned()),
+            None,
+            Some("nine".to_owned()),
+            None
+        ]
+    );
+}

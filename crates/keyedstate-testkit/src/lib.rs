@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
                 batches::value_batches_match_per_record_calls,
                 batches::a_batch_with_a_foreign_key_writes_nothing,
                 batches::value_batches_apply_the_ttl,
+                batches::list_and_map_batches_match_per_record_calls,
                 states::reducing_state_folds_added_values,
                 states::aggregating_state_accumulates,
                 namespaces::namespaces_are_isolated,

@@ -1,8 +1,9 @@
 use super::{Judged, StateHandle, framed_namespace, judge};
+use crate::backend::{EntryKey, StateBackend, StateId};
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::key_layout::{list_elements, put_framed};
-use crate::keyed::Scratch;
+use crate::keyed::{Scratch, StateKey};
 use crate::ttl::put_timestamp;
 use serde::Serialize;
 use std::sync::Arc;
@@ -30,56 +31,97 @@ impl<V: 'static> ListState<V> {
     /// The list of the current key; empty when there is none.
     pub fn get(&self) -> Result<Vec<V>> {
         let ttl = self.handle.ttl_now();
-        self.handle.with(|a| {
-            if !a.engine.get(a.id, a.key, &mut a.scratch.value)? {
-                return Ok(Vec::new());
-            }
-            let Some((config, now)) = ttl else {
-                return list_elements(&a.scratch.value)
-                    .map(|e| self.codec.decode(e?))
-                    .collect();
-            };
-            // Each element expires on its own; expired ones are dropped and renewed ones
-            // restamped, and the list is written back only if that changed it.
-            let Scratch {
-                value: stored,
-                user_key: kept,
-            } = &mut *a.scratch;
-            kept.clear();
-            let (mut elements, mut changed) = (Vec::new(), false);
-            for element in list_elements(stored) {
-                let element = element?;
-                match judge(config, now, element)? {
-                    Judged::Expired { returned } => {
-                        // Removed either way; returned this once if the visibility says so.
-                        if let Some(value) = returned {
-                            elements.push(self.codec.decode(value)?);
-                        }
-                        changed = true;
-                    }
-                    Judged::Visible { value, renew } => {
+        self.handle
+            .with(|a| self.read(a.engine, a.id, a.key, a.scratch, ttl))
+    }
+
+    /// The lists of `keys`, in order, as [`Self::get`] with each as the current key would
+    /// return them, under one lock; the current key stays as it was.
+    pub fn get_batch<K: StateKey>(&self, keys: &[K]) -> Result<Vec<Vec<V>>> {
+        let ttl = self.handle.ttl_now();
+        self.handle
+            .with_keys(keys, |engine, id, entry_keys, scratch| {
+                entry_keys
+                    .iter()
+                    .map(|&key| self.read(engine, id, key, scratch, ttl))
+                    .collect()
+            })
+    }
+
+    /// Appends each `(key, value)` in order, as [`Self::add`] with each key as the current key
+    /// would, in one engine call (RocksDB: one `WriteBatch` of merges).
+    pub fn add_batch<K: StateKey>(&self, entries: &[(K, V)]) -> Result<()> {
+        let (mut framed, mut one, mut element) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ends = Vec::with_capacity(entries.len());
+        for (_, value) in entries {
+            self.frame_into(std::slice::from_ref(value), &mut one, &mut element)?;
+            framed.extend_from_slice(&one);
+            ends.push(framed.len());
+        }
+        let frames = super::split_at_ends(&framed, &ends);
+        self.handle
+            .with_keys(entries.iter().map(|(key, _)| key), |engine, id, keys, _| {
+                engine.append_batch(id, keys, &frames)
+            })
+    }
+
+    /// Reads and decodes the list at `key` (TTL applied, see [`Self::get`]).
+    fn read(
+        &self,
+        engine: &mut dyn StateBackend,
+        id: StateId,
+        key: EntryKey<'_>,
+        scratch: &mut Scratch,
+        ttl: Option<(&crate::ttl::StateTtlConfig, u64)>,
+    ) -> Result<Vec<V>> {
+        if !engine.get(id, key, &mut scratch.value)? {
+            return Ok(Vec::new());
+        }
+        let Some((config, now)) = ttl else {
+            return list_elements(&scratch.value)
+                .map(|e| self.codec.decode(e?))
+                .collect();
+        };
+        // Each element expires on its own; expired ones are dropped and renewed ones
+        // restamped, and the list is written back only if that changed it.
+        let Scratch {
+            value: stored,
+            user_key: kept,
+        } = scratch;
+        kept.clear();
+        let (mut elements, mut changed) = (Vec::new(), false);
+        for element in list_elements(stored) {
+            let element = element?;
+            match judge(config, now, element)? {
+                Judged::Expired { returned } => {
+                    // Removed either way; returned this once if the visibility says so.
+                    if let Some(value) = returned {
                         elements.push(self.codec.decode(value)?);
-                        if renew {
-                            let mut restamped = Vec::with_capacity(element.len());
-                            put_timestamp(&mut restamped, now);
-                            restamped.extend_from_slice(value);
-                            put_framed(kept, &restamped);
-                            changed = true;
-                        } else {
-                            put_framed(kept, element);
-                        }
+                    }
+                    changed = true;
+                }
+                Judged::Visible { value, renew } => {
+                    elements.push(self.codec.decode(value)?);
+                    if renew {
+                        let mut restamped = Vec::with_capacity(element.len());
+                        put_timestamp(&mut restamped, now);
+                        restamped.extend_from_slice(value);
+                        put_framed(kept, &restamped);
+                        changed = true;
+                    } else {
+                        put_framed(kept, element);
                     }
                 }
             }
-            if changed {
-                if kept.is_empty() {
-                    a.engine.delete(a.id, a.key)?;
-                } else {
-                    a.engine.put(a.id, a.key, kept)?;
-                }
+        }
+        if changed {
+            if kept.is_empty() {
+                engine.delete(id, key)?;
+            } else {
+                engine.put(id, key, kept)?;
             }
-            Ok(elements)
-        })
+        }
+        Ok(elements)
     }
 
     /// Appends one element.

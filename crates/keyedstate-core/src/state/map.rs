@@ -1,7 +1,8 @@
 use super::{Judged, StateHandle, judge};
+use crate::backend::{EntryKey, StateBackend, StateId};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::keyed::Scratch;
+use crate::keyed::{Scratch, StateKey};
 use crate::ttl::put_timestamp;
 use serde::Serialize;
 use std::ops::ControlFlow;
@@ -37,41 +38,88 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
 
     pub fn get(&self, user_key: &UK) -> Result<Option<UV>> {
         let ttl = self.handle.ttl_now();
-        self.handle.with(|a| {
-            let Scratch {
-                value: stored,
-                user_key: key,
-            } = &mut *a.scratch;
-            key.clear();
-            self.key_codec.encode(user_key, key)?;
-            if !a.engine.map_get(a.id, a.key, key, stored)? {
-                return Ok(None);
-            }
-            let Some((config, now)) = ttl else {
-                return self.value_codec.decode(stored).map(Some);
-            };
-            match judge(config, now, stored)? {
-                Judged::Expired { returned } => {
-                    let returned = returned.map(|v| self.value_codec.decode(v)).transpose()?;
-                    a.engine.map_remove(a.id, a.key, key)?;
-                    Ok(returned)
-                }
-                Judged::Visible { value, renew } => {
-                    let decoded = self.value_codec.decode(value)?;
-                    if renew {
-                        let mut restamped = Vec::with_capacity(stored.len());
-                        put_timestamp(&mut restamped, now);
-                        restamped.extend_from_slice(value);
-                        a.engine.map_put(a.id, a.key, key, &restamped)?;
-                    }
-                    Ok(Some(decoded))
-                }
-            }
-        })
+        self.handle
+            .with(|a| self.read(a.engine, a.id, a.key, user_key, a.scratch, ttl))
     }
 
     pub fn contains(&self, user_key: &UK) -> Result<bool> {
         Ok(self.get(user_key)?.is_some())
+    }
+
+    /// The values at `(key, user key)` of each entry, in order, as [`Self::get`] with each key
+    /// as the current key would return them, under one lock; the current key stays as it was.
+    pub fn get_batch<K: StateKey>(&self, entries: &[(K, UK)]) -> Result<Vec<Option<UV>>> {
+        let ttl = self.handle.ttl_now();
+        self.handle.with_keys(
+            entries.iter().map(|(key, _)| key),
+            |engine, id, keys, scratch| {
+                keys.iter()
+                    .zip(entries)
+                    .map(|(&key, (_, user_key))| self.read(engine, id, key, user_key, scratch, ttl))
+                    .collect()
+            },
+        )
+    }
+
+    /// Puts each `(key, user key, value)` in order, as [`Self::put`] with each key as the
+    /// current key would, in one engine call (RocksDB: one `WriteBatch`).
+    pub fn put_batch<K: StateKey>(&self, entries: &[(K, UK, UV)]) -> Result<()> {
+        let (mut user_keys, mut values) = (Vec::new(), Vec::new());
+        let (mut key_ends, mut value_ends) = (Vec::new(), Vec::new());
+        for (_, user_key, value) in entries {
+            self.key_codec.encode(user_key, &mut user_keys)?;
+            key_ends.push(user_keys.len());
+            self.handle.stamp(&mut values);
+            self.value_codec.encode(value, &mut values)?;
+            value_ends.push(values.len());
+        }
+        let user_keys = super::split_at_ends(&user_keys, &key_ends);
+        let values = super::split_at_ends(&values, &value_ends);
+        self.handle.with_keys(
+            entries.iter().map(|(key, _, _)| key),
+            |engine, id, keys, _| engine.map_put_batch(id, keys, &user_keys, &values),
+        )
+    }
+
+    /// Reads and decodes the value at `user_key` of the map at `key` (TTL applied).
+    fn read(
+        &self,
+        engine: &mut dyn StateBackend,
+        id: StateId,
+        entry_key: EntryKey<'_>,
+        user_key: &UK,
+        scratch: &mut Scratch,
+        ttl: Option<(&crate::ttl::StateTtlConfig, u64)>,
+    ) -> Result<Option<UV>> {
+        let Scratch {
+            value: stored,
+            user_key: key,
+        } = scratch;
+        key.clear();
+        self.key_codec.encode(user_key, key)?;
+        if !engine.map_get(id, entry_key, key, stored)? {
+            return Ok(None);
+        }
+        let Some((config, now)) = ttl else {
+            return self.value_codec.decode(stored).map(Some);
+        };
+        match judge(config, now, stored)? {
+            Judged::Expired { returned } => {
+                let returned = returned.map(|v| self.value_codec.decode(v)).transpose()?;
+                engine.map_remove(id, entry_key, key)?;
+                Ok(returned)
+            }
+            Judged::Visible { value, renew } => {
+                let decoded = self.value_codec.decode(value)?;
+                if renew {
+                    let mut restamped = Vec::with_capacity(stored.len());
+                    put_timestamp(&mut restamped, now);
+                    restamped.extend_from_slice(value);
+                    engine.map_put(id, entry_key, key, &restamped)?;
+                }
+                Ok(Some(decoded))
+            }
+        }
     }
 
     pub fn put(&self, user_key: &UK, value: &UV) -> Result<()> {

@@ -246,14 +246,7 @@ impl StateHandle {
             codec.encode(value, &mut encoded)?;
             ends.push(encoded.len());
         }
-        let values: Vec<&[u8]> = ends
-            .iter()
-            .scan(0, |start, &end| {
-                let value = &encoded[*start..end];
-                *start = end;
-                Some(value)
-            })
-            .collect();
+        let values = split_at_ends(&encoded, &ends);
         self.with_keys(
             entries.iter().map(|(key, _)| key),
             |engine, id, entry_keys, _| engine.put_batch(id, entry_keys, &values),
@@ -370,7 +363,18 @@ impl StateHandle {
     }
 }
 
-/// The framed bincode encoding of a namespace.
+/// The consecutive parts of `bytes` ending at `ends` (the encodings of a batch, one buffer).
+pub(crate) fn split_at_ends<'b>(bytes: &'b [u8], ends: &[usize]) -> Vec<&'b [u8]> {
+    ends.iter()
+        .scan(0, |start, &end| {
+            let part = &bytes[*start..end];
+            *start = end;
+            Some(part)
+        })
+        .collect()
+}
+
+/// The framed `ks1` encoding of a namespace.
 pub(crate) fn framed_namespace<N: Serialize + ?Sized>(namespace: &N) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
     codec::encode(namespace, &mut raw)?;
