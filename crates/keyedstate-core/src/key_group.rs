@@ -46,8 +46,15 @@ impl MaxParallelism {
     }
 
     /// The key group of a key, from its serialized bytes: `murmur3_32(bytes, 0) % max_parallelism`.
+    #[inline]
     pub fn key_group_of(self, serialized_key: &[u8]) -> u16 {
-        (murmur3_32(serialized_key, 0) % self.0) as u16
+        let hash = murmur3_32(serialized_key, 0);
+        // A power of two (Flink's defaults are) takes a mask, not a division of 20-40 cycles.
+        if self.0.is_power_of_two() {
+            (hash & (self.0 - 1)) as u16
+        } else {
+            (hash % self.0) as u16
+        }
     }
 
     /// Every key group, as one range.

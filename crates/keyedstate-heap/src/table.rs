@@ -23,6 +23,22 @@ type Group<E> = hashbrown::HashTable<E>;
 /// A callback visiting (key group, entry).
 pub(crate) type TableScan<'f, E> = dyn FnMut(u16, &E) -> Result<ControlFlow<()>> + 'f;
 
+/// Whether two entry keys are equal. Keys of 8 to 16 bytes (a `u64` key in the void namespace
+/// is 10) are compared as two overlapping 8-byte words instead of by a call to `memcmp`.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        let word =
+            |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
+    }
+    a == b
+}
+
 #[derive(Clone)]
 pub(crate) struct KeyGroupTable<E> {
     range: KeyGroupRange,
@@ -77,25 +93,28 @@ impl<E: Keyed> KeyGroupTable<E> {
 
     /// The entry of `key` in the key group at `offset`.
     pub(crate) fn get_at(&self, offset: usize, key: &[u8]) -> Option<&E> {
-        self.groups[offset].find(self.hash(key), |e| e.key() == key)
+        self.groups[offset].find(self.hash(key), |e| same_key(e.key(), key))
     }
 
     /// The same, for changing it; a key group a snapshot shares is copied only when the entry
     /// is there.
     pub(crate) fn get_mut_at(&mut self, offset: usize, key: &[u8]) -> Option<&mut E> {
         let hash = self.hash(key);
-        self.groups[offset].find(hash, |e| e.key() == key)?;
-        Arc::make_mut(&mut self.groups[offset]).find_mut(hash, |e| e.key() == key)
+        self.groups[offset].find(hash, |e| same_key(e.key(), key))?;
+        Arc::make_mut(&mut self.groups[offset]).find_mut(hash, |e| same_key(e.key(), key))
     }
 
     /// Removes the entry of `key` in the key group at `offset`, if there is one.
     pub(crate) fn remove_at(&mut self, offset: usize, key: &[u8]) {
         let hash = self.hash(key);
-        if self.groups[offset].find(hash, |e| e.key() == key).is_none() {
+        if self.groups[offset]
+            .find(hash, |e| same_key(e.key(), key))
+            .is_none()
+        {
             return;
         }
         let group = Arc::make_mut(&mut self.groups[offset]);
-        if let Ok(entry) = group.find_entry(hash, |e| e.key() == key) {
+        if let Ok(entry) = group.find_entry(hash, |e| same_key(e.key(), key)) {
             entry.remove();
         }
     }
@@ -119,7 +138,7 @@ impl<E: Keyed> KeyGroupTable<E> {
             let bytes = key.key_and_namespace();
             f(
                 i,
-                self.groups[self.offset(*key)].find(hash, |e| e.key() == bytes),
+                self.groups[self.offset(*key)].find(hash, |e| same_key(e.key(), bytes)),
             )?;
         }
         Ok(())
@@ -144,7 +163,11 @@ impl<E: Keyed> KeyGroupTable<E> {
         let offset = self.offset(key);
         let hasher = &self.hasher;
         Arc::make_mut(&mut self.groups[offset])
-            .entry(hash, |e| e.key() == bytes, |e| hasher.hash_one(e.key()))
+            .entry(
+                hash,
+                |e| same_key(e.key(), bytes),
+                |e| hasher.hash_one(e.key()),
+            )
             .or_insert_with(|| make(bytes))
             .into_mut()
     }
@@ -181,5 +204,27 @@ impl<E: Keyed> KeyGroupTable<E> {
             }
         }
         Ok(ControlFlow::Continue(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+
+    #[test]
+    fn same_key_agrees_with_slice_equality_at_every_length() {
+        let base: Vec<u8> = (0u8..24).map(|i| i.wrapping_mul(37)).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(same_key(a, a));
+            for flip in 0..n {
+                let mut b = a.to_vec();
+                b[flip] ^= 1;
+                assert!(!same_key(a, &b), "length {n}, byte {flip}");
+            }
+            if n > 0 {
+                assert!(!same_key(a, &base[..n - 1]));
+            }
+        }
     }
 }
