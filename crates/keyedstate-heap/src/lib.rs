@@ -6,11 +6,10 @@
 //! RocksDB's keys, so both engines list a map the same way).
 
 mod slot;
-mod sorted;
 mod table;
 mod ttl_cleanup;
 
-pub use sorted::SortedTable;
+pub use keyedstate_core::SortedTable;
 
 use keyedstate_core::backend::{
     BatchRead, EntryScan, MapScan, Registration, StateRegistry, split_key_and_namespace,

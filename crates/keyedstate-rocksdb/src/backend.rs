@@ -8,6 +8,7 @@ use crate::config::RocksDbConfig;
 use crate::error::map_err;
 use crate::memtable;
 use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
+use keyedstate_core::SortedTable;
 use keyedstate_core::backend::{BatchRead, EntryScan, MapScan, Registration, StateRegistry};
 use keyedstate_core::key_layout::{put_entry_key, put_key_group, split_entry_key};
 use keyedstate_core::metrics::EngineMetrics;
@@ -16,7 +17,6 @@ use keyedstate_core::{
     EntryKey, Error, KeyGroupRange, KeyedStateBackend, MaxParallelism, RawEntry, Result,
     StateBackend, StateId, StateMeta,
 };
-use keyedstate_heap::SortedTable;
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, Options,

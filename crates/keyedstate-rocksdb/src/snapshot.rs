@@ -13,6 +13,7 @@
 use crate::backend::{open_read_only, scan_key_group_in};
 use crate::config::RocksDbConfig;
 use crate::transfer::{Job, run_bounded};
+use keyedstate_core::SortedTable;
 use keyedstate_core::backend::EntryScan;
 use keyedstate_core::checkpoint::canonical::write_canonical;
 use keyedstate_core::checkpoint::storage::{checkpoint_dir, full_snapshot_path, heap_timers_path};
@@ -22,7 +23,6 @@ use keyedstate_core::checkpoint::{
 use keyedstate_core::{
     AsyncSnapshot, Error, KeyGroupSource, Result, SnapshotKind, StateId, StateMeta,
 };
-use keyedstate_heap::SortedTable;
 use rocksdb::DB;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

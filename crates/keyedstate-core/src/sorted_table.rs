@@ -1,13 +1,15 @@
 //! [`SortedTable`]: entries kept sorted per key group, in memory. It is the heap store of timers
 //! (Flink's heap priority-queue set): a timer's entry key starts with its timestamp, so a key
 //! group's earliest timer is its first entry, found without sorting anything. The heap backend
-//! keeps its timer states in it, and so does the RocksDB backend configured with heap timers.
+//! keeps its timer states in it, and so does the RocksDB backend configured with heap timers:
+//! it lives in core so that neither engine depends on the other.
 //!
-//! As in [`crate::table`], each key group sits behind an `Arc`: a snapshot clones the `Arc`s, and
+//! As in the heap backend's hash tables, each key group sits behind an `Arc`: a snapshot clones the `Arc`s, and
 //! the first write to a key group after that copies just that key group.
 
-use keyedstate_core::backend::{EntryScan, split_key_and_namespace};
-use keyedstate_core::{EntryKey, KeyGroupRange, RawEntry, Result};
+use crate::backend::{EntryKey, EntryScan, RawEntry, split_key_and_namespace};
+use crate::error::Result;
+use crate::key_group::KeyGroupRange;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -103,7 +105,7 @@ impl SortedTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyedstate_core::MaxParallelism;
+    use crate::key_group::MaxParallelism;
 
     fn key(group: u16, bytes: &[u8]) -> Vec<u8> {
         let mut out = vec![group as u8];
