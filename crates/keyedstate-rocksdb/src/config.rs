@@ -140,6 +140,10 @@ pub struct RocksDbConfig {
     pub periodic_compaction: Option<Duration>,
     /// The memtable of keyed state's column families.
     pub memtable: Memtable,
+    /// Hash buckets of each `Memtable::KeyHash` memtable: 8 bytes each, allocated with the
+    /// memtable and charged to the write-buffer budget (100,000: 800 KB per memtable of each
+    /// keyed state; fewer for jobs with many states, at some cost per record: docs/config.md).
+    pub key_hash_buckets: usize,
 }
 
 impl RocksDbConfig {
@@ -162,6 +166,7 @@ impl RocksDbConfig {
             timer_store: TimerStore::RocksDb,
             periodic_compaction: Some(Duration::from_secs(30 * 24 * 3600)),
             memtable: Memtable::KeyHash,
+            key_hash_buckets: crate::memtable::BUCKETS,
         }
     }
 
@@ -239,7 +244,11 @@ impl RocksDbConfig {
     pub(crate) fn keyed_cf_options(&self) -> Options {
         let mut opts = self.cf_options();
         if self.memtable == Memtable::KeyHash {
-            use_key_hash_memtable(&mut opts, self.max_parallelism.prefix_len());
+            use_key_hash_memtable(
+                &mut opts,
+                self.max_parallelism.prefix_len(),
+                self.key_hash_buckets.max(1),
+            );
         }
         // See `crate::memtable` for why in-place updates are safe here.
         opts.set_inplace_update_support(true);

@@ -25,7 +25,8 @@
 use keyedstate_core::key_layout::get_framed;
 use rocksdb::{MemtableFactory, Options, ReadOptions, SliceTransform};
 
-/// Hash buckets per memtable: 100,000 pointers (800 KB), charged to the memtable's memory.
+/// The default hash buckets per memtable (`RocksDbConfig::key_hash_buckets`): 100,000 pointers
+/// (800 KB), allocated with each memtable and charged to its memory.
 /// Fewer buckets make the per-bucket lists longer, more make the table a cache burden; at
 /// 500,000 keys 100,000 measured best of 20,000, 100,000 and 1,000,000 (`docs/config.md`).
 pub(crate) const BUCKETS: usize = 100_000;
@@ -52,7 +53,7 @@ fn key_prefix_2(entry_key: &[u8]) -> &[u8] {
 }
 
 /// Sets the per-key hash memtable on the options of a keyed state's column family.
-pub(crate) fn use_key_hash_memtable(opts: &mut Options, prefix_len: usize) {
+pub(crate) fn use_key_hash_memtable(opts: &mut Options, prefix_len: usize, buckets: usize) {
     let extract: fn(&[u8]) -> &[u8] = if prefix_len == 1 {
         key_prefix_1
     } else {
@@ -60,7 +61,7 @@ pub(crate) fn use_key_hash_memtable(opts: &mut Options, prefix_len: usize) {
     };
     opts.set_prefix_extractor(SliceTransform::create(EXTRACTOR, extract, None));
     opts.set_memtable_factory(MemtableFactory::HashSkipList {
-        bucket_count: BUCKETS,
+        bucket_count: buckets,
         height: 4,
         branching_factor: 4,
     });
