@@ -357,26 +357,43 @@ impl KeyedStateBackend {
         lock(&self.shared).engine.states().to_vec()
     }
 
-    /// The distinct keys that have an entry in `state` under `namespace`, in the engine's order.
+    /// The distinct keys that have an entry in `state` under `namespace`, in key-group order
+    /// and, within a key group, in the order of their bytes (see [`Self::keys_iter`]).
     pub fn keys<K: DeserializeOwned, N: Serialize + ?Sized>(
         &self,
         state: &str,
         namespace: &N,
     ) -> Result<Vec<K>> {
+        self.keys_iter(state, namespace)?.collect()
+    }
+
+    /// The keys of [`Self::keys`], read lazily: one key group at a time under the lock, so the
+    /// memory held is one key group's keys, whatever the state's size, and the caller may use
+    /// state between them. A key written to a key group not yet read shows up; one written to a
+    /// key group already read does not.
+    pub fn keys_iter<K: DeserializeOwned, N: Serialize + ?Sized>(
+        &self,
+        state: &str,
+        namespace: &N,
+    ) -> Result<KeyIter<K>> {
         let mut wanted = Vec::new();
         codec::encode(namespace, &mut wanted)?;
-        let mut keys = Vec::new();
-        let mut last: Option<Vec<u8>> = None;
-        self.scan_raw(state, &mut |entry| {
-            if entry.parts.namespace == wanted.as_slice()
-                && last.as_deref() != Some(entry.parts.key)
-            {
-                keys.push(codec::decode(entry.parts.key)?);
-                last = Some(entry.parts.key.to_vec());
+        let (id, range) = {
+            let shared = lock(&self.shared);
+            if shared.closed {
+                return Err(Error::closed("the backend is closed"));
             }
-            Ok(ControlFlow::Continue(()))
-        })?;
-        Ok(keys)
+            (state_id(&*shared.engine, state)?, shared.range)
+        };
+        Ok(KeyIter {
+            shared: self.shared.clone(),
+            state: id,
+            name: state.to_owned(),
+            namespace: wanted,
+            groups: range.iter().collect::<Vec<_>>().into_iter(),
+            chunk: std::collections::VecDeque::new(),
+            _key: std::marker::PhantomData,
+        })
     }
 
     /// Visits every entry of `state` as raw bytes, for tools, digests and snapshots.
@@ -485,6 +502,61 @@ impl KeyedStateBackend {
         }
         shared.closed = true;
         shared.engine.close()
+    }
+}
+
+/// The keys of one state and namespace, one key group at a time: see
+/// [`KeyedStateBackend::keys_iter`].
+pub struct KeyIter<K> {
+    shared: Arc<Mutex<Shared>>,
+    state: StateId,
+    name: String,
+    namespace: Vec<u8>,
+    groups: std::vec::IntoIter<u16>,
+    /// The serialized keys of the key group read last, not yet returned.
+    chunk: std::collections::VecDeque<Vec<u8>>,
+    _key: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K: DeserializeOwned> KeyIter<K> {
+    /// Reads the distinct keys of the next key group with entries in the namespace.
+    fn fill(&mut self) -> Result<()> {
+        while self.chunk.is_empty() {
+            let Some(key_group) = self.groups.next() else {
+                return Ok(());
+            };
+            let mut shared = lock(&self.shared);
+            if shared.closed {
+                return Err(Error::closed("the backend is closed"));
+            }
+            let (chunk, namespace) = (&mut self.chunk, &self.namespace);
+            shared
+                .engine
+                .scan_key_group(self.state, key_group, &mut |entry| {
+                    // Sorted by key bytes: a key's entries are adjacent.
+                    if entry.parts.namespace == namespace.as_slice()
+                        && chunk.back().map(Vec::as_slice) != Some(entry.parts.key)
+                    {
+                        chunk.push_back(entry.parts.key.to_vec());
+                    }
+                    Ok(ControlFlow::Continue(()))
+                })
+                .map_err(|e| e.context(format_args!("state '{}'", self.name)))?;
+        }
+        Ok(())
+    }
+}
+
+impl<K: DeserializeOwned> Iterator for KeyIter<K> {
+    type Item = Result<K>;
+
+    fn next(&mut self) -> Option<Result<K>> {
+        if let Err(e) = self.fill() {
+            // An error ends the iteration.
+            self.groups = Vec::new().into_iter();
+            return Some(Err(e));
+        }
+        self.chunk.pop_front().map(|key| codec::decode(&key))
     }
 }
 

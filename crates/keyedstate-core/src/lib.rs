@@ -37,7 +37,7 @@ pub use descriptor::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use key_group::{KeyGroupRange, MaxParallelism};
-pub use keyed::{KeyedStateBackend, PendingSnapshot, StateKey};
+pub use keyed::{KeyIter, KeyedStateBackend, PendingSnapshot, StateKey};
 pub use murmur3::murmur3_32;
 pub use operator::{BroadcastState, OperatorListState, OperatorStateBackend, OperatorStateKind};
 pub use sorted_table::SortedTable;

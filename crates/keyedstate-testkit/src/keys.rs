@@ -48,3 +48,38 @@ pub fn keys_of_a_state_without_entries_is_empty(factory: &Factory) {
     let err = i.backend.keys::<u64, _>("unknown", &()).unwrap_err();
     assert_eq!(err.kind(), keyedstate_core::ErrorKind::InvalidArgument);
 }
+
+/// `keys_iter` reads one key group at a time: the caller may use state between keys (a
+/// key-by-key migration, say), and every key comes once, in key-group order.
+pub fn keys_iterate_lazily_while_the_caller_uses_state(factory: &Factory) {
+    let i = full(factory);
+    let value = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("v"))
+        .unwrap();
+    let copy = i
+        .backend
+        .value_state(&ValueStateDescriptor::<u64>::new("copy"))
+        .unwrap();
+    for key in 0u64..300 {
+        i.backend.set_current_key(&key).unwrap();
+        value.update(&(key * 2)).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut last_group = 0;
+    for key in i.backend.keys_iter::<u64, _>("v", &()).unwrap() {
+        let key = key.unwrap();
+        i.backend.set_current_key(&key).unwrap();
+        let group = i.backend.current_key_group().unwrap();
+        assert!(group >= last_group, "key-group order");
+        last_group = group;
+        copy.update(&value.get().unwrap().unwrap()).unwrap();
+        seen.push(key);
+    }
+    seen.sort();
+    assert_eq!(seen, (0..300).collect::<Vec<_>>());
+    let mut copied: Vec<u64> = i.backend.keys("copy", &()).unwrap();
+    copied.sort();
+    assert_eq!(copied, seen);
+    assert!(i.backend.keys_iter::<u64, _>("unknown", &()).is_err());
+}

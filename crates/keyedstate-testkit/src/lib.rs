@@ -46,6 +46,7 @@ macro_rules! conformance_suite {
                 namespaces::merge_namespaces_with_the_target_among_sources_counts_it_once,
                 keys::keys_lists_each_key_of_a_namespace_once,
                 keys::keys_of_a_state_without_entries_is_empty,
+                keys::keys_iterate_lazily_while_the_caller_uses_state,
                 layout::one_byte_prefix_at_max_parallelism_128,
                 layout::two_byte_prefix_at_max_parallelism_129,
                 layout::first_and_last_key_group,
