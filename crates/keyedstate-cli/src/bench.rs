@@ -102,14 +102,9 @@ fn measure(
     passes: u32,
     mut op: impl FnMut(usize, u64) -> Result<()>,
 ) -> Result<f64> {
-    for _ in 0..warmup {
-        order.iter().enumerate().try_for_each(|(i, &k)| op(i, k))?;
-    }
-    let started = Instant::now();
-    for _ in 0..passes {
-        order.iter().enumerate().try_for_each(|(i, &k)| op(i, k))?;
-    }
-    Ok(order.len() as f64 * f64::from(passes) / started.elapsed().as_secs_f64())
+    timed_passes(order.len(), warmup, passes, || {
+        order.iter().enumerate().try_for_each(|(i, &k)| op(i, k))
+    })
 }
 
 /// Records per call of the batch API (Flink 2.0's default async-state buffer).
@@ -123,11 +118,21 @@ fn measure_batches(
     passes: u32,
     mut op: impl FnMut(std::ops::Range<usize>) -> Result<()>,
 ) -> Result<f64> {
-    let mut pass = || {
+    timed_passes(order.len(), warmup, passes, || {
         (0..order.len())
             .step_by(BATCH)
             .try_for_each(|start| op(start..(start + BATCH).min(order.len())))
-    };
+    })
+}
+
+/// Runs `pass` (over `records` records) `warmup` times untimed, then `passes` times timed;
+/// returns records per second of the timed passes.
+fn timed_passes(
+    records: usize,
+    warmup: u32,
+    passes: u32,
+    mut pass: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     for _ in 0..warmup {
         pass()?;
     }
@@ -135,7 +140,7 @@ fn measure_batches(
     for _ in 0..passes {
         pass()?;
     }
-    Ok(order.len() as f64 * f64::from(passes) / started.elapsed().as_secs_f64())
+    Ok(records as f64 * f64::from(passes) / started.elapsed().as_secs_f64())
 }
 
 fn report(backend: &str, benchmark: &str, ops_per_sec: f64) {

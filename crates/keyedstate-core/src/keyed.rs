@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// key codec. Every `Serialize + DeserializeOwned` type is one; `str` is one, decoding as
 /// `String` (`set_current_key("alice")`).
 pub trait StateKey: Serialize {
-    type Owned: DeserializeOwned + 'static;
+    type Owned: Serialize + DeserializeOwned + 'static;
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> StateKey for T {
@@ -196,11 +196,7 @@ impl KeyedStateBackend {
                 return Err(e);
             }
         };
-        let result = place_key(shared, key_start);
-        if result.is_err() {
-            shared.has_key = false;
-        }
-        result
+        place_key(shared, key_start)
     }
 
     /// Like [`Self::set_current_key`] for a key that is serialized already.
@@ -211,11 +207,7 @@ impl KeyedStateBackend {
         put_key_group(&mut shared.entry, 0, shared.prefix_len);
         put_framed(&mut shared.entry, serialized_key);
         let key_start = shared.entry.len() - serialized_key.len();
-        let result = place_key(shared, key_start);
-        if result.is_err() {
-            shared.has_key = false;
-        }
-        result
+        place_key(shared, key_start)
     }
 
     /// The key group of the current key, if one is set.
@@ -390,7 +382,7 @@ impl KeyedStateBackend {
             state: id,
             name: state.to_owned(),
             namespace: wanted,
-            groups: range.iter().collect::<Vec<_>>().into_iter(),
+            groups: range.start()..=range.end(),
             chunk: std::collections::VecDeque::new(),
             _key: std::marker::PhantomData,
         })
@@ -512,7 +504,8 @@ pub struct KeyIter<K> {
     state: StateId,
     name: String,
     namespace: Vec<u8>,
-    groups: std::vec::IntoIter<u16>,
+    /// The key groups not read yet.
+    groups: std::ops::RangeInclusive<u16>,
     /// The serialized keys of the key group read last, not yet returned.
     chunk: std::collections::VecDeque<Vec<u8>>,
     _key: std::marker::PhantomData<fn() -> K>,
@@ -553,7 +546,7 @@ impl<K: DeserializeOwned> Iterator for KeyIter<K> {
     fn next(&mut self) -> Option<Result<K>> {
         if let Err(e) = self.fill() {
             // An error ends the iteration.
-            self.groups = Vec::new().into_iter();
+            self.groups.by_ref().for_each(drop);
             return Some(Err(e));
         }
         self.chunk.pop_front().map(|key| codec::decode(&key))
@@ -620,33 +613,49 @@ pub(crate) fn push_framed_key<K: Serialize + ?Sized>(
     Ok(buf.len() - len)
 }
 
-/// The key group of the key at `buf[key_start..key_end]`, checked against the backend's range
-/// and written at `buf[start..]` (the room `push_framed_key` left).
-#[inline]
-pub(crate) fn assign_key_group(
-    shared: &Shared,
-    buf: &mut [u8],
-    start: usize,
-    key: std::ops::Range<usize>,
-) -> Result<u16> {
-    let key_group = shared.max_parallelism.key_group_of(&buf[key]);
-    if !shared.range.contains(key_group) {
-        return Err(Error::invalid_argument(format!(
-            "key group {key_group} of the key is outside this backend's key groups {}",
-            shared.range
-        )));
+/// What assigns a key to its key group here: the max parallelism, the backend's range and the
+/// length of the key-group prefix.
+#[derive(Clone, Copy)]
+struct KeySpace {
+    max_parallelism: MaxParallelism,
+    range: KeyGroupRange,
+    prefix_len: usize,
+}
+
+impl KeySpace {
+    /// The key group of the key at `buf[key]`, checked against the range and written at
+    /// `buf[start..]` (the room `push_framed_key` left).
+    #[inline]
+    fn assign(self, buf: &mut [u8], start: usize, key: std::ops::Range<usize>) -> Result<u16> {
+        let key_group = self.max_parallelism.key_group_of(&buf[key]);
+        if !self.range.contains(key_group) {
+            return Err(Error::invalid_argument(format!(
+                "key group {key_group} of the key is outside this backend's key groups {}",
+                self.range
+            )));
+        }
+        match self.prefix_len {
+            1 => buf[start] = key_group as u8,
+            _ => buf[start..start + 2].copy_from_slice(&key_group.to_be_bytes()),
+        }
+        Ok(key_group)
     }
-    match shared.prefix_len {
-        1 => buf[start] = key_group as u8,
-        _ => buf[start..start + 2].copy_from_slice(&key_group.to_be_bytes()),
-    }
-    Ok(key_group)
 }
 
 impl Shared {
+    fn key_space(&self) -> KeySpace {
+        KeySpace {
+            max_parallelism: self.max_parallelism,
+            range: self.range,
+            prefix_len: self.prefix_len,
+        }
+    }
+
     /// Checks that keys of type `K` may be used here (see [`adopt_key_type`]).
     #[inline]
-    pub(crate) fn check_key_type<K: DeserializeOwned + 'static>(&mut self) -> Result<()> {
+    pub(crate) fn check_key_type<K: Serialize + DeserializeOwned + 'static>(
+        &mut self,
+    ) -> Result<()> {
         if self.key_type == Some(TypeId::of::<K>()) {
             return Ok(());
         }
@@ -665,30 +674,25 @@ impl Shared {
             return Err(Error::closed("the backend is closed"));
         }
         self.check_key_type::<K::Owned>()?;
-        let mut buf = std::mem::take(&mut self.batch.bytes);
-        let mut spans = std::mem::take(&mut self.batch.spans);
+        let space = self.key_space();
+        let BatchKeys { bytes: buf, spans } = &mut self.batch;
         buf.clear();
         spans.clear();
-        let built = keys.into_iter().try_for_each(|key| {
+        for key in keys {
             let start = buf.len();
-            let key_start = push_framed_key(&mut buf, self.prefix_len, key)?;
+            let key_start = push_framed_key(buf, space.prefix_len, key)?;
             let key_end = buf.len();
             buf.extend_from_slice(namespace);
-            let key_group = assign_key_group(self, &mut buf, start, key_start..key_end)?;
+            let key_group = space.assign(buf, start, key_start..key_end)?;
             spans.push((start, buf.len(), key_group));
-            Ok(())
-        });
-        let result = built.and_then(|()| {
-            let entry_keys: Vec<EntryKey<'_>> = spans
-                .iter()
-                .map(|&(start, end, key_group)| {
-                    EntryKey::new(&buf[start..end], key_group, self.prefix_len)
-                })
-                .collect();
-            f(&mut *self.engine, &entry_keys, &mut self.scratch)
-        });
-        self.batch = BatchKeys { bytes: buf, spans };
-        result
+        }
+        let entry_keys: Vec<EntryKey<'_>> = spans
+            .iter()
+            .map(|&(start, end, key_group)| {
+                EntryKey::new(&buf[start..end], key_group, space.prefix_len)
+            })
+            .collect();
+        f(&mut *self.engine, &entry_keys, &mut self.scratch)
     }
 }
 
@@ -702,11 +706,12 @@ pub(crate) struct BatchKeys {
 
 /// Checks the codec of key type `K` against the engine's key codec, or sets it on the first key.
 #[cold]
-fn adopt_key_type<K: DeserializeOwned + 'static>(shared: &mut Shared) -> Result<()> {
+fn adopt_key_type<K: Serialize + DeserializeOwned + 'static>(shared: &mut Shared) -> Result<()> {
     if shared.closed {
         return Err(Error::closed("the backend is closed"));
     }
-    let codec = format!("{}:{}", codec::KS1, codec::type_shape::<K>());
+    // The id a `StateCodec<K>` has: the keys are ks1 encodings of `K`.
+    let codec = codec::Codec::id(&codec::StateCodec::<K>::new()).to_owned();
     match shared.engine.key_codec() {
         Some(own) if own != codec => {
             return Err(Error::incompatible_state(format!(
@@ -723,17 +728,17 @@ fn adopt_key_type<K: DeserializeOwned + 'static>(shared: &mut Shared) -> Result<
 
 /// Takes the key framed in `shared.entry` after its key-group prefix (its bytes from
 /// `key_start`) as the current key: computes its key group, checks this backend holds it and
-/// writes the prefix.
+/// writes the prefix. On failure no key is current.
 #[inline]
 fn place_key(shared: &mut Shared, key_start: usize) -> Result<()> {
+    shared.has_key = false;
     if shared.closed {
         return Err(Error::closed("the backend is closed"));
     }
-    let mut entry = std::mem::take(&mut shared.entry);
-    let end = entry.len();
-    let assigned = assign_key_group(shared, &mut entry, 0, key_start..end);
-    shared.entry = entry;
-    shared.key_group = assigned?;
+    let end = shared.entry.len();
+    shared.key_group = shared
+        .key_space()
+        .assign(&mut shared.entry, 0, key_start..end)?;
     shared.key_start = key_start;
     shared.prefix_end = end;
     shared.has_key = true;

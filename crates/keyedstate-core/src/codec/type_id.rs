@@ -53,6 +53,14 @@ struct Tracer<'a> {
 }
 
 impl Tracer<'_> {
+    /// The same tracer, for the next element at this depth.
+    fn reborrow(&mut self) -> Tracer<'_> {
+        Tracer {
+            out: self.out,
+            depth: self.depth,
+        }
+    }
+
     fn nested(&mut self) -> Tracer<'_> {
         Tracer {
             out: self.out,
@@ -261,11 +269,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_> {
             self.tracer.out.push(':');
         }
         self.index += 1;
-        seed.deserialize(Tracer {
-            out: self.tracer.out,
-            depth: self.tracer.depth,
-        })
-        .map(Some)
+        seed.deserialize(self.tracer.reborrow()).map(Some)
     }
 }
 
@@ -285,19 +289,12 @@ impl<'de> de::MapAccess<'de> for Entries<'_> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(Tracer {
-            out: self.tracer.out,
-            depth: self.tracer.depth,
-        })
-        .map(Some)
+        seed.deserialize(self.tracer.reborrow()).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Stop> {
         self.tracer.out.push(',');
-        seed.deserialize(Tracer {
-            out: self.tracer.out,
-            depth: self.tracer.depth,
-        })
+        seed.deserialize(self.tracer.reborrow())
     }
 }
 

@@ -192,41 +192,21 @@ impl StateHandle {
     ) -> Result<Vec<Option<T>>> {
         let ttl = self.ttl_now();
         self.with_keys(keys, |engine, id, entry_keys, scratch| {
+            if ttl.is_some() {
+                // Each value judged and, when expired or renewed, rewritten as a read does (a
+                // key twice in the batch is judged twice, as two reads are).
+                return entry_keys
+                    .iter()
+                    .map(|&key| read_entry(engine, id, key, scratch, ttl, codec))
+                    .collect();
+            }
             let mut values: Vec<Option<T>> = std::iter::repeat_with(|| None)
                 .take(entry_keys.len())
                 .collect();
-            let Some((config, now)) = ttl else {
-                engine.multi_get(id, entry_keys, &mut |i, stored| {
-                    values[i] = stored.map(|v| codec.decode(v)).transpose()?;
-                    Ok(())
-                })?;
-                return Ok(values);
-            };
-            // With a TTL: judge each value, then remove the expired and rewrite the renewed
-            // ones, in key order (a key twice in the batch is judged twice, as two reads are).
-            let mut stored: Vec<Option<Vec<u8>>> = vec![None; entry_keys.len()];
-            engine.multi_get(id, entry_keys, &mut |i, v| {
-                stored[i] = v.map(<[u8]>::to_vec);
+            engine.multi_get(id, entry_keys, &mut |i, stored| {
+                values[i] = stored.map(|v| codec.decode(v)).transpose()?;
                 Ok(())
             })?;
-            for (i, raw) in stored.iter().enumerate() {
-                let Some(raw) = raw else { continue };
-                match judge(config, now, raw)? {
-                    Judged::Expired { returned } => {
-                        values[i] = returned.map(|v| codec.decode(v)).transpose()?;
-                        engine.delete(id, entry_keys[i])?;
-                    }
-                    Judged::Visible { value, renew } => {
-                        values[i] = Some(codec.decode(value)?);
-                        if renew {
-                            scratch.value.clear();
-                            put_timestamp(&mut scratch.value, now);
-                            scratch.value.extend_from_slice(value);
-                            engine.put(id, entry_keys[i], &scratch.value)?;
-                        }
-                    }
-                }
-            }
             Ok(values)
         })
     }
@@ -261,33 +241,7 @@ impl StateHandle {
     ) -> Result<Option<T>> {
         let ttl = self.ttl_now();
         self.with_namespace(namespace.unwrap_or(&self.namespace), |a| {
-            if !a.engine.get(a.id, a.key, &mut a.scratch.value)? {
-                return Ok(None);
-            }
-            let Some((config, now)) = ttl else {
-                return codec.decode(&a.scratch.value).map(Some);
-            };
-            let Scratch {
-                value: stored,
-                user_key: renewed,
-            } = &mut *a.scratch;
-            match judge(config, now, stored)? {
-                Judged::Expired { returned } => {
-                    let returned = returned.map(|v| codec.decode(v)).transpose()?;
-                    a.engine.delete(a.id, a.key)?;
-                    Ok(returned)
-                }
-                Judged::Visible { value, renew } => {
-                    let decoded = codec.decode(value)?;
-                    if renew {
-                        renewed.clear();
-                        put_timestamp(renewed, now);
-                        renewed.extend_from_slice(value);
-                        a.engine.put(a.id, a.key, renewed)?;
-                    }
-                    Ok(Some(decoded))
-                }
-            }
+            read_entry(a.engine, a.id, a.key, a.scratch, ttl, codec)
         })
     }
 
@@ -360,6 +314,46 @@ impl StateHandle {
             })?;
         }
         Ok(taken)
+    }
+}
+
+/// Reads and decodes the entry at `key`, applying the state's TTL (`ttl`: its configuration and
+/// now): an expired value is removed (and returned only if the visibility says so), a renewed
+/// one rewritten with the new timestamp.
+fn read_entry<T: 'static>(
+    engine: &mut dyn StateBackend,
+    id: StateId,
+    key: EntryKey<'_>,
+    scratch: &mut Scratch,
+    ttl: Option<(&StateTtlConfig, u64)>,
+    codec: &dyn Codec<T>,
+) -> Result<Option<T>> {
+    if !engine.get(id, key, &mut scratch.value)? {
+        return Ok(None);
+    }
+    let Some((config, now)) = ttl else {
+        return codec.decode(&scratch.value).map(Some);
+    };
+    let Scratch {
+        value: stored,
+        user_key: renewed,
+    } = scratch;
+    match judge(config, now, stored)? {
+        Judged::Expired { returned } => {
+            let returned = returned.map(|v| codec.decode(v)).transpose()?;
+            engine.delete(id, key)?;
+            Ok(returned)
+        }
+        Judged::Visible { value, renew } => {
+            let decoded = codec.decode(value)?;
+            if renew {
+                renewed.clear();
+                put_timestamp(renewed, now);
+                renewed.extend_from_slice(value);
+                engine.put(id, key, renewed)?;
+            }
+            Ok(Some(decoded))
+        }
     }
 }
 
