@@ -80,7 +80,7 @@ fn check_late(restored: &TestJob, keys: &[u64], what: &str) {
 
 fn assert_every_entry_in_range(backend: &KeyedStateBackend, what: &str) {
     let range = backend.key_group_range();
-    for meta in backend.states() {
+    for meta in backend.states().unwrap() {
         backend
             .scan_raw(&meta.name, &mut |entry| {
                 assert!(

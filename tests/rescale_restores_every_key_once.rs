@@ -18,7 +18,7 @@ fn entries_in_own_key_groups(job: &TestJob) -> Vec<u64> {
         .map(|backend| {
             let range = backend.key_group_range();
             let mut count = 0;
-            for meta in backend.states() {
+            for meta in backend.states().unwrap() {
                 backend
                     .scan_raw(&meta.name, &mut |entry| {
                         assert!(

@@ -261,7 +261,7 @@ fn subtask(
     expected: &Expected,
 ) -> Result<(Instant, Check, BackendMetrics)> {
     // As Flink's state.backend.latency-track: every 100th access of each state is timed.
-    backend.enable_latency_tracking(LATENCY_SAMPLE_INTERVAL);
+    backend.enable_latency_tracking(LATENCY_SAMPLE_INTERVAL)?;
     let states = States::register(&backend)?;
     let mut processed_at = Instant::now();
     for message in input {
@@ -517,9 +517,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     for index in 0..args.parallelism {
         let (tx, rx) = sync_channel::<Input>(16);
         senders.push(tx);
-        let backend = job::open_subtask(engine, max_p, args.parallelism, index, &work)?;
         let (expected, snapshots) = (expected.clone(), snapshot_tx.clone());
+        let (work, parallelism) = (work.clone(), args.parallelism);
         workers.push(std::thread::spawn(move || {
+            let backend = job::open_subtask(engine, max_p, parallelism, index, &work)?;
             subtask(index, backend, rx, snapshots, kind, &expected)
         }));
     }

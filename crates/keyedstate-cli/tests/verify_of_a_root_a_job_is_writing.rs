@@ -17,27 +17,31 @@ fn verify_of_a_root_moves_on_when_its_checkpoint_is_subsumed() {
     let root = dir.path().join("checkpoints");
     let storage: Arc<dyn CheckpointStorage> = Arc::new(DirectoryStorage::new(&root).unwrap());
     let max_p = MaxParallelism::new(128).unwrap();
-    let backends: Vec<_> = (0..2)
-        .map(|i| job::open_subtask(Engine::RocksDb, max_p, 2, i, &dir.path().join("work")).unwrap())
-        .collect();
-    let mut coordinator = CheckpointCoordinator::open(storage, 1).unwrap();
-    let write = |round: u64| {
-        for key in 0..2_000u64 {
-            let backend = backends
-                .iter()
-                .find(|b| b.set_current_key(&key).is_ok())
-                .unwrap();
-            let value = backend
-                .value_state(&ValueStateDescriptor::<u64>::new("v"))
-                .unwrap();
-            value.update(&(key + round)).unwrap();
-        }
-    };
-    write(0);
-    job::checkpoint(&backends, &mut coordinator, SnapshotKind::Incremental).unwrap();
+    let work = dir.path().join("work");
     let stop = AtomicBool::new(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let failures = std::thread::scope(|scope| {
+        // The job, on its own thread (a backend belongs to the thread that opens it).
         scope.spawn(|| {
+            let backends: Vec<_> = (0..2)
+                .map(|i| job::open_subtask(Engine::RocksDb, max_p, 2, i, &work).unwrap())
+                .collect();
+            let mut coordinator = CheckpointCoordinator::open(storage, 1).unwrap();
+            let write = |round: u64| {
+                for key in 0..2_000u64 {
+                    let backend = backends
+                        .iter()
+                        .find(|b| b.set_current_key(&key).is_ok())
+                        .unwrap();
+                    let value = backend
+                        .value_state(&ValueStateDescriptor::<u64>::new("v"))
+                        .unwrap();
+                    value.update(&(key + round)).unwrap();
+                }
+            };
+            write(0);
+            job::checkpoint(&backends, &mut coordinator, SnapshotKind::Incremental).unwrap();
+            ready_tx.send(()).unwrap();
             let mut round = 1;
             while !stop.load(Ordering::Relaxed) {
                 write(round);
@@ -50,6 +54,8 @@ fn verify_of_a_root_moves_on_when_its_checkpoint_is_subsumed() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
         });
+        // The first checkpoint is complete before verify runs (or the job failed: no wait).
+        let _ = ready_rx.recv();
         // Failures are collected, not asserted here: the writer must be stopped either way.
         let failures: Vec<String> = (0..15)
             .map(|_| keyedstate(&["verify", root.to_str().unwrap()]))

@@ -18,9 +18,11 @@ use crate::ttl::StateTtlConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::any::TypeId;
+use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::rc::Rc;
+use std::sync::Arc;
 
 /// A type keys can be: serializable, and decodable as [`StateKey::Owned`], whose shape names the
 /// key codec. Every `Serialize + DeserializeOwned` type is one; `str` is one, decoding as
@@ -42,11 +44,21 @@ const RESERVED_PREFIX: &str = "_keyedstate.";
 
 /// The per-subtask keyed state backend: one engine, the current key, and the registered states.
 ///
-/// It is `Send` and meant for one task thread; state handles share it through an `Arc`.
+/// It belongs to the task thread that wraps the engine (it is neither `Send` nor `Sync`): its
+/// state handles share it through an `Rc`, so a state access takes no atomic lock. The engine
+/// itself (`Box<dyn StateBackend>`) is `Send`: open or restore it anywhere, then wrap it with
+/// [`KeyedStateBackend::new`] on the thread that processes the records. Snapshots' asynchronous
+/// parts ([`PendingSnapshot`]) are `Send` and run on any thread.
 #[derive(Clone)]
 pub struct KeyedStateBackend {
-    shared: Arc<Mutex<Shared>>,
+    shared: SharedCell,
+    max_parallelism: MaxParallelism,
+    range: KeyGroupRange,
+    engine_name: &'static str,
 }
+
+/// The mutable part of a backend, shared by the backend and its handles on one thread.
+pub(crate) type SharedCell = Rc<RefCell<Shared>>;
 
 /// Scratch buffers reused by every access, so the hot path does not allocate.
 #[derive(Default)]
@@ -74,13 +86,22 @@ pub(crate) struct Shared {
     latency_interval: u64,
     samplers: HashMap<StateId, Arc<LatencySampler>>,
     /// The timer queues, once a timer service was asked for (shared by every service).
-    pub(crate) timer_queues: Option<Arc<Mutex<crate::timers::Queues>>>,
+    pub(crate) timer_queues: Option<Box<crate::timers::Queues>>,
     /// The Rust type of the last key set, once its codec was checked against the engine's.
     key_type: Option<TypeId>,
     batch: BatchKeys,
 }
 
 impl Shared {
+    /// The timer queues (created by the first timer service) and the engine, borrowed together.
+    pub(crate) fn timers(&mut self) -> Result<(&mut crate::timers::Queues, &mut dyn StateBackend)> {
+        let queues = self
+            .timer_queues
+            .as_deref_mut()
+            .ok_or_else(|| Error::invalid_argument("no timer service was created"))?;
+        Ok((queues, &mut *self.engine))
+    }
+
     /// The current key's group, the key-group prefix length and the serialized key.
     pub(crate) fn current_key_bytes(&self) -> Result<(u16, usize, &[u8])> {
         if self.closed {
@@ -119,14 +140,18 @@ impl Shared {
     }
 }
 
-pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    // A panic in user code cannot leave the engine half-written: reduce and aggregate
-    // functions and map iteration callbacks run with the lock released. Codecs (serde) run under
-    // it, between complete engine calls, so a poisoned lock is safe to reuse; a `Serialize` or
-    // `Deserialize` impl must not call the backend.
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+pub(crate) fn lock(shared: &RefCell<Shared>) -> Result<RefMut<'_, Shared>> {
+    // User functions (reduce, aggregate, the callbacks of map iteration and of timers) run with
+    // the backend released, and may use any state. A key's, namespace's or value's `Serialize`
+    // and `Deserialize` run while it is held, as do the callbacks of `scan_raw` (raw bytes, for
+    // tools): a backend call from there is this error, not a deadlock or a panic.
+    shared.try_borrow_mut().map_err(|_| {
+        Error::invalid_argument(
+            "the backend is in use by the call that is running this code: a key's, namespace's \
+             or value's Serialize or Deserialize impl, or a scan_raw callback, may not call the \
+             backend or its states",
+        )
+    })
 }
 
 impl KeyedStateBackend {
@@ -134,8 +159,12 @@ impl KeyedStateBackend {
     pub fn new(engine: Box<dyn StateBackend>) -> Self {
         let max_parallelism = engine.max_parallelism();
         let range = engine.key_group_range();
+        let engine_name = engine.engine_name();
         KeyedStateBackend {
-            shared: Arc::new(Mutex::new(Shared {
+            max_parallelism,
+            range,
+            engine_name,
+            shared: Rc::new(RefCell::new(Shared {
                 engine,
                 max_parallelism,
                 range,
@@ -156,20 +185,20 @@ impl KeyedStateBackend {
         }
     }
 
-    pub(crate) fn shared(&self) -> Arc<Mutex<Shared>> {
+    pub(crate) fn shared(&self) -> SharedCell {
         self.shared.clone()
     }
 
     pub fn max_parallelism(&self) -> MaxParallelism {
-        lock(&self.shared).max_parallelism
+        self.max_parallelism
     }
 
     pub fn key_group_range(&self) -> KeyGroupRange {
-        lock(&self.shared).range
+        self.range
     }
 
     pub fn engine_name(&self) -> &'static str {
-        lock(&self.shared).engine.engine_name()
+        self.engine_name
     }
 
     /// Sets the key of the record being processed: serializes it once (`ks1`), computes its key
@@ -181,7 +210,7 @@ impl KeyedStateBackend {
     /// of `u64` keys given `i64` keys) is `IncompatibleState`: its bytes, and so its key group,
     /// would differ.
     pub fn set_current_key<K: StateKey + ?Sized>(&self, key: &K) -> Result<()> {
-        let mut guard = lock(&self.shared);
+        let mut guard = lock(&self.shared)?;
         let shared = &mut *guard;
         if let Err(e) = shared.check_key_type::<K::Owned>() {
             shared.has_key = false;
@@ -201,7 +230,7 @@ impl KeyedStateBackend {
 
     /// Like [`Self::set_current_key`] for a key that is serialized already.
     pub fn set_current_key_bytes(&self, serialized_key: &[u8]) -> Result<()> {
-        let mut guard = lock(&self.shared);
+        let mut guard = lock(&self.shared)?;
         let shared = &mut *guard;
         shared.entry.clear();
         put_key_group(&mut shared.entry, 0, shared.prefix_len);
@@ -211,14 +240,14 @@ impl KeyedStateBackend {
     }
 
     /// The key group of the current key, if one is set.
-    pub fn current_key_group(&self) -> Option<u16> {
-        let shared = lock(&self.shared);
-        shared.has_key.then_some(shared.key_group)
+    pub fn current_key_group(&self) -> Result<Option<u16>> {
+        let shared = lock(&self.shared)?;
+        Ok(shared.has_key.then_some(shared.key_group))
     }
 
     /// The current key, decoded as `K`.
     pub fn current_key<K: DeserializeOwned>(&self) -> Result<Option<K>> {
-        let shared = lock(&self.shared);
+        let shared = lock(&self.shared)?;
         if !shared.has_key {
             return Ok(None);
         }
@@ -249,7 +278,7 @@ impl KeyedStateBackend {
             ttl: ttl.map(|t| t.meta()),
         };
         let (id, clock, sampler) = {
-            let mut shared = lock(&self.shared);
+            let mut shared = lock(&self.shared)?;
             if shared.closed {
                 return Err(Error::closed("the backend is closed"));
             }
@@ -345,8 +374,8 @@ impl KeyedStateBackend {
     }
 
     /// Every registered state's meta info.
-    pub fn states(&self) -> Vec<StateMeta> {
-        lock(&self.shared).engine.states().to_vec()
+    pub fn states(&self) -> Result<Vec<StateMeta>> {
+        Ok(lock(&self.shared)?.engine.states().to_vec())
     }
 
     /// The distinct keys that have an entry in `state` under `namespace`, in key-group order
@@ -359,9 +388,9 @@ impl KeyedStateBackend {
         self.keys_iter(state, namespace)?.collect()
     }
 
-    /// The keys of [`Self::keys`], read lazily: one key group at a time under the lock, so the
-    /// memory held is one key group's keys, whatever the state's size, and the caller may use
-    /// state between them. A key written to a key group not yet read shows up; one written to a
+    /// The keys of [`Self::keys`], read lazily: one key group at a time, so the memory held is
+    /// one key group's keys, whatever the state's size, and the caller may use state between
+    /// them. A key written to a key group not yet read shows up; one written to a
     /// key group already read does not.
     pub fn keys_iter<K: DeserializeOwned, N: Serialize + ?Sized>(
         &self,
@@ -371,7 +400,7 @@ impl KeyedStateBackend {
         let mut wanted = Vec::new();
         codec::encode(namespace, &mut wanted)?;
         let (id, range) = {
-            let shared = lock(&self.shared);
+            let shared = lock(&self.shared)?;
             if shared.closed {
                 return Err(Error::closed("the backend is closed"));
             }
@@ -390,7 +419,7 @@ impl KeyedStateBackend {
 
     /// Visits every entry of `state` as raw bytes, for tools, digests and snapshots.
     pub fn scan_raw(&self, state: &str, f: &mut EntryScan<'_>) -> Result<()> {
-        let mut shared = lock(&self.shared);
+        let mut shared = lock(&self.shared)?;
         if shared.closed {
             return Err(Error::closed("the backend is closed"));
         }
@@ -404,7 +433,7 @@ impl KeyedStateBackend {
     /// The synchronous part of a snapshot for checkpoint `checkpoint_id`. The returned part
     /// writes it to storage and may run on another thread while this backend goes on.
     pub fn snapshot(&self, checkpoint_id: u64, kind: SnapshotKind) -> Result<PendingSnapshot> {
-        let mut shared = lock(&self.shared);
+        let mut shared = lock(&self.shared)?;
         if shared.closed {
             return Err(Error::closed("the backend is closed"));
         }
@@ -423,14 +452,14 @@ impl KeyedStateBackend {
 
     /// Tells the engine checkpoint `checkpoint_id` was completed.
     pub fn notify_checkpoint_complete(&self, checkpoint_id: u64) -> Result<()> {
-        lock(&self.shared)
+        lock(&self.shared)?
             .engine
             .notify_checkpoint_complete(checkpoint_id)
     }
 
     /// Tells the engine checkpoint `checkpoint_id` was aborted.
     pub fn notify_checkpoint_aborted(&self, checkpoint_id: u64) -> Result<()> {
-        lock(&self.shared)
+        lock(&self.shared)?
             .engine
             .notify_checkpoint_aborted(checkpoint_id)
     }
@@ -439,7 +468,7 @@ impl KeyedStateBackend {
     pub fn digest(&self) -> Result<StateDigest> {
         let mut digest = StateDigest::default();
         let mut scratch = Vec::new();
-        for meta in self.states() {
+        for meta in self.states()? {
             self.scan_raw(&meta.name, &mut |entry| {
                 digest.add(&meta.name, &entry, &mut scratch);
                 Ok(ControlFlow::Continue(()))
@@ -450,13 +479,14 @@ impl KeyedStateBackend {
 
     /// Samples the latency of every `sample_interval`-th access of each state registered from now
     /// on (as Flink's `state.backend.latency-track.sample-interval`); 0 turns it off.
-    pub fn enable_latency_tracking(&self, sample_interval: u64) {
-        lock(&self.shared).latency_interval = sample_interval;
+    pub fn enable_latency_tracking(&self, sample_interval: u64) -> Result<()> {
+        lock(&self.shared)?.latency_interval = sample_interval;
+        Ok(())
     }
 
     /// Size figures and sampled latencies, per state and for the engine.
     pub fn metrics(&self) -> Result<BackendMetrics> {
-        let mut shared = lock(&self.shared);
+        let mut shared = lock(&self.shared)?;
         if shared.closed {
             return Err(Error::closed("the backend is closed"));
         }
@@ -483,12 +513,12 @@ impl KeyedStateBackend {
 
     /// Compacts the engine's storage (see [`StateBackend::compact`]).
     pub fn compact(&self) -> Result<()> {
-        lock(&self.shared).engine.compact()
+        lock(&self.shared)?.engine.compact()
     }
 
     /// Closes the engine. Every later call, here or on a state handle, fails with `Closed`.
     pub fn close(&self) -> Result<()> {
-        let mut shared = lock(&self.shared);
+        let mut shared = lock(&self.shared)?;
         if shared.closed {
             return Ok(());
         }
@@ -500,7 +530,7 @@ impl KeyedStateBackend {
 /// The keys of one state and namespace, one key group at a time: see
 /// [`KeyedStateBackend::keys_iter`].
 pub struct KeyIter<K> {
-    shared: Arc<Mutex<Shared>>,
+    shared: SharedCell,
     state: StateId,
     name: String,
     namespace: Vec<u8>,
@@ -518,7 +548,7 @@ impl<K: DeserializeOwned> KeyIter<K> {
             let Some(key_group) = self.groups.next() else {
                 return Ok(());
             };
-            let mut shared = lock(&self.shared);
+            let mut shared = lock(&self.shared)?;
             if shared.closed {
                 return Err(Error::closed("the backend is closed"));
             }

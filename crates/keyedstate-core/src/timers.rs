@@ -16,11 +16,10 @@ use crate::codec;
 use crate::descriptor::{StateKind, StateMeta};
 use crate::error::{Error, Result};
 use crate::key_layout::{get_framed, put_framed, put_key_group};
-use crate::keyed::{KeyedStateBackend, Shared, lock};
+use crate::keyed::{KeyedStateBackend, Shared, SharedCell, lock};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex};
 
 /// The name prefix of the internal timer states (reserved: user states cannot start with `_`).
 pub const TIMER_STATE_PREFIX: &str = "_keyedstate.timers.";
@@ -140,8 +139,7 @@ impl Queue {
 /// The timer service of one backend.
 pub struct TimerService {
     backend: KeyedStateBackend,
-    shared: Arc<Mutex<Shared>>,
-    queues: Arc<Mutex<Queues>>,
+    shared: SharedCell,
 }
 
 /// The queues of both domains, one set per backend: every [`TimerService`] of a backend shares
@@ -152,48 +150,39 @@ impl KeyedStateBackend {
     /// The backend's timer service. Every call returns a handle to the same queues.
     pub fn timer_service(&self) -> Result<TimerService> {
         let shared = self.shared();
-        let mut guard = lock(&shared);
-        if let Some(queues) = &guard.timer_queues {
-            let queues = queues.clone();
-            drop(guard);
-            return Ok(TimerService {
-                backend: self.clone(),
-                shared,
-                queues,
-            });
-        }
-        let range = guard.engine.key_group_range();
-        let mut queues = Vec::new();
-        for domain in [TimeDomain::EventTime, TimeDomain::ProcessingTime] {
-            let meta = StateMeta {
-                name: domain.state_name().to_owned(),
-                kind: StateKind::Value,
-                value_codec: "timer".to_owned(),
-                user_key_codec: None,
-                ttl: None,
-            };
-            let state = guard.engine.register_state(&meta)?;
-            let mut queue = Queue {
-                state,
-                heads: BTreeSet::new(),
-                head_of: HashMap::new(),
-                floor: HashMap::new(),
-            };
-            for key_group in range.iter() {
-                queue.reload_head(&mut *guard.engine, key_group)?;
+        let mut guard = lock(&shared)?;
+        if guard.timer_queues.is_none() {
+            let range = guard.engine.key_group_range();
+            let mut queues = Vec::new();
+            for domain in [TimeDomain::EventTime, TimeDomain::ProcessingTime] {
+                let meta = StateMeta {
+                    name: domain.state_name().to_owned(),
+                    kind: StateKind::Value,
+                    value_codec: "timer".to_owned(),
+                    user_key_codec: None,
+                    ttl: None,
+                };
+                let state = guard.engine.register_state(&meta)?;
+                let mut queue = Queue {
+                    state,
+                    heads: BTreeSet::new(),
+                    head_of: HashMap::new(),
+                    floor: HashMap::new(),
+                };
+                for key_group in range.iter() {
+                    queue.reload_head(&mut *guard.engine, key_group)?;
+                }
+                queues.push(queue);
             }
-            queues.push(queue);
+            let queues: Queues = queues
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("two domains"));
+            guard.timer_queues = Some(Box::new(queues));
         }
-        let queues: Queues = queues
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("two domains"));
-        let queues = Arc::new(Mutex::new(queues));
-        guard.timer_queues = Some(queues.clone());
         drop(guard);
         Ok(TimerService {
             backend: self.clone(),
             shared,
-            queues,
         })
     }
 }
@@ -235,13 +224,13 @@ impl TimerService {
     ) -> Result<()> {
         let mut ns = Vec::new();
         codec::encode(namespace, &mut ns)?;
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        let mut guard = lock(&self.shared);
+        let mut guard = lock(&self.shared)?;
         let mut key = Vec::new();
         let (key_group, prefix_len) = Self::timer_key(&guard, &ns, timestamp, &mut key)?;
+        let (queues, engine) = guard.timers()?;
         f(
             &mut queues[Self::queue_index(domain)],
-            &mut *guard.engine,
+            engine,
             EntryKey::new(&key, key_group, prefix_len),
         )
     }
@@ -304,7 +293,8 @@ impl TimerService {
 
     /// Removes and returns the earliest timer at or before `time`, if any.
     fn pop(&self, domain: TimeDomain, time: i64) -> Result<Option<FiredTimer>> {
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = lock(&self.shared)?;
+        let (queues, engine) = guard.timers()?;
         let queue = &mut queues[Self::queue_index(domain)];
         let Some(&(timestamp, key_group)) = queue.heads.first() else {
             return Ok(None);
@@ -312,8 +302,6 @@ impl TimerService {
         if timestamp > time {
             return Ok(None);
         }
-        let mut guard = lock(&self.shared);
-        let engine = &mut *guard.engine;
         let mut found = None;
         queue.first(engine, key_group, &mut |entry| {
             found = Some((entry.parts.key.to_vec(), entry.parts.namespace.to_vec()));

@@ -44,7 +44,7 @@ pub fn reregistering_with_another_kind_is_incompatible(factory: &Factory) {
         Some(41),
         "a compatible registration gets the same state"
     );
-    assert_eq!(i.backend.states().len(), 1);
+    assert_eq!(i.backend.states().unwrap().len(), 1);
 }
 
 pub fn reregistering_with_another_codec_is_incompatible(factory: &Factory) {
@@ -196,7 +196,7 @@ pub fn invalid_state_names_are_rejected(factory: &Factory) {
             .unwrap();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{name:?}");
     }
-    assert!(i.backend.states().is_empty());
+    assert!(i.backend.states().unwrap().is_empty());
 }
 
 pub fn closed_backend_rejects_calls(factory: &Factory) {
@@ -269,7 +269,7 @@ pub fn a_failed_set_current_key_leaves_no_current_key(factory: &Factory) {
         .set_current_key(&FlakyKey { id: 2, fails: true })
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    assert_eq!(i.backend.current_key_group(), None);
+    assert_eq!(i.backend.current_key_group().unwrap(), None);
     assert_eq!(
         value.get().unwrap_err().kind(),
         ErrorKind::InvalidArgument,
@@ -317,7 +317,57 @@ pub fn a_key_of_another_type_is_incompatible(factory: &Factory) {
     assert_eq!(err.kind(), ErrorKind::IncompatibleState, "{err}");
     assert!(err.to_string().contains("ks1:u64"), "{err}");
     assert!(err.to_string().contains("ks1:i64"), "{err}");
-    assert_eq!(i.backend.current_key_group(), None);
+    assert_eq!(i.backend.current_key_group().unwrap(), None);
     i.backend.set_current_key(&7u64).unwrap();
     assert_eq!(value.get().unwrap(), Some(1));
+}
+
+/// A value whose `Serialize` calls back into the backend it is being written to (through a
+/// thread-local, the only way a codec can reach it), and records what that call returned.
+struct CallsTheBackend;
+
+thread_local! {
+    static REENTERED: std::cell::RefCell<Option<(keyedstate_core::KeyedStateBackend, Option<ErrorKind>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl serde::Serialize for CallsTheBackend {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        REENTERED.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if let Some((backend, seen)) = slot.as_mut() {
+                *seen = backend.states().err().map(|e| e.kind());
+            }
+        });
+        serializer.serialize_u8(7)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CallsTheBackend {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u8::deserialize(deserializer).map(|_| CallsTheBackend)
+    }
+}
+
+pub fn a_codec_calling_the_backend_gets_an_error_not_a_deadlock(factory: &Factory) {
+    let i = full(factory);
+    let state = i
+        .backend
+        .value_state(&ValueStateDescriptor::<CallsTheBackend>::new("s"))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    REENTERED.with(|slot| *slot.borrow_mut() = Some((i.backend.clone(), None)));
+    state.update(&CallsTheBackend).unwrap();
+    let seen = REENTERED.with(|slot| slot.borrow_mut().take().and_then(|(_, seen)| seen));
+    assert_eq!(
+        seen,
+        Some(ErrorKind::InvalidArgument),
+        "the call from inside Serialize is refused"
+    );
+    assert!(state.get().unwrap().is_some(), "the outer write happened");
+    assert_eq!(
+        i.backend.states().unwrap().len(),
+        1,
+        "and the backend is usable"
+    );
 }

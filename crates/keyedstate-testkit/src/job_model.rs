@@ -133,7 +133,11 @@ impl Subtask {
     }
 
     fn registered(&self, name: &str) -> bool {
-        self.backend.states().iter().any(|m| m.name == name)
+        self.backend
+            .states()
+            .unwrap()
+            .iter()
+            .any(|m| m.name == name)
     }
 
     fn value(&mut self) -> Result<&mut ValueState<u64>> {
@@ -561,7 +565,7 @@ impl Job<'_> {
         let mut timers = 0;
         for s in &self.subtasks {
             let range = s.backend.key_group_range();
-            for meta in s.backend.states() {
+            for meta in s.backend.states().map_err(|e| e.to_string())? {
                 let internal = meta.name.starts_with("_keyedstate.");
                 s.backend
                     .scan_raw(&meta.name, &mut |entry| {

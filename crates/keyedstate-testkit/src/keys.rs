@@ -70,7 +70,7 @@ pub fn keys_iterate_lazily_while_the_caller_uses_state(factory: &Factory) {
     for key in i.backend.keys_iter::<u64, _>("v", &()).unwrap() {
         let key = key.unwrap();
         i.backend.set_current_key(&key).unwrap();
-        let group = i.backend.current_key_group().unwrap();
+        let group = i.backend.current_key_group().unwrap().unwrap();
         assert!(group >= last_group, "key-group order");
         last_group = group;
         copy.update(&value.get().unwrap().unwrap()).unwrap();

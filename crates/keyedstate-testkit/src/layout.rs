@@ -27,7 +27,7 @@ fn every_key_reports_its_key_group(factory: &Factory, max_parallelism: u32) {
     for key in 0u64..2_000 {
         i.backend.set_current_key(&key).unwrap();
         assert_eq!(
-            i.backend.current_key_group(),
+            i.backend.current_key_group().unwrap(),
             Some(key_group_of(max_p, key))
         );
         state.update(&(key * 3)).unwrap();

@@ -61,6 +61,7 @@ macro_rules! conformance_suite {
                 bad_input::a_key_of_another_type_is_incompatible,
                 bad_input::invalid_state_names_are_rejected,
                 bad_input::closed_backend_rejects_calls,
+                bad_input::a_codec_calling_the_backend_gets_an_error_not_a_deadlock,
                                 model::random_operations_match_the_model,
                 ttl::ttl_expires_exactly_at_the_boundary,
                 ttl::ttl_returns_expired_values_until_cleaned_up_when_asked,

@@ -9,7 +9,7 @@ pub fn metrics_report_entries_and_sampled_latency(factory: &Factory) {
         .backend
         .value_state(&ValueStateDescriptor::<u64>::new("before"))
         .unwrap();
-    i.backend.enable_latency_tracking(10);
+    i.backend.enable_latency_tracking(10).unwrap();
     let value = i
         .backend
         .value_state(&ValueStateDescriptor::<u64>::new("v"))

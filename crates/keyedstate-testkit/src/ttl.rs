@@ -24,6 +24,7 @@ fn at(factory: &Factory, millis: u64) -> (Instance, Arc<ManualClock>) {
 fn registered(i: &Instance, state: &str) -> keyedstate_core::StateMeta {
     i.backend
         .states()
+        .unwrap()
         .into_iter()
         .find(|m| m.name == state)
         .expect("the state is registered")

@@ -171,7 +171,7 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
                 if let Some(value) = self.handle.visible(v)? {
                     chunk.entries.push((k.to_vec(), value.to_vec()));
                 }
-                // Counted whether visible or not: the chunk bounds the work under the lock.
+                // Counted whether visible or not: the chunk bounds the work while the backend is borrowed.
                 scanned += 1;
                 if scanned < CHUNK {
                     return Ok(ControlFlow::Continue(()));

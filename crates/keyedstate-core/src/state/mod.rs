@@ -18,13 +18,13 @@ use crate::codec::{self, Codec};
 use crate::error::Error;
 use crate::error::Result;
 use crate::key_layout::put_framed;
-use crate::keyed::{Scratch, Shared, StateKey, lock};
+use crate::keyed::{Scratch, SharedCell, StateKey, lock};
 use crate::metrics::LatencySampler;
 use crate::ttl::{
     Clock, StateTtlConfig, TtlUpdateType, TtlVisibility, is_expired, put_timestamp, split_timestamp,
 };
 use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What an access sees: the engine, the entry key of the current key and namespace, and scratch
@@ -37,7 +37,7 @@ pub(crate) struct Access<'a> {
 }
 
 pub(crate) struct StateHandle {
-    shared: Arc<Mutex<Shared>>,
+    shared: SharedCell,
     id: StateId,
     name: Arc<str>,
     /// The framed serialized namespace.
@@ -81,7 +81,7 @@ pub(crate) fn judge<'b>(
 
 impl StateHandle {
     pub(crate) fn new(
-        shared: Arc<Mutex<Shared>>,
+        shared: SharedCell,
         id: StateId,
         name: &str,
         ttl: Option<(StateTtlConfig, Arc<dyn Clock>)>,
@@ -148,7 +148,7 @@ impl StateHandle {
             .as_ref()
             .filter(|s| s.tick())
             .map(|s| (s, Instant::now()));
-        let mut guard = lock(&self.shared);
+        let mut guard = lock(&self.shared).map_err(|e| self.context(e))?;
         let shared = &mut *guard;
         let result = shared
             .prepare(namespace)
@@ -164,7 +164,12 @@ impl StateHandle {
         if let Some((sampler, started)) = sampled {
             sampler.record(started.elapsed());
         }
-        result.map_err(|e| e.context(format_args!("state '{}'", self.name)))
+        result.map_err(|e| self.context(e))
+    }
+
+    /// `e` with the state's name.
+    fn context(&self, e: Error) -> Error {
+        e.context(format_args!("state '{}'", self.name))
     }
 
     /// Runs `f` on the engine with the entry keys of `keys` in the handle's namespace (the batch
@@ -174,12 +179,12 @@ impl StateHandle {
         keys: impl IntoIterator<Item = &'k K>,
         f: impl FnOnce(&mut dyn StateBackend, StateId, &[EntryKey<'_>], &mut Scratch) -> Result<R>,
     ) -> Result<R> {
-        let mut guard = lock(&self.shared);
+        let mut guard = lock(&self.shared).map_err(|e| self.context(e))?;
         guard
             .with_batch_keys(keys, &self.namespace, |engine, entry_keys, scratch| {
                 f(engine, self.id, entry_keys, scratch)
             })
-            .map_err(|e| e.context(format_args!("state '{}'", self.name)))
+            .map_err(|e| self.context(e))
     }
 
     /// The values of `keys` in the handle's namespace, decoded, in order: what [`Self::read`]
