@@ -4,12 +4,14 @@
 use crate::ffi::Decision;
 use crate::memory::SharedMemory;
 use crate::memtable::use_key_hash_memtable;
-use crate::merge::{LIST_APPEND, list_append};
+use crate::merge::{LIST_APPEND, list_append, list_append_unexpired};
 use keyedstate_core::timers::is_timer_state;
 use keyedstate_core::ttl::{Clock, Unexpired, system_clock, unexpired};
 use keyedstate_core::{KeyGroupRange, MaxParallelism};
 use keyedstate_core::{StateKind, StateMeta};
-use rocksdb::{BlockBasedOptions, DBCompactionStyle, DBCompressionType, LogLevel, Options};
+use rocksdb::{
+    BlockBasedOptions, DBCompactionStyle, DBCompressionType, LogLevel, MergeOperands, Options,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -218,6 +220,16 @@ impl RocksDbConfig {
             let ttl_millis = ttl_millis.clone();
             if let Some(period) = self.periodic_compaction {
                 opts.set_periodic_compaction_seconds(period.as_secs().max(1));
+            }
+            if is_list {
+                let (clock, ttl_millis) = (clock.clone(), ttl_millis.clone());
+                opts.set_merge_operator_associative(
+                    LIST_APPEND,
+                    move |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
+                        let ttl = ttl_millis.load(Ordering::Relaxed);
+                        list_append_unexpired(existing, operands, ttl, clock.now_millis())
+                    },
+                );
             }
             crate::ffi::set_compaction_filter(
                 &mut opts,

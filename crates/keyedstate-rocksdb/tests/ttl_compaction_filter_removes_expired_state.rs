@@ -83,7 +83,7 @@ fn compaction_removes_expired_entries_and_keeps_the_rest() {
 }
 
 #[test]
-fn compaction_drops_expired_list_elements_one_by_one() {
+fn one_compaction_drops_expired_list_elements_merged_with_appended_ones() {
     let (_dir, clock, backend) = open_at(1000);
     let ttl = StateTtlConfig::new(Duration::from_millis(100))
         .visibility(TtlVisibility::ReturnExpiredIfNotCleanedUp);
@@ -101,9 +101,9 @@ fn compaction_drops_expired_list_elements_one_by_one() {
         list.add(&3).unwrap();
     }
     clock.set(1550);
-    // RocksDB hands the filter plain values, not the results of merges within the same
-    // compaction: the first compaction merges the appended element in, the second filters.
-    backend.compact().unwrap();
+    // RocksDB's C API hands the compaction filter plain values, not merge operands nor the
+    // results of merges within the same compaction: the list's merge operator drops the expired
+    // elements as it merges the appended one in, so one compaction is enough.
     backend.compact().unwrap();
     let mut elements = Vec::new();
     backend
@@ -150,4 +150,39 @@ fn compaction_filter_follows_a_changed_ttl() {
         0,
         "gone once the new TTL passed"
     );
+}
+
+/// Lists made only of appends (merge operands, no base value) that expire whole: the merge
+/// keeps one expired element, so the value is still a list, and the compaction filter removes
+/// it at the next compaction; reads never see the expired elements.
+#[test]
+fn lists_of_expired_appends_shrink_then_go() {
+    let (_dir, clock, backend) = open_at(1000);
+    let ttl = StateTtlConfig::new(Duration::from_millis(100));
+    let list = backend
+        .list_state(&ListStateDescriptor::<u32>::new("l").with_ttl(ttl))
+        .unwrap();
+    for key in 0u32..20 {
+        backend.set_current_key(&key).unwrap();
+        for element in 0..5 {
+            list.add(&element).unwrap();
+        }
+    }
+    clock.set(1550);
+    backend.compact().unwrap();
+    let mut elements = Vec::new();
+    backend
+        .scan_raw("l", &mut |entry| {
+            elements.push(keyedstate_core::key_layout::list_elements(entry.value).count());
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+    assert!(
+        elements.iter().all(|&n| n <= 1),
+        "at most one expired element per list is left: {elements:?}"
+    );
+    backend.set_current_key(&7u32).unwrap();
+    assert_eq!(list.get().unwrap(), Vec::<u32>::new());
+    backend.compact().unwrap();
+    assert_eq!(stored_entries(&backend, "l"), 0, "and the lists are gone");
 }
