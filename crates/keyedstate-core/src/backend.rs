@@ -273,6 +273,13 @@ pub trait StateBackend: KeyGroupSource + Send {
         self.scan_key_group(state, key_group, f)
     }
 
+    /// How many of each key group's earliest timers the timer service keeps in memory, so that
+    /// firing reads the engine once per that many timers (Flink's RocksDB timer cache, 128 by
+    /// default). 0, the default, for an engine whose timers are in memory already.
+    fn timer_cache_capacity(&self) -> usize {
+        0
+    }
+
     /// The synchronous part of a snapshot for checkpoint `checkpoint_id`: captures a consistent
     /// view and returns the part that writes it.
     fn snapshot(

@@ -9,7 +9,9 @@
 //! sort by time (in RocksDB: one column family per domain, keys starting with the key group and
 //! then the timestamp; or, with the RocksDB backend's heap timer store, a sorted map per key group
 //! in memory, as on the heap). An in-memory set of each key group's earliest timer gives the global
-//! order; it is rebuilt from the state when the service is created (after a restore, too).
+//! order; it is rebuilt from the state when the service is created (after a restore, too). An
+//! engine whose timers are not in memory (RocksDB's column families) also gets a write-through
+//! cache of each key group's earliest timers, so that firing reads it once per that many.
 
 use crate::backend::{EntryKey, StateBackend, StateId};
 use crate::codec;
@@ -86,9 +88,52 @@ pub(crate) struct Queue {
     /// so a pop does not walk over the deletions of every timer fired before it (RocksDB keeps
     /// them as tombstones until a compaction): firing n timers costs n seeks, not n^2 steps.
     floor: HashMap<u16, Vec<u8>>,
+    /// How many of each key group's earliest timers are kept in memory
+    /// ([`StateBackend::timer_cache_capacity`]); 0 for none.
+    cache_capacity: usize,
+    caches: HashMap<u16, EarliestTimers>,
+}
+
+/// The earliest timers of one key group, in memory, as Flink's `TreeOrderedSetCache` of its
+/// RocksDB timers (128 by default): pops take them from here and the engine is read once per
+/// `capacity` pops, not twice per pop. Writes go to the engine too, so the cache is never the
+/// only copy. Invariant: every timer of the key group that is not in `keys` sorts after its
+/// last one; `complete` says the key group has no timer outside `keys`.
+#[derive(Default)]
+struct EarliestTimers {
+    /// Entry keys without their key-group prefix (`[framed timestamp][framed (key,
+    /// namespace)]`): their byte order is the timers' order.
+    keys: BTreeSet<Vec<u8>>,
+    complete: bool,
+}
+
+impl EarliestTimers {
+    /// A timer with entry key `key` was registered (and written to the engine).
+    fn insert(&mut self, key: &[u8], capacity: usize) {
+        let below_last = self.keys.last().is_some_and(|last| key < last.as_slice());
+        if self.complete || below_last {
+            self.keys.insert(key.to_vec());
+            if self.keys.len() > capacity {
+                self.keys.pop_last();
+                self.complete = false;
+            }
+        }
+        // Otherwise it sorts after every cached timer and stays in the engine only.
+    }
 }
 
 impl Queue {
+    fn new(state: StateId, cache_capacity: usize) -> Self {
+        Queue {
+            state,
+            heads: BTreeSet::new(),
+            head_of: HashMap::new(),
+            floor: HashMap::new(),
+            cache_capacity,
+            caches: HashMap::new(),
+        }
+    }
+
     /// Makes `head` the earliest timer of `key_group` (`None`: it has none).
     fn set_head(&mut self, key_group: u16, head: Option<i64>) {
         if let Some(old) = self.head_of.remove(&key_group) {
@@ -100,15 +145,53 @@ impl Queue {
         }
     }
 
-    /// Reads `key_group`'s earliest timer from the engine again.
+    /// Reads `key_group`'s earliest timer again (from its cache, refilled from the engine when
+    /// empty, or from the engine).
     fn reload_head(&mut self, engine: &mut dyn StateBackend, key_group: u16) -> Result<()> {
-        let mut head = None;
-        self.first(engine, key_group, &mut |entry| {
-            head = Some(decode_timestamp(entry.parts.key)?);
-            Ok(ControlFlow::Break(()))
-        })?;
+        let head = match self.earliest(engine, key_group)? {
+            Some(key) => Some(timestamp_of(&key)?),
+            None => None,
+        };
         self.set_head(key_group, head);
         Ok(())
+    }
+
+    /// The entry key (without its key-group prefix) of `key_group`'s earliest timer, if it has
+    /// one: from the cache, refilled from the engine when empty and not complete; without a
+    /// cache, from the engine.
+    fn earliest(
+        &mut self,
+        engine: &mut dyn StateBackend,
+        key_group: u16,
+    ) -> Result<Option<Vec<u8>>> {
+        let capacity = self.cache_capacity;
+        if capacity == 0 {
+            let mut found = None;
+            self.first(engine, key_group, &mut |entry| {
+                found = Some(timer_key(&entry.parts));
+                Ok(ControlFlow::Break(()))
+            })?;
+            return Ok(found);
+        }
+        if self
+            .caches
+            .get(&key_group)
+            .is_none_or(|c| c.keys.is_empty() && !c.complete)
+        {
+            let mut keys = BTreeSet::new();
+            self.first(engine, key_group, &mut |entry| {
+                keys.insert(timer_key(&entry.parts));
+                Ok(if keys.len() < capacity {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                })
+            })?;
+            let complete = keys.len() < capacity;
+            self.caches
+                .insert(key_group, EarliestTimers { keys, complete });
+        }
+        Ok(self.caches[&key_group].keys.first().cloned())
     }
 
     /// Visits `key_group`'s timers from its floor on (`f` breaks at the first it wants).
@@ -124,16 +207,52 @@ impl Queue {
         }
     }
 
-    /// A timer with entry key `key` was registered: nothing may hide it below the floor.
-    fn lower_floor(&mut self, key_group: u16, key: &[u8]) {
+    /// A timer with entry key `key` was registered (written to the engine): nothing may hide it
+    /// below the floor, and it joins the cache if it is among the earliest.
+    fn registered(&mut self, key: EntryKey<'_>) {
+        let key_group = key.key_group();
         if self
             .floor
             .get(&key_group)
-            .is_some_and(|floor| key < floor.as_slice())
+            .is_some_and(|floor| key.bytes() < floor.as_slice())
         {
-            self.floor.insert(key_group, key.to_vec());
+            self.floor.insert(key_group, key.bytes().to_vec());
+        }
+        if let Some(cache) = self.caches.get_mut(&key_group) {
+            cache.insert(key.key_and_namespace(), self.cache_capacity);
         }
     }
+
+    /// A timer with entry key `key` was deleted from the engine.
+    fn deleted(&mut self, key: EntryKey<'_>) {
+        if let Some(cache) = self.caches.get_mut(&key.key_group()) {
+            cache.keys.remove(key.key_and_namespace());
+        }
+    }
+}
+
+/// A scanned timer's entry key without its key-group prefix.
+fn timer_key(parts: &crate::key_layout::EntryParts<'_>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.key.len() + parts.namespace.len() + 8);
+    put_framed(&mut key, parts.key);
+    put_framed(&mut key, parts.namespace);
+    key
+}
+
+/// The timestamp of a timer's entry key (without its key-group prefix).
+fn timestamp_of(entry_key: &[u8]) -> Result<i64> {
+    let (timestamp, _, _) = split_timer_key(entry_key)?;
+    decode_timestamp(timestamp)
+}
+
+/// The timestamp bytes, serialized key and serialized namespace of a timer's entry key (without
+/// its key-group prefix).
+fn split_timer_key(entry_key: &[u8]) -> Result<(&[u8], &[u8], &[u8])> {
+    let (timestamp, rest) = get_framed(entry_key)?;
+    let (inner, _) = get_framed(rest)?;
+    let (key, rest) = get_framed(inner)?;
+    let (namespace, _) = get_framed(rest)?;
+    Ok((timestamp, key, namespace))
 }
 
 /// The timer service of one backend.
@@ -163,12 +282,7 @@ impl KeyedStateBackend {
                     ttl: None,
                 };
                 let state = guard.engine.register_state(&meta)?;
-                let mut queue = Queue {
-                    state,
-                    heads: BTreeSet::new(),
-                    head_of: HashMap::new(),
-                    floor: HashMap::new(),
-                };
+                let mut queue = Queue::new(state, guard.engine.timer_cache_capacity());
                 for key_group in range.iter() {
                     queue.reload_head(&mut *guard.engine, key_group)?;
                 }
@@ -245,7 +359,7 @@ impl TimerService {
         self.with_timer(domain, namespace, timestamp, |queue, engine, key| {
             engine.put(queue.state, key, &[])?;
             let key_group = key.key_group();
-            queue.lower_floor(key_group, key.bytes());
+            queue.registered(key);
             if queue
                 .head_of
                 .get(&key_group)
@@ -266,6 +380,7 @@ impl TimerService {
     ) -> Result<()> {
         self.with_timer(domain, namespace, timestamp, |queue, engine, key| {
             engine.delete(queue.state, key)?;
+            queue.deleted(key);
             if queue.head_of.get(&key.key_group()) == Some(&timestamp) {
                 queue.reload_head(engine, key.key_group())?;
             }
@@ -302,35 +417,28 @@ impl TimerService {
         if timestamp > time {
             return Ok(None);
         }
-        let mut found = None;
-        queue.first(engine, key_group, &mut |entry| {
-            found = Some((entry.parts.key.to_vec(), entry.parts.namespace.to_vec()));
-            Ok(ControlFlow::Break(()))
-        })?;
-        let (ts_bytes, inner) = found.ok_or_else(|| {
+        let timer = queue.earliest(engine, key_group)?.ok_or_else(|| {
             Error::corruption(format!(
                 "timer queue of key group {key_group} is out of step"
             ))
         })?;
-        let (key, rest) = get_framed(&inner)?;
-        let (namespace, _) = get_framed(rest)?;
-        let prefix_len = engine.max_parallelism().prefix_len();
-        let mut entry_key = Vec::new();
-        put_key_group(&mut entry_key, key_group, prefix_len);
-        put_framed(&mut entry_key, &ts_bytes);
-        put_framed(&mut entry_key, &inner);
-        engine.delete(
-            queue.state,
-            EntryKey::new(&entry_key, key_group, prefix_len),
-        )?;
-        queue.floor.insert(key_group, entry_key);
-        queue.reload_head(engine, key_group)?;
-        Ok(Some(FiredTimer {
+        let (ts_bytes, key, namespace) = split_timer_key(&timer)?;
+        let fired = FiredTimer {
             domain,
-            timestamp: decode_timestamp(&ts_bytes)?,
+            timestamp: decode_timestamp(ts_bytes)?,
             key: key.to_vec(),
             namespace: namespace.to_vec(),
-        }))
+        };
+        let prefix_len = engine.max_parallelism().prefix_len();
+        let mut entry_key = Vec::with_capacity(prefix_len + timer.len());
+        put_key_group(&mut entry_key, key_group, prefix_len);
+        entry_key.extend_from_slice(&timer);
+        let entry = EntryKey::new(&entry_key, key_group, prefix_len);
+        engine.delete(queue.state, entry)?;
+        queue.deleted(entry);
+        queue.floor.insert(key_group, entry_key);
+        queue.reload_head(engine, key_group)?;
+        Ok(Some(fired))
     }
 
     /// The number of timers of `domain` (for tools and tests; scans the state).

@@ -4,7 +4,7 @@
 //! The instance directory holds `db/` (the live database) and `snapshots/` (native RocksDB
 //! checkpoints while their asynchronous part runs).
 
-use crate::config::RocksDbConfig;
+use crate::config::{RocksDbConfig, TimerStore};
 use crate::error::map_err;
 use crate::memtable;
 use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
@@ -673,6 +673,13 @@ impl StateBackend for RocksDbBackend {
             iter.next();
         }
         iter.status().map_err(map_err("scanning a map"))
+    }
+
+    fn timer_cache_capacity(&self) -> usize {
+        match self.config.timer_store {
+            TimerStore::RocksDb => self.config.timer_cache_size,
+            TimerStore::Heap => 0,
+        }
     }
 
     fn scan_key_group_from(

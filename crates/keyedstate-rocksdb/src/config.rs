@@ -136,6 +136,10 @@ pub struct RocksDbConfig {
     /// Where timers live. A restore moves them into this store whichever store the checkpoint
     /// had them in.
     pub timer_store: TimerStore,
+    /// How many of each key group's earliest timers the timer service keeps in memory with
+    /// `TimerStore::RocksDb` (Flink's `state.backend.rocksdb.timer-service.cache-size`, 128 by
+    /// default): firing reads RocksDB once per that many timers. 0 turns the cache off.
+    pub timer_cache_size: usize,
     /// How old a file of a state with a TTL may grow before RocksDB compacts it (and its
     /// compaction filter drops what expired), as Flink's `periodic-compaction-time`: 30 days by
     /// default; `None` leaves such files until a write-driven compaction reaches them.
@@ -166,6 +170,7 @@ impl RocksDbConfig {
             rescale_method: RescaleMethod::Ingest,
             clock: system_clock(),
             timer_store: TimerStore::RocksDb,
+            timer_cache_size: 128,
             periodic_compaction: Some(Duration::from_secs(30 * 24 * 3600)),
             memtable: Memtable::KeyHash,
             key_hash_buckets: crate::memtable::BUCKETS,

@@ -40,7 +40,34 @@ mod rocksdb_heap_timers {
         timers::deleted_timers_do_not_fire_and_domains_are_apart,
         timers::timers_registered_while_firing_fire_too,
         timers::timer_services_of_one_backend_share_their_queues,
+        timers::timers_follow_a_model_through_random_registers_deletes_and_firings,
     );
+}
+
+/// The RocksDB backend's timer cache at sizes that make every few pops refill it, and turned
+/// off (`RocksDbConfig::timer_cache_size`), against the timer model.
+fn open_with_timer_cache(
+    size: usize,
+) -> impl Fn(MaxParallelism, KeyGroupRange, Arc<dyn Clock>) -> Instance {
+    move |max_parallelism, range, clock| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = RocksDbConfig::new(dir.path().join("db"), max_parallelism, range);
+        config.clock = clock;
+        config.timer_cache_size = size;
+        Instance::with_guard(
+            RocksDbBackend::open(config).expect("RocksDB backend opens"),
+            dir,
+        )
+    }
+}
+
+#[test]
+fn timers_follow_the_model_with_a_timer_cache_of_0_1_and_3() {
+    for size in [0, 1, 3] {
+        keyedstate_testkit::timers::timers_follow_a_model_through_random_registers_deletes_and_firings(
+            &open_with_timer_cache(size),
+        );
+    }
 }
 
 /// The RocksDB backend with RocksDB's skip-list memtable (`Memtable::SkipList`), through the

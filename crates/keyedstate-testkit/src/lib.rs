@@ -76,6 +76,7 @@ macro_rules! conformance_suite {
                 timers::deleted_timers_do_not_fire_and_domains_are_apart,
                 timers::timers_registered_while_firing_fire_too,
                 timers::timer_services_of_one_backend_share_their_queues,
+                timers::timers_follow_a_model_through_random_registers_deletes_and_firings,
             );
         }
     };

@@ -159,3 +159,69 @@ pub fn timer_services_of_one_backend_share_their_queues(factory: &Factory) {
     let third = i.backend.timer_service().unwrap();
     assert_eq!(third.count(TimeDomain::EventTime).unwrap(), 0);
 }
+
+/// Random registrations, deletions and firings of far more timers per key group than an
+/// engine's timer cache holds (4 key groups, up to ~1,000 timers each), against a model: every
+/// firing yields exactly the model's due timers, in timestamp order, and nothing else stays.
+pub fn timers_follow_a_model_through_random_registers_deletes_and_firings(factory: &Factory) {
+    use std::collections::BTreeSet;
+    let i = crate::fixture::full_at(factory, 4);
+    let timers = i.backend.timer_service().unwrap();
+    let mut rng = Rng::new(0x7153);
+    // (timestamp, key, namespace)
+    let mut model: BTreeSet<(i64, u64, u8)> = BTreeSet::new();
+    let mut now = 0i64;
+    for round in 0..60 {
+        for _ in 0..rng.below(200) {
+            let (key, namespace) = (rng.below(2_000), rng.below(2) as u8);
+            // Mostly ahead of the watermark, sometimes at or behind it (fires on the next advance).
+            let timestamp = now + rng.below(3_000) as i64 - 100;
+            i.backend.set_current_key(&key).unwrap();
+            if rng.below(5) == 0 && !model.is_empty() {
+                // Delete one that exists (or, half the time, one that may not).
+                let &(t, k, n) = model
+                    .iter()
+                    .nth(rng.below(model.len() as u64) as usize)
+                    .unwrap();
+                let (t, k, n) = if rng.below(2) == 0 {
+                    (t, k, n)
+                } else {
+                    (timestamp, key, namespace)
+                };
+                i.backend.set_current_key(&k).unwrap();
+                timers.delete(TimeDomain::EventTime, &n, t).unwrap();
+                model.remove(&(t, k, n));
+            } else {
+                timers
+                    .register(TimeDomain::EventTime, &namespace, timestamp)
+                    .unwrap();
+                model.insert((timestamp, key, namespace));
+            }
+        }
+        now += rng.below(600) as i64;
+        let mut fired = Vec::new();
+        timers
+            .advance(TimeDomain::EventTime, now, |timer| {
+                fired.push((
+                    timer.timestamp,
+                    timer.key_as::<u64>()?,
+                    timer.namespace_as::<u8>()?,
+                ));
+                Ok(())
+            })
+            .unwrap();
+        assert!(
+            fired.windows(2).all(|w| w[0].0 <= w[1].0),
+            "round {round}: timestamp order"
+        );
+        let due: Vec<_> = model.iter().copied().take_while(|t| t.0 <= now).collect();
+        model.retain(|t| t.0 > now);
+        fired.sort();
+        assert_eq!(fired, due, "round {round}: the due timers, each once");
+    }
+    assert_eq!(timers.count(TimeDomain::EventTime).unwrap(), model.len());
+    let rest = timers
+        .advance(TimeDomain::EventTime, i64::MAX, |_| Ok(()))
+        .unwrap();
+    assert_eq!(rest, model.len());
+}

@@ -352,8 +352,15 @@ impl CheckpointCoordinator {
         while self.completed.len() > self.retained {
             let dropped = self.completed.pop_front().expect("more than retained");
             let keep = self.kept();
-            self.storage
-                .delete_dir(&checkpoint_dir(dropped.checkpoint_id))?;
+            let dir = checkpoint_dir(dropped.checkpoint_id);
+            // `_metadata` first, as Flink discards a checkpoint: from then on no reader takes it
+            // for a complete checkpoint, so one that finds a file missing can tell the checkpoint
+            // was subsumed rather than corrupt (`keyedstate verify` of a root a job writes).
+            self.storage.delete(&format!(
+                "{dir}/{}",
+                crate::checkpoint::storage::METADATA_FILE
+            ))?;
+            self.storage.delete_dir(&dir)?;
             for file in dropped.files() {
                 if file.is_shared() && !keep.contains(&file.path) {
                     self.storage.delete(&file.path)?;
