@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// them off.
     #[arg(long, default_value_t = 10.0)]
     bloom_bits_per_key: f64,
+    /// The backend's write buffer: how many of the latest point writes go to RocksDB as one
+    /// batch (the raw baseline writes each one); 0 writes each one as it comes.
+    #[arg(long, default_value_t = 1000)]
+    rocksdb_write_batch_entries: usize,
 }
 
 fn parse_memtable(name: &str) -> std::result::Result<Memtable, String> {
@@ -82,6 +86,7 @@ fn rocksdb_config(args: &BenchArgs, path: PathBuf) -> Result<RocksDbConfig> {
     config.profile = args.rocksdb_profile;
     config.bloom_bits_per_key = args.bloom_bits_per_key;
     config.memtable = args.rocksdb_memtable;
+    config.write_batch_entries = args.rocksdb_write_batch_entries;
     Ok(config)
 }
 

@@ -8,6 +8,7 @@ use crate::config::{RocksDbConfig, TimerStore};
 use crate::error::map_err;
 use crate::memtable;
 use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
+use crate::write_buffer::WriteBuffer;
 use keyedstate_core::SortedTable;
 use keyedstate_core::backend::{BatchRead, EntryScan, MapScan, Registration, StateRegistry};
 use keyedstate_core::key_layout::{put_entry_key, put_key_group, split_entry_key};
@@ -31,6 +32,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Deletions per write batch when a whole map is cleared.
 const CLEAR_BATCH: usize = 4096;
+
+/// The most bytes of keys and values the write buffer holds before it is written out.
+const WRITE_BUFFER_BYTES: usize = 4 << 20;
 
 /// The RocksDB backend of one subtask.
 pub struct RocksDbBackend {
@@ -56,6 +60,11 @@ pub struct RocksDbBackend {
     /// The TTL each state with one is judged by in its compaction filter, by state name: set
     /// when the state is registered, and again when it is registered with another TTL.
     ttl_millis: HashMap<String, Arc<AtomicU64>>,
+    /// The latest point writes, not yet in RocksDB (see [`crate::write_buffer`]).
+    writes: WriteBuffer,
+    /// By state id: whether the state's point writes go through `writes` (keyed states in
+    /// column families; not the timers, whose queues scan RocksDB on every pop).
+    buffered: Vec<bool>,
 }
 
 /// The compaction filter's TTL cell of state `meta`, set to its TTL.
@@ -122,6 +131,7 @@ impl RocksDbBackend {
             .map_err(map_err(&format!("opening {}", db_dir.display())))?;
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
+        let write_batch_entries = config.write_batch_entries;
         let mut backend = RocksDbBackend {
             db: Some(db),
             prefix_len: config.max_parallelism.prefix_len(),
@@ -138,6 +148,8 @@ impl RocksDbBackend {
             })),
             heap_timers: HashMap::new(),
             ttl_millis,
+            writes: WriteBuffer::new(write_batch_entries, WRITE_BUFFER_BYTES),
+            buffered: Vec::new(),
         };
         for meta in states {
             backend.register_state(meta)?;
@@ -235,6 +247,59 @@ impl RocksDbBackend {
         Ok((db, cf))
     }
 
+    /// Whether `state`'s point writes are buffered.
+    fn buffers(&self, state: StateId) -> bool {
+        self.writes.enabled() && self.buffered.get(state).copied().unwrap_or(false)
+    }
+
+    /// Buffers a put (`Some`) or delete of `key` in `state`, writing the buffer out when full.
+    fn buffer_write(&mut self, state: StateId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        if self.writes.write(state, key, value) {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered writes to RocksDB as one batch. On failure they stay buffered.
+    fn write_out(&mut self) -> Result<()> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let db = self.db()?;
+        let mut families: Vec<Option<&ColumnFamily>> = Vec::new();
+        let mut batch = WriteBatch::default();
+        self.writes.for_each(|write| {
+            if families.len() <= write.state {
+                families.resize(write.state + 1, None);
+            }
+            let cf = match families[write.state] {
+                Some(cf) => cf,
+                None => {
+                    let cf = self.cf(write.state)?.1;
+                    families[write.state] = Some(cf);
+                    cf
+                }
+            };
+            match write.value {
+                Some(value) => batch.put_cf(cf, write.key, value),
+                None => batch.delete_cf(cf, write.key),
+            }
+            Ok::<(), Error>(())
+        })?;
+        db.write_opt(batch, &self.write_options)
+            .map_err(map_err("writing the buffered writes"))?;
+        self.writes.clear();
+        Ok(())
+    }
+
+    /// Writes the buffer out before `state` is read other than by a point read.
+    fn write_out_for(&mut self, state: StateId) -> Result<()> {
+        if self.buffers(state) {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
     /// Writes `[entry key][user key]` into `key_buf`.
     fn map_key(key_buf: &mut Vec<u8>, key: EntryKey<'_>, user_key: &[u8]) {
         key_buf.clear();
@@ -278,6 +343,7 @@ impl KeyGroupSource for RocksDbBackend {
         if let Some(table) = self.heap_timers.get(&state) {
             return table.scan_group(key_group, f).map(drop);
         }
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         scan_key_group_in(db, cf, self.prefix_len, key_group, f)
     }
@@ -397,6 +463,7 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn metrics(&mut self) -> Result<EngineMetrics> {
+        self.write_out()?;
         let db = self.db()?;
         let property = |cf: &ColumnFamily, name: &str| -> Result<u64> {
             Ok(db
@@ -450,6 +517,10 @@ impl StateBackend for RocksDbBackend {
             self.heap_timers.insert(id, table);
             return Ok(id);
         }
+        if self.buffered.len() <= id {
+            self.buffered.resize(id + 1, false);
+        }
+        self.buffered[id] = !keyedstate_core::timers::is_timer_state(&meta.name);
         if has_cf {
             // Opened with the restored database.
             return Ok(id);
@@ -486,6 +557,10 @@ impl StateBackend for RocksDbBackend {
             out.extend_from_slice(found.unwrap_or_default());
             return Ok(found.is_some());
         }
+        if let Some(buffered) = self.writes.get(state, key.bytes()) {
+            out.extend_from_slice(buffered.unwrap_or_default());
+            return Ok(buffered.is_some());
+        }
         let (db, cf) = self.cf(state)?;
         match db
             .get_pinned_cf_opt(cf, key.bytes(), &self.read_options)
@@ -511,6 +586,7 @@ impl StateBackend for RocksDbBackend {
                 .enumerate()
                 .try_for_each(|(i, &key)| f(i, table.get(key)));
         }
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         // One MultiGet over the keys in order, so RocksDB reads each block once; the results
         // go back to their positions.
@@ -532,6 +608,7 @@ impl StateBackend for RocksDbBackend {
             }
             return Ok(());
         }
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         let mut batch = WriteBatch::default();
         for (key, value) in keys.iter().zip(values) {
@@ -546,12 +623,17 @@ impl StateBackend for RocksDbBackend {
             table.put(key, value);
             return Ok(());
         }
+        if self.buffers(state) {
+            return self.buffer_write(state, key.bytes(), Some(value));
+        }
         let (db, cf) = self.cf(state)?;
         db.put_cf_opt(cf, key.bytes(), value, &self.write_options)
             .map_err(map_err("put"))
     }
 
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()> {
+        // A merge onto a buffered put must come after it.
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         db.merge_cf_opt(cf, key.bytes(), frames, &self.write_options)
             .map_err(map_err("merge"))
@@ -563,6 +645,7 @@ impl StateBackend for RocksDbBackend {
         keys: &[EntryKey<'_>],
         frames: &[&[u8]],
     ) -> Result<()> {
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         let mut batch = WriteBatch::default();
         for (key, frames) in keys.iter().zip(frames) {
@@ -583,7 +666,11 @@ impl StateBackend for RocksDbBackend {
             .get(state)
             .ok_or_else(|| unknown(state))?;
         if meta.kind == keyedstate_core::StateKind::Map {
+            self.write_out_for(state)?;
             return self.delete_prefix(state, key.bytes());
+        }
+        if self.buffers(state) {
+            return self.buffer_write(state, key.bytes(), None);
         }
         let (db, cf) = self.cf(state)?;
         db.delete_cf_opt(cf, key.bytes(), &self.write_options)
@@ -613,6 +700,12 @@ impl StateBackend for RocksDbBackend {
         value: &[u8],
     ) -> Result<()> {
         Self::map_key(&mut self.key_buf, key, user_key);
+        if self.buffers(state) {
+            let key_buf = std::mem::take(&mut self.key_buf);
+            let result = self.buffer_write(state, &key_buf, Some(value));
+            self.key_buf = key_buf;
+            return result;
+        }
         let (db, cf) = self.cf(state)?;
         db.put_cf_opt(cf, &self.key_buf, value, &self.write_options)
             .map_err(map_err("put"))
@@ -625,6 +718,7 @@ impl StateBackend for RocksDbBackend {
         user_keys: &[&[u8]],
         values: &[&[u8]],
     ) -> Result<()> {
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         let mut batch = WriteBatch::default();
         let mut key_buf = Vec::new();
@@ -638,6 +732,12 @@ impl StateBackend for RocksDbBackend {
 
     fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()> {
         Self::map_key(&mut self.key_buf, key, user_key);
+        if self.buffers(state) {
+            let key_buf = std::mem::take(&mut self.key_buf);
+            let result = self.buffer_write(state, &key_buf, None);
+            self.key_buf = key_buf;
+            return result;
+        }
         let (db, cf) = self.cf(state)?;
         db.delete_cf_opt(cf, &self.key_buf, &self.write_options)
             .map_err(map_err("delete"))
@@ -650,6 +750,7 @@ impl StateBackend for RocksDbBackend {
         after: Option<&[u8]>,
         f: &mut MapScan<'_>,
     ) -> Result<()> {
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         let prefix = key.bytes();
         let mut iter = db.raw_iterator_cf_opt(cf, memtable::within_key());
@@ -692,6 +793,7 @@ impl StateBackend for RocksDbBackend {
         if let Some(table) = self.heap_timers.get(&state) {
             return table.scan_group(key_group, f).map(drop);
         }
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         scan_key_group_from_in(db, cf, self.prefix_len, key_group, Some(floor), f)
     }
@@ -700,6 +802,7 @@ impl StateBackend for RocksDbBackend {
         if let Some(table) = self.heap_timers.get(&state) {
             return table.scan(f);
         }
+        self.write_out_for(state)?;
         let (db, cf) = self.cf(state)?;
         let mut read_options = memtable::total_order();
         // A full scan would otherwise evict the hot blocks of the task's working set.
@@ -728,6 +831,7 @@ impl StateBackend for RocksDbBackend {
         checkpoint_id: u64,
         kind: SnapshotKind,
     ) -> Result<Box<dyn AsyncSnapshot>> {
+        self.write_out()?;
         let db = self.db()?;
         let snapshots = self.config.path.join("snapshots");
         let native_dir = snapshots.join(format!("chk-{checkpoint_id}"));
@@ -776,17 +880,25 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn compact(&mut self) -> Result<()> {
+        self.write_out()?;
         self.compact_all()
     }
 
     fn close(&mut self) -> Result<()> {
+        // A kept instance (`delete_on_close` false) reopens with every write, as RocksDB
+        // flushes its memtables on close; a deleted one needs none of them.
+        let written = if self.db.is_some() && !self.config.delete_on_close {
+            self.write_out()
+        } else {
+            Ok(())
+        };
         if let Some(db) = self.db.take() {
             drop(db);
             if self.config.delete_on_close {
                 remove_dir(&self.config.path)?;
             }
         }
-        Ok(())
+        written
     }
 }
 

@@ -140,6 +140,12 @@ pub struct RocksDbConfig {
     /// `TimerStore::RocksDb` (Flink's `state.backend.rocksdb.timer-service.cache-size`, 128 by
     /// default): firing reads RocksDB once per that many timers. 0 turns the cache off.
     pub timer_cache_size: usize,
+    /// How many of the task's latest point writes (value puts and deletes, map puts and
+    /// removes) are held in memory before they go to RocksDB as one `WriteBatch` (1,000 by
+    /// default; also written out before any scan, iterator, merge, snapshot or compaction, and
+    /// read before RocksDB): per-record writes then pay RocksDB's write path once per batch.
+    /// 0 writes each one to RocksDB as it comes. See `docs/config.md`.
+    pub write_batch_entries: usize,
     /// How old a file of a state with a TTL may grow before RocksDB compacts it (and its
     /// compaction filter drops what expired), as Flink's `periodic-compaction-time`: 30 days by
     /// default; `None` leaves such files until a write-driven compaction reaches them.
@@ -171,6 +177,7 @@ impl RocksDbConfig {
             clock: system_clock(),
             timer_store: TimerStore::RocksDb,
             timer_cache_size: 128,
+            write_batch_entries: 1000,
             periodic_compaction: Some(Duration::from_secs(30 * 24 * 3600)),
             memtable: Memtable::KeyHash,
             key_hash_buckets: crate::memtable::BUCKETS,

@@ -15,6 +15,7 @@ mod merge;
 mod restore;
 mod snapshot;
 mod transfer;
+mod write_buffer;
 
 pub use backend::RocksDbBackend;
 pub use baseline::RawBaseline;
