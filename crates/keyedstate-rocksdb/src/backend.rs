@@ -8,7 +8,7 @@ use crate::config::{RocksDbConfig, TimerStore};
 use crate::error::map_err;
 use crate::memtable;
 use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
-use crate::write_buffer::WriteBuffer;
+use crate::write_buffer::{Kind, WriteBuffer};
 use keyedstate_core::SortedTable;
 use keyedstate_core::backend::{BatchRead, EntryScan, MapScan, Registration, StateRegistry};
 use keyedstate_core::key_layout::{put_entry_key, put_key_group, split_entry_key};
@@ -280,9 +280,10 @@ impl RocksDbBackend {
                     cf
                 }
             };
-            match write.value {
-                Some(value) => batch.put_cf(cf, write.key, value),
-                None => batch.delete_cf(cf, write.key),
+            match write.kind {
+                Kind::Put => batch.put_cf(cf, write.key, write.value),
+                Kind::Delete => batch.delete_cf(cf, write.key),
+                Kind::Merge => batch.merge_cf(cf, write.key, write.value),
             }
             Ok::<(), Error>(())
         })?;
@@ -557,20 +558,35 @@ impl StateBackend for RocksDbBackend {
             out.extend_from_slice(found.unwrap_or_default());
             return Ok(found.is_some());
         }
-        if let Some(buffered) = self.writes.get(state, key.bytes()) {
-            out.extend_from_slice(buffered.unwrap_or_default());
-            return Ok(buffered.is_some());
-        }
+        // Frames appended since RocksDB's value, when the buffer holds only appends.
+        let appended = match self.writes.get(state, key.bytes()) {
+            Some(write) => match write.kind {
+                Kind::Put => {
+                    out.extend_from_slice(write.value);
+                    return Ok(true);
+                }
+                Kind::Delete => return Ok(false),
+                Kind::Merge => Some(write.value),
+            },
+            None => None,
+        };
         let (db, cf) = self.cf(state)?;
-        match db
+        let found = match db
             .get_pinned_cf_opt(cf, key.bytes(), &self.read_options)
             .map_err(map_err("get"))?
         {
             Some(value) => {
                 out.extend_from_slice(&value);
+                true
+            }
+            None => false,
+        };
+        match appended {
+            Some(frames) => {
+                out.extend_from_slice(frames);
                 Ok(true)
             }
-            None => Ok(false),
+            None => Ok(found),
         }
     }
 
@@ -632,8 +648,12 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()> {
-        // A merge onto a buffered put must come after it.
-        self.write_out_for(state)?;
+        if self.buffers(state) {
+            if self.writes.append(state, key.bytes(), frames) {
+                self.write_out()?;
+            }
+            return Ok(());
+        }
         let (db, cf) = self.cf(state)?;
         db.merge_cf_opt(cf, key.bytes(), frames, &self.write_options)
             .map_err(map_err("merge"))

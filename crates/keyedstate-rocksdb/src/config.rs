@@ -141,9 +141,10 @@ pub struct RocksDbConfig {
     /// default): firing reads RocksDB once per that many timers. 0 turns the cache off.
     pub timer_cache_size: usize,
     /// How many of the task's latest point writes (value puts and deletes, map puts and
-    /// removes) are held in memory before they go to RocksDB as one `WriteBatch` (1,000 by
-    /// default; also written out before any scan, iterator, merge, snapshot or compaction, and
-    /// read before RocksDB): per-record writes then pay RocksDB's write path once per batch.
+    /// removes, list appends) are held in memory before they go to RocksDB as one `WriteBatch`
+    /// (1,000 by default; also written out before any scan, iterator, `MultiGet`, snapshot or
+    /// compaction, and read before RocksDB): per-record writes then pay RocksDB's write path
+    /// once per batch.
     /// 0 writes each one to RocksDB as it comes. See `docs/config.md`.
     pub write_batch_entries: usize,
     /// How old a file of a state with a TTL may grow before RocksDB compacts it (and its

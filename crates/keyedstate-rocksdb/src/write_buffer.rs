@@ -1,12 +1,16 @@
 //! The write buffer: the task's most recent point writes (puts and deletes of values and of map
-//! entries), held in memory and written to RocksDB as one `WriteBatch` when it is full.
+//! entries, list appends), held in memory and written to RocksDB as one `WriteBatch` when it is
+//! full.
 //!
 //! Of a per-record `valueUpdate`'s ~4,800 instructions, ~3,500 were RocksDB's write path around
 //! the memtable (a one-entry `WriteBatch` built and decoded, `WriteImpl`, the write thread and its
 //! mutex), paid per record; a batch pays it once. The buffer gives per-record writes that
 //! amortization. It is not a second copy of the state: reads look here first, and everything
-//! that reads RocksDB other than a point read (scans, iterators, `MultiGet`, merges, snapshots,
+//! that reads RocksDB other than a point read (scans, iterators, `MultiGet`, snapshots,
 //! compactions, metrics, close) writes the buffer out first, so RocksDB then holds every write.
+//! A list append is a merge operand, and merging is concatenation (`crate::merge`): appends onto
+//! a buffered put or delete become a put of the concatenation, appends onto nothing buffered a
+//! merge of the concatenated frames, which a read appends to RocksDB's value.
 //! Writes go without the WAL in any case (a checkpoint is the durable copy), so buffered writes
 //! are exactly as durable as the memtable's.
 //!
@@ -19,26 +23,34 @@ use hashbrown::HashTable;
 use keyedstate_core::StateId;
 use std::hash::BuildHasher;
 
-/// The value length that marks a buffered delete.
-const DELETED: u32 = u32::MAX;
+/// What a buffered write of a key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Put,
+    Delete,
+    /// Frames to append to whatever RocksDB holds (a merge operand).
+    Merge,
+}
 
 #[derive(Clone, Copy)]
 struct Slot {
     hash: u64,
     state: u32,
+    kind: Kind,
     key_at: u32,
     key_len: u32,
     value_at: u32,
-    /// [`DELETED`] for a delete.
     value_len: u32,
 }
 
-/// One buffered write, as [`WriteBuffer::for_each`] hands it out.
+/// One buffered write, as [`WriteBuffer::for_each`] and [`WriteBuffer::get`] hand it out.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Write<'a> {
     pub(crate) state: StateId,
+    pub(crate) kind: Kind,
     pub(crate) key: &'a [u8],
-    /// `None`: a delete.
-    pub(crate) value: Option<&'a [u8]>,
+    /// The put's value or the merge's frames; empty for a delete.
+    pub(crate) value: &'a [u8],
 }
 
 pub(crate) struct WriteBuffer {
@@ -79,9 +91,22 @@ impl WriteBuffer {
         &self.arena[slot.key_at as usize..(slot.key_at + slot.key_len) as usize]
     }
 
-    /// The buffered write of `key` in `state`: `Some(Some(value))` a put, `Some(None)` a delete,
-    /// `None` when the key has no buffered write (RocksDB has its latest value).
-    pub(crate) fn get(&self, state: StateId, key: &[u8]) -> Option<Option<&[u8]>> {
+    fn value_of(&self, slot: &Slot) -> &[u8] {
+        &self.arena[slot.value_at as usize..(slot.value_at + slot.value_len) as usize]
+    }
+
+    fn write_of<'s>(&'s self, slot: &Slot) -> Write<'s> {
+        Write {
+            state: slot.state as StateId,
+            kind: slot.kind,
+            key: self.key_of(slot),
+            value: self.value_of(slot),
+        }
+    }
+
+    /// The buffered write of `key` in `state`, or `None` when the key has none (RocksDB has its
+    /// latest value).
+    pub(crate) fn get(&self, state: StateId, key: &[u8]) -> Option<Write<'_>> {
         if self.table.is_empty() {
             return None;
         }
@@ -89,51 +114,110 @@ impl WriteBuffer {
         let slot = self.table.find(hash, |s| {
             s.hash == hash && s.state == state as u32 && self.key_of(s) == key
         })?;
-        Some((slot.value_len != DELETED).then(|| {
-            &self.arena[slot.value_at as usize..(slot.value_at + slot.value_len) as usize]
-        }))
+        Some(self.write_of(slot))
     }
 
     /// Buffers a put (`Some`) or a delete (`None`) of `key` in `state`. Returns whether the
     /// buffer is full and must be written out now.
     pub(crate) fn write(&mut self, state: StateId, key: &[u8], value: Option<&[u8]>) -> bool {
-        let hash = self.hash(state, key);
-        let value_at = self.arena.len() as u32;
-        let value_len = match value {
-            Some(value) => {
-                self.arena.extend_from_slice(value);
-                value.len() as u32
-            }
-            None => DELETED,
+        let kind = if value.is_some() {
+            Kind::Put
+        } else {
+            Kind::Delete
         };
-        let (arena, table, hasher_state) = (&mut self.arena, &mut self.table, state as u32);
-        let found = table.find_mut(hash, |s| {
-            s.hash == hash
-                && s.state == hasher_state
-                && arena[s.key_at as usize..(s.key_at + s.key_len) as usize] == *key
-        });
-        match found {
+        let value = value.unwrap_or_default();
+        let value_at = self.arena.len() as u32;
+        self.arena.extend_from_slice(value);
+        let (value_len, hash) = (value.len() as u32, self.hash(state, key));
+        match self.find_mut(hash, state, key) {
             Some(slot) => {
+                slot.kind = kind;
                 slot.value_at = value_at;
                 slot.value_len = value_len;
             }
-            None => {
-                let key_at = arena.len() as u32;
-                arena.extend_from_slice(key);
-                table.insert_unique(
-                    hash,
-                    Slot {
-                        hash,
-                        state: hasher_state,
-                        key_at,
-                        key_len: key.len() as u32,
-                        value_at,
-                        value_len,
-                    },
-                    |s| s.hash,
-                );
-            }
+            None => self.insert(hash, state, key, kind, value_at, value_len),
         }
+        self.full()
+    }
+
+    /// Buffers an append of `frames` to the list at `key` in `state` (see the module's notes).
+    /// Returns whether the buffer is full.
+    pub(crate) fn append(&mut self, state: StateId, key: &[u8], frames: &[u8]) -> bool {
+        let hash = self.hash(state, key);
+        let arena_len = self.arena.len() as u32;
+        let Some(slot) = self.find_mut(hash, state, key).copied() else {
+            self.arena.extend_from_slice(frames);
+            self.insert(
+                hash,
+                state,
+                key,
+                Kind::Merge,
+                arena_len,
+                frames.len() as u32,
+            );
+            return self.full();
+        };
+        let (kind, value_at) = match slot.kind {
+            // The list is gone: what is appended is all of it.
+            Kind::Delete => (Kind::Put, arena_len),
+            // The value is the arena's last bytes: it grows in place.
+            Kind::Put | Kind::Merge if slot.value_at + slot.value_len == arena_len => {
+                (slot.kind, slot.value_at)
+            }
+            Kind::Put | Kind::Merge => {
+                let (from, to) = (
+                    slot.value_at as usize,
+                    (slot.value_at + slot.value_len) as usize,
+                );
+                self.arena.extend_from_within(from..to);
+                (slot.kind, arena_len)
+            }
+        };
+        self.arena.extend_from_slice(frames);
+        let value_len = self.arena.len() as u32 - value_at;
+        let slot = self.find_mut(hash, state, key).expect("found above");
+        slot.kind = kind;
+        slot.value_at = value_at;
+        slot.value_len = value_len;
+        self.full()
+    }
+
+    fn find_mut(&mut self, hash: u64, state: StateId, key: &[u8]) -> Option<&mut Slot> {
+        let arena = &self.arena;
+        self.table.find_mut(hash, |s| {
+            s.hash == hash
+                && s.state == state as u32
+                && arena[s.key_at as usize..(s.key_at + s.key_len) as usize] == *key
+        })
+    }
+
+    fn insert(
+        &mut self,
+        hash: u64,
+        state: StateId,
+        key: &[u8],
+        kind: Kind,
+        value_at: u32,
+        value_len: u32,
+    ) {
+        let key_at = self.arena.len() as u32;
+        self.arena.extend_from_slice(key);
+        self.table.insert_unique(
+            hash,
+            Slot {
+                hash,
+                state: state as u32,
+                kind,
+                key_at,
+                key_len: key.len() as u32,
+                value_at,
+                value_len,
+            },
+            |s| s.hash,
+        );
+    }
+
+    fn full(&self) -> bool {
         self.table.len() >= self.max_entries || self.arena.len() >= self.max_bytes
     }
 
@@ -143,17 +227,9 @@ impl WriteBuffer {
         &self,
         mut f: impl FnMut(Write<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        for slot in self.table.iter() {
-            let value = (slot.value_len != DELETED).then(|| {
-                &self.arena[slot.value_at as usize..(slot.value_at + slot.value_len) as usize]
-            });
-            f(Write {
-                state: slot.state as StateId,
-                key: self.key_of(slot),
-                value,
-            })?;
-        }
-        Ok(())
+        self.table
+            .iter()
+            .try_for_each(|slot| f(self.write_of(slot)))
     }
 
     /// Forgets every buffered write (once RocksDB holds them), keeping the memory.
@@ -167,20 +243,34 @@ impl WriteBuffer {
 mod tests {
     use super::*;
 
+    fn write(
+        state: StateId,
+        kind: Kind,
+        key: &'static [u8],
+        value: &'static [u8],
+    ) -> Write<'static> {
+        Write {
+            state,
+            kind,
+            key,
+            value,
+        }
+    }
+
     #[test]
     fn the_latest_write_of_a_key_wins_and_clear_empties_the_buffer() {
         let mut buffer = WriteBuffer::new(3, 1 << 20);
         assert!(!buffer.write(0, b"a", Some(b"1")));
         assert!(!buffer.write(0, b"a", Some(b"22")));
         assert!(!buffer.write(1, b"a", None));
-        assert_eq!(buffer.get(0, b"a"), Some(Some(&b"22"[..])));
-        assert_eq!(buffer.get(1, b"a"), Some(None), "a delete");
+        assert_eq!(buffer.get(0, b"a"), Some(write(0, Kind::Put, b"a", b"22")));
+        assert_eq!(buffer.get(1, b"a"), Some(write(1, Kind::Delete, b"a", b"")));
         assert_eq!(buffer.get(0, b"b"), None, "not buffered");
         assert!(buffer.write(0, b"b", Some(b"")), "three keys: full");
         let mut writes = Vec::new();
         buffer
             .for_each(|w| {
-                writes.push((w.state, w.key.to_vec(), w.value.map(<[u8]>::to_vec)));
+                writes.push((w.state, w.kind as u8, w.key.to_vec(), w.value.to_vec()));
                 Ok::<(), ()>(())
             })
             .unwrap();
@@ -189,13 +279,50 @@ mod tests {
         assert_eq!(
             writes,
             vec![
-                (0, b"a".to_vec(), Some(b"22".to_vec())),
-                (0, b"b".to_vec(), Some(Vec::new())),
-                (1, b"a".to_vec(), None),
+                (0, Kind::Put as u8, b"a".to_vec(), b"22".to_vec()),
+                (0, Kind::Put as u8, b"b".to_vec(), Vec::new()),
+                (1, Kind::Delete as u8, b"a".to_vec(), Vec::new()),
             ]
         );
         assert!(buffer.is_empty());
         assert_eq!(buffer.get(0, b"a"), None);
+    }
+
+    #[test]
+    fn appends_concatenate_onto_what_is_buffered() {
+        let mut buffer = WriteBuffer::new(100, 1 << 20);
+        buffer.append(0, b"m", b"1");
+        buffer.append(0, b"m", b"2");
+        assert_eq!(
+            buffer.get(0, b"m"),
+            Some(write(0, Kind::Merge, b"m", b"12")),
+            "a merge of both"
+        );
+        buffer.write(0, b"p", Some(b"a"));
+        buffer.append(0, b"m", b"3"); // not at the arena's end: copied
+        buffer.append(0, b"p", b"b");
+        assert_eq!(
+            buffer.get(0, b"m"),
+            Some(write(0, Kind::Merge, b"m", b"123"))
+        );
+        assert_eq!(
+            buffer.get(0, b"p"),
+            Some(write(0, Kind::Put, b"p", b"ab")),
+            "a put of the whole list"
+        );
+        buffer.write(0, b"d", None);
+        buffer.append(0, b"d", b"x");
+        assert_eq!(
+            buffer.get(0, b"d"),
+            Some(write(0, Kind::Put, b"d", b"x")),
+            "onto a delete: all of it"
+        );
+        buffer.write(0, b"m", Some(b"z"));
+        assert_eq!(
+            buffer.get(0, b"m"),
+            Some(write(0, Kind::Put, b"m", b"z")),
+            "a put replaces a merge"
+        );
     }
 
     #[test]
