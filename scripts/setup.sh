@@ -42,3 +42,17 @@ fi
 if command -v sccache >/dev/null && [ -z "${RUSTC_WRAPPER:-}" ]; then
   export RUSTC_WRAPPER=sccache
 fi
+
+# A real S3-compatible server for the object-store tests (crates/keyedstate-object-store/tests):
+# moto's standalone server, from PyPI. The tests start it on a free loopback port themselves.
+if ! command -v moto_server >/dev/null; then
+  echo "setup: installing moto[server] (the S3 server of the object-store tests)"
+  if command -v pip3 >/dev/null || command -v pip >/dev/null; then
+    "$(command -v pip3 || command -v pip)" install -q 'moto[server]' \
+      || echo "setup: could not install moto[server]; the S3 server tests will fail" >&2
+  else
+    apt_install python3-pip && pip3 install -q --break-system-packages 'moto[server]' \
+      || echo "setup: could not install moto[server]; the S3 server tests will fail" >&2
+  fi
+  hash -r
+fi

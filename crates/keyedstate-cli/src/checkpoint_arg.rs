@@ -1,10 +1,13 @@
 //! The CHECKPOINT argument: a `chk-<id>` directory, or a root directory meaning its latest
-//! completed checkpoint.
+//! completed checkpoint; either as a path or as an object-store URL (`s3://bucket/prefix`,
+//! `s3://bucket/prefix/chk-7`, `file:///dir`), the S3 endpoint and credentials coming from the
+//! `AWS_*` environment variables.
 
 use keyedstate::checkpoint::{
     CheckpointMetadata, CheckpointStorage, DirectoryStorage, load_latest, load_metadata,
 };
 use keyedstate::{Error, Result};
+use keyedstate_object_store::ObjectStoreStorage;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,8 +33,12 @@ pub fn open_checkpoint(path: &Path) -> Result<(Arc<dyn CheckpointStorage>, Check
     }
 }
 
-/// Opens an existing checkpoint root (never creates one).
+/// Opens an existing checkpoint root (never creates one): a directory, or the object-store
+/// URL of one.
 pub fn open_root(path: &Path) -> Result<Arc<dyn CheckpointStorage>> {
+    if let Some(url) = path.to_str().filter(|p| p.contains("://")) {
+        return Ok(Arc::new(ObjectStoreStorage::from_url(url)?));
+    }
     if !path.is_dir() {
         return Err(Error::invalid_argument(format!(
             "{} is not a directory",

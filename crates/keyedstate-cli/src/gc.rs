@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct GcArgs {
-    /// The checkpoint root. No job may be writing checkpoints to it meanwhile.
+    /// The checkpoint root, a directory or an object-store URL (`s3://bucket/prefix`). No job
+    /// may be writing checkpoints to it meanwhile.
     root: PathBuf,
     /// List what would be removed, remove nothing.
     #[arg(long)]

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// A `chk-<id>` directory, or a checkpoint root (its latest completed checkpoint).
+    /// A `chk-<id>` directory, or a checkpoint root (its latest completed checkpoint); a path or
+    /// an object-store URL (`s3://bucket/prefix[/chk-<id>]`, endpoint and credentials from the
+    /// `AWS_*` environment variables).
     checkpoint: PathBuf,
     /// Print the whole `_metadata` document as JSON instead.
     #[arg(long)]

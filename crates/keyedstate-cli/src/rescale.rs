@@ -17,7 +17,9 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct RescaleArgs {
-    /// A `chk-<id>` directory, or a checkpoint root (its latest completed checkpoint).
+    /// A `chk-<id>` directory, or a checkpoint root (its latest completed checkpoint); a path or
+    /// an object-store URL (`s3://bucket/prefix[/chk-<id>]`, endpoint and credentials from the
+    /// `AWS_*` environment variables).
     checkpoint: PathBuf,
     /// The parallelism of the new checkpoint (at most the checkpoint's max parallelism).
     #[arg(long)]

@@ -16,7 +16,9 @@ const ATTEMPTS: usize = 10;
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// A `chk-<id>` directory, or a checkpoint root (its latest completed checkpoint).
+    /// A `chk-<id>` directory, or a checkpoint root (its latest completed checkpoint); a path or
+    /// an object-store URL (`s3://bucket/prefix[/chk-<id>]`, endpoint and credentials from the
+    /// `AWS_*` environment variables).
     checkpoint: PathBuf,
     /// Print, as the last line, `entries=<N> digest=<hex>`: an order-independent hash of every
     /// logical entry, equal for equal state whatever the backend, format or parallelism.

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod namespaces;
+pub mod s3_server;
 pub mod states;
 pub mod timers;
 pub mod ttl;

@@ -348,8 +348,8 @@ fn copy_with_checksum(source: &Path, dest: &Path) -> Result<(u64, u32)> {
     })
 }
 
-/// Size and checksum of a local file.
-fn checksum_file(path: &Path) -> std::io::Result<(u64, u32)> {
+/// Size and CRC32C of a local file, read in 1 MiB blocks.
+pub fn checksum_file(path: &Path) -> std::io::Result<(u64, u32)> {
     checksum_reader(&mut File::open(path)?)
 }
 
