@@ -21,6 +21,7 @@ use keyedstate::{
     ListState, ListStateDescriptor, MapState, MapStateDescriptor, MaxParallelism, PendingSnapshot,
     ReducingState, ReducingStateDescriptor, Result, SnapshotKind, ValueState, ValueStateDescriptor,
 };
+use keyedstate_object_store::ObjectStoreStorage;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
@@ -48,6 +49,11 @@ pub struct DemoArgs {
     /// a temporary directory, removed at the end, if not set.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Where checkpoints go instead of `DIR/checkpoints`: a directory, or an object-store URL
+    /// (`s3://bucket/prefix`, endpoint and credentials from the `AWS_*` environment variables;
+    /// see docs/object-storage.md).
+    #[arg(long)]
+    checkpoints: Option<String>,
     /// Take a checkpoint every this many records (and always one after the last record).
     #[arg(long, default_value_t = 50_000)]
     checkpoint_every: u64,
@@ -493,17 +499,22 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     } else {
         "incremental"
     };
+    let storage: Arc<dyn CheckpointStorage> = match &args.checkpoints {
+        Some(url) if url.contains("://") => Arc::new(ObjectStoreStorage::from_url(url)?),
+        Some(dir) => Arc::new(DirectoryStorage::new(dir)?),
+        None => Arc::new(DirectoryStorage::new(root.join("checkpoints"))?),
+    };
     say!(
         "demo: backend {}, parallelism {}, max parallelism {max_p}, {} keys, {} records, \
-         {kind_name} checkpoint every {} records, dir {}",
+         {kind_name} checkpoint every {} records, dir {}, checkpoints {}",
         engine.name(),
         args.parallelism,
         args.keys,
         args.records,
         args.checkpoint_every,
-        root.display()
+        root.display(),
+        storage.describe()
     );
-    let storage = Arc::new(DirectoryStorage::new(root.join("checkpoints"))?);
     let coordinator = CheckpointCoordinator::open(storage.clone(), args.retained)?;
     let expected = Arc::new(generate_expected(args.keys, args.records));
     let work = root.join("work");
@@ -577,7 +588,6 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     ok &= print_checkpoints(&stats, args.parallelism);
 
     let restore_started = Instant::now();
-    let storage: Arc<dyn CheckpointStorage> = storage;
     let latest = load_latest(storage.as_ref())?;
     let restore_work = root.join("restore");
     let mut restored_checks = Vec::new();

@@ -11,6 +11,7 @@ use keyedstate::job;
 use keyedstate::{KeyedStateBackend, MaxParallelism, SnapshotKind, ValueStateDescriptor};
 use keyedstate_object_store::ObjectStoreStorage;
 use keyedstate_testkit::s3_server::S3Server;
+use object_store::ObjectStore;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
@@ -101,4 +102,77 @@ fn commands_take_an_s3_url_as_the_checkpoint_root() {
         "{said}"
     );
     assert!(!said.contains("panicked"), "{said}");
+}
+
+#[test]
+fn the_demo_checkpoints_to_s3_and_its_restore_check_passes() {
+    let server = S3Server::start();
+    server.create_bucket("demo");
+    for backend in ["rocksdb", "heap"] {
+        let url = format!("s3://demo/{backend}");
+        let out = keyedstate(
+            &server,
+            &[
+                "demo",
+                "--backend",
+                backend,
+                "--keys",
+                "2000",
+                "--records",
+                "20000",
+                "--checkpoint-every",
+                "5000",
+                "--rescale-to",
+                "3",
+                "--checkpoints",
+                &url,
+            ],
+        );
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "demo on {url}: {said}");
+        assert!(said.contains("check: OK"), "{said}");
+        assert!(said.contains(&format!("checkpoints {url}")), "{said}");
+        let out = keyedstate(&server, &["verify", &url]);
+        assert!(out.status.success(), "verify {url}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn verify_finds_a_corrupted_and_a_missing_object_on_s3() {
+    let server = S3Server::start();
+    server.create_bucket("bucket");
+    let url = "s3://bucket/jobs/one";
+    write_job(&server, url);
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(server.endpoint())
+        .with_allow_http(true)
+        .with_bucket_name("bucket")
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let snapshot = object_store::path::Path::from("jobs/one/chk-3/subtask-1.snapshot");
+    let mut bytes = runtime
+        .block_on(async { store.get(&snapshot).await?.bytes().await })
+        .unwrap()
+        .to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    runtime
+        .block_on(store.put(&snapshot, bytes.into()))
+        .unwrap();
+    let out = keyedstate(&server, &["verify", url]);
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "a flipped bit is found");
+    assert!(
+        said.contains("corruption") && said.contains("subtask-1.snapshot"),
+        "{said}"
+    );
+    runtime.block_on(store.delete(&snapshot)).unwrap();
+    let out = keyedstate(&server, &["verify", url]);
+    let said = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("subtask-1.snapshot is missing"), "{said}");
 }
