@@ -124,14 +124,17 @@ fn main() -> Result<()> {
     let mut last: Option<(Arc<dyn CheckpointStorage>, CheckpointMetadata)> = None;
     let mut bytes = 0;
     for round in 0..3 {
-        // A fresh instance each round: an instance's incremental checkpoints reference the
-        // files it uploaded before, which another root does not have.
+        // A fresh instance each round, so that each checkpoint uploads every file.
         let job_dir = temp.path().join(format!("job-{round}"));
         let backend = write_state(gib, &job_dir)?;
         let storage: Arc<dyn CheckpointStorage> = Arc::new(
-            ObjectStoreStorage::new(store.clone(), &format!("keyed-{round}"), "s3://bench")
-                .with_part_size(PART)
-                .with_transfer_concurrency(CONCURRENCY),
+            ObjectStoreStorage::new(
+                store.clone(),
+                &format!("keyed-{round}"),
+                format!("s3://bench/keyed-{round}"),
+            )
+            .with_part_size(PART)
+            .with_transfer_concurrency(CONCURRENCY),
         );
         let mut coordinator = CheckpointCoordinator::open(storage.clone(), 1)?;
         let started = Instant::now();
