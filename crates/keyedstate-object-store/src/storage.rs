@@ -2,8 +2,9 @@
 //! checkpoint directory (`shared/`, `chk-<id>/`, `_metadata` last) as object keys under a root
 //! prefix.
 
-use crate::runtime::{run, start, wait};
+use crate::runtime::{run, start};
 use crate::upload::ObjectWriter;
+use futures::StreamExt;
 use keyedstate_core::checkpoint::canonical::SnapshotReader;
 use keyedstate_core::checkpoint::storage::{
     METADATA_FILE, check_relative_path, checkpoint_dir, checksum_file,
@@ -12,15 +13,14 @@ use keyedstate_core::checkpoint::{CheckpointStorage, FileRef, FileWriter, PutFil
 use keyedstate_core::{Error, ErrorKind, Result};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
-use std::collections::VecDeque;
 use std::io::{Seek, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Parts of an upload and ranges of a download: 8 MiB (S3 takes parts of 5 MiB and more).
+/// Parts of an upload: 8 MiB (S3 takes parts of 5 MiB and more).
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 
-/// Parts (or ranges) of one file in flight at once.
+/// Parts of one upload in flight at once (and downloaded chunks buffered ahead of the reader).
 pub const DEFAULT_TRANSFER_CONCURRENCY: usize = 4;
 
 /// Checkpoint storage on an object store: S3 or an S3-compatible server, a local directory
@@ -28,7 +28,7 @@ pub const DEFAULT_TRANSFER_CONCURRENCY: usize = 4;
 ///
 /// Uploads are streamed in parts of [`Self::with_part_size`] bytes (a multipart upload once a
 /// file outgrows one part), at most [`Self::with_transfer_concurrency`] parts in flight;
-/// downloads are read in ranges the same way, their size and CRC32C checked before use. So no
+/// downloads are one streamed `GET` per file, their size and CRC32C checked before use. So no
 /// file is ever whole in memory. `_metadata` is written only if absent (a conditional put), so
 /// of two writers completing one checkpoint id the second gets an error and the first's
 /// checkpoint stays as it was. Transient errors are retried with backoff by `object_store`'s
@@ -105,14 +105,14 @@ impl ObjectStoreStorage {
         Ok(Self::new(store, &root, url.trim_end_matches('/')))
     }
 
-    /// Parts or ranges of one file in flight at once (at least 1).
+    /// Parts of one upload in flight at once (at least 1).
     pub fn with_transfer_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
         self
     }
 
-    /// The size of upload parts and download ranges (S3 needs 5 MiB or more but for the last
-    /// part; smaller sizes are for tests on other stores).
+    /// The size of upload parts (S3 needs 5 MiB or more but for the last part; smaller sizes
+    /// are for tests on other stores).
     pub fn with_part_size(mut self, bytes: usize) -> Self {
         self.part_size = bytes.max(1);
         self
@@ -147,19 +147,10 @@ impl ObjectStoreStorage {
         )
     }
 
-    /// The size of the object at `path`; a missing one is `Corruption`.
-    fn size_of(&self, path: &str, location: &ObjectPath) -> Result<u64> {
-        let (store, at) = (self.store.clone(), location.clone());
-        match run(async move { store.head(&at).await })? {
-            Ok(meta) => Ok(meta.size),
-            Err(object_store::Error::NotFound { .. }) => Err(missing(path)),
-            Err(e) => Err(self.failed("read", path, e)),
-        }
-    }
-
-    /// Reads the object at `path` in ranges, handing each to `sink` in order, and returns its
-    /// size and CRC32C: at most `concurrency` ranges of `part_size` bytes are in memory. With
-    /// `expected_size`, an object of another size is `Corruption` before anything is read.
+    /// Reads the object at `path` with one streamed `GET`, handing each chunk to `sink` in
+    /// order, and returns its size and CRC32C. The chunks come from the runtime through a
+    /// bounded channel, so a few of them (tens of KiB each) are in memory whatever the size.
+    /// With `expected_size`, an object of another size is `Corruption` before anything is read.
     fn read_object(
         &self,
         path: &str,
@@ -167,30 +158,60 @@ impl ObjectStoreStorage {
         mut sink: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<(u64, u32)> {
         let location = self.location(path)?;
-        let size = self.size_of(path, &location)?;
-        if let Some(expected) = expected_size.filter(|&expected| expected != size) {
-            return Err(Error::corruption(format!(
-                "checkpoint file {path} has {size} bytes, metadata says {expected}"
-            )));
-        }
-        let (mut next, mut crc) = (0u64, 0u32);
-        let mut pending = VecDeque::new();
-        loop {
-            while pending.len() < self.concurrency && next < size {
-                let end = (next + self.part_size as u64).min(size);
-                let (store, at, range) = (self.store.clone(), location.clone(), next..end);
-                pending.push_back(start(async move { store.get_range(&at, range).await }));
-                next = end;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(self.concurrency.max(2));
+        let store = self.store.clone();
+        start(async move {
+            match store.get(&location).await {
+                Ok(got) => {
+                    if tx.send(Ok(Chunk::Size(got.meta.size))).await.is_err() {
+                        return;
+                    }
+                    let mut stream = got.into_stream();
+                    while let Some(chunk) = stream.next().await {
+                        let failed = chunk.is_err();
+                        // A closed channel: the reader stopped (its sink failed); so do we.
+                        if tx.send(chunk.map(Chunk::Bytes)).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
             }
-            let Some(part) = pending.pop_front() else {
-                return Ok((size, crc));
-            };
-            let bytes = wait(&part)?.map_err(|e| match e {
+        });
+        let (mut size, mut crc, mut read) = (None, 0u32, 0u64);
+        // `futures`' executor parks this thread until the next chunk: unlike tokio's
+        // `blocking_recv`, it may run on any thread, inside an async runtime's too.
+        while let Some(message) = futures::executor::block_on(rx.recv()) {
+            match message.map_err(|e| match e {
                 object_store::Error::NotFound { .. } => missing(path),
                 e => self.failed("read", path, e),
-            })?;
-            crc = crc32c::crc32c_append(crc, &bytes);
-            sink(&bytes)?;
+            })? {
+                Chunk::Size(actual) => {
+                    if let Some(expected) = expected_size.filter(|&expected| expected != actual) {
+                        return Err(Error::corruption(format!(
+                            "checkpoint file {path} has {actual} bytes, metadata says {expected}"
+                        )));
+                    }
+                    size = Some(actual);
+                }
+                Chunk::Bytes(bytes) => {
+                    crc = crc32c::crc32c_append(crc, &bytes);
+                    read += bytes.len() as u64;
+                    sink(&bytes)?;
+                }
+            }
+        }
+        match size {
+            Some(size) if size == read => Ok((size, crc)),
+            _ => Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "cannot read {}/{path}: the download ended after {read} bytes",
+                    self.description
+                ),
+            )),
         }
     }
 
@@ -205,6 +226,12 @@ impl ObjectStoreStorage {
         }
         Ok(())
     }
+}
+
+/// What the download task sends: the object's size first, then its bytes.
+enum Chunk {
+    Size(u64),
+    Bytes(bytes::Bytes),
 }
 
 fn missing(path: &str) -> Error {
