@@ -320,7 +320,22 @@ impl CheckpointCoordinator {
         );
         if let Err(e) = written {
             let handles = metadata.subtasks.clone();
-            self.abort(pending, &handles)?;
+            if load_metadata(self.storage.as_ref(), pending.id).is_ok() {
+                // A whole `_metadata` is there although ours failed: another writer completed
+                // this id first (an object store's conditional put refused ours), or ours landed
+                // and its answer was lost. Either way the directory holds a checkpoint: only
+                // this attempt's shared files go, never `chk-<id>/`. (A half-written one does
+                // not decode, and is aborted with the rest, as before.)
+                self.in_flight = None;
+                let keep = self.kept();
+                for file in handles.iter().flat_map(SubtaskHandle::files) {
+                    if file.is_shared() && !keep.contains(&file.path) {
+                        self.storage.delete(&file.path)?;
+                    }
+                }
+            } else {
+                self.abort(pending, &handles)?;
+            }
             return Err(e.context(format_args!("checkpoint {}", metadata.checkpoint_id)));
         }
         self.in_flight = None;
