@@ -45,14 +45,15 @@ fi
 
 # A real S3-compatible server for the object-store tests (crates/keyedstate-object-store/tests):
 # moto's standalone server, from PyPI. The tests start it on a free loopback port themselves.
+[ -x "$HOME/.local/bin/moto_server" ] && export PATH="$HOME/.local/bin:$PATH"
 if ! command -v moto_server >/dev/null; then
   echo "setup: installing moto[server] (the S3 server of the object-store tests)"
-  if command -v pip3 >/dev/null || command -v pip >/dev/null; then
-    "$(command -v pip3 || command -v pip)" install -q 'moto[server]' \
-      || echo "setup: could not install moto[server]; the S3 server tests will fail" >&2
-  else
-    apt_install python3-pip && pip3 install -q --break-system-packages 'moto[server]' \
-      || echo "setup: could not install moto[server]; the S3 server tests will fail" >&2
-  fi
+  pip=$(command -v pip3 || command -v pip || true)
+  if [ -z "$pip" ]; then apt_install python3-pip && pip=$(command -v pip3 || true); fi
+  # A distribution's own Python refuses plain installs (PEP 668): then as the user's.
+  { [ -n "$pip" ] && { "$pip" install -q 'moto[server]' \
+      || "$pip" install -q --user --break-system-packages 'moto[server]'; }; } \
+    || echo "setup: could not install moto[server]; the S3 server tests will fail" >&2
+  [ -x "$HOME/.local/bin/moto_server" ] && export PATH="$HOME/.local/bin:$PATH"
   hash -r
 fi
