@@ -23,9 +23,9 @@ fn keyedstate(server: &S3Server, args: &[&str]) -> Output {
         .expect("keyedstate runs")
 }
 
-/// A heap job of two subtasks with three full checkpoints in `url` (one retained).
-fn write_job(server: &S3Server, url: &str) {
-    let store = object_store::aws::AmazonS3Builder::new()
+/// An S3 client of the server's bucket `bucket`.
+fn bucket_client(server: &S3Server) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
         .with_endpoint(server.endpoint())
         .with_allow_http(true)
         .with_bucket_name("bucket")
@@ -33,7 +33,12 @@ fn write_job(server: &S3Server, url: &str) {
         .with_access_key_id("test")
         .with_secret_access_key("test")
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A heap job of two subtasks with three full checkpoints in `url` (one retained).
+fn write_job(server: &S3Server, url: &str) {
+    let store = bucket_client(server);
     let storage: Arc<dyn CheckpointStorage> =
         Arc::new(ObjectStoreStorage::new(Arc::new(store), "jobs/one", url));
     let max_p = MaxParallelism::new(128).unwrap();
@@ -143,15 +148,7 @@ fn verify_finds_a_corrupted_and_a_missing_object_on_s3() {
     server.create_bucket("bucket");
     let url = "s3://bucket/jobs/one";
     write_job(&server, url);
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(server.endpoint())
-        .with_allow_http(true)
-        .with_bucket_name("bucket")
-        .with_region("us-east-1")
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .build()
-        .unwrap();
+    let store = bucket_client(&server);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let snapshot = object_store::path::Path::from("jobs/one/chk-3/subtask-1.snapshot");
     let mut bytes = runtime

@@ -148,24 +148,32 @@ impl Queue {
     /// Reads `key_group`'s earliest timer again (from its cache, refilled from the engine when
     /// empty, or from the engine).
     fn reload_head(&mut self, engine: &mut dyn StateBackend, key_group: u16) -> Result<()> {
-        let head = match self.earliest(engine, key_group)? {
-            Some(key) => Some(timestamp_of(&key)?),
-            None => None,
+        // The timestamp is read where the key lies: no copy of it per pop.
+        let head = if self.cache_capacity == 0 {
+            let mut head = None;
+            self.first(engine, key_group, &mut |entry| {
+                head = Some(decode_timestamp(entry.parts.key)?);
+                Ok(ControlFlow::Break(()))
+            })?;
+            head
+        } else {
+            match self.cached_earliest(engine, key_group)? {
+                Some(key) => Some(timestamp_of(key)?),
+                None => None,
+            }
         };
         self.set_head(key_group, head);
         Ok(())
     }
 
     /// The entry key (without its key-group prefix) of `key_group`'s earliest timer, if it has
-    /// one: from the cache, refilled from the engine when empty and not complete; without a
-    /// cache, from the engine.
+    /// one: from the cache, or without a cache from the engine.
     fn earliest(
         &mut self,
         engine: &mut dyn StateBackend,
         key_group: u16,
     ) -> Result<Option<Vec<u8>>> {
-        let capacity = self.cache_capacity;
-        if capacity == 0 {
+        if self.cache_capacity == 0 {
             let mut found = None;
             self.first(engine, key_group, &mut |entry| {
                 found = Some(timer_key(&entry.parts));
@@ -173,6 +181,17 @@ impl Queue {
             })?;
             return Ok(found);
         }
+        Ok(self.cached_earliest(engine, key_group)?.map(<[u8]>::to_vec))
+    }
+
+    /// The first key of `key_group`'s cache, refilled from the engine when it is empty and not
+    /// complete (only with a cache).
+    fn cached_earliest(
+        &mut self,
+        engine: &mut dyn StateBackend,
+        key_group: u16,
+    ) -> Result<Option<&[u8]>> {
+        let capacity = self.cache_capacity;
         if self
             .caches
             .get(&key_group)
@@ -191,7 +210,7 @@ impl Queue {
             self.caches
                 .insert(key_group, EarliestTimers { keys, complete });
         }
-        Ok(self.caches[&key_group].keys.first().cloned())
+        Ok(self.caches[&key_group].keys.first().map(Vec::as_slice))
     }
 
     /// Visits `key_group`'s timers from its floor on (`f` breaks at the first it wants).

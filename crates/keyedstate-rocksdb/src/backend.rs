@@ -260,6 +260,14 @@ impl RocksDbBackend {
         Ok(())
     }
 
+    /// [`Self::buffer_write`] of the map entry key `map_key` left in `key_buf`.
+    fn buffer_map_write(&mut self, state: StateId, value: Option<&[u8]>) -> Result<()> {
+        let key_buf = std::mem::take(&mut self.key_buf);
+        let result = self.buffer_write(state, &key_buf, value);
+        self.key_buf = key_buf;
+        result
+    }
+
     /// Writes the buffered writes to RocksDB as one batch. On failure they stay buffered.
     fn write_out(&mut self) -> Result<()> {
         if self.writes.is_empty() {
@@ -721,10 +729,7 @@ impl StateBackend for RocksDbBackend {
     ) -> Result<()> {
         Self::map_key(&mut self.key_buf, key, user_key);
         if self.buffers(state) {
-            let key_buf = std::mem::take(&mut self.key_buf);
-            let result = self.buffer_write(state, &key_buf, Some(value));
-            self.key_buf = key_buf;
-            return result;
+            return self.buffer_map_write(state, Some(value));
         }
         let (db, cf) = self.cf(state)?;
         db.put_cf_opt(cf, &self.key_buf, value, &self.write_options)
@@ -753,10 +758,7 @@ impl StateBackend for RocksDbBackend {
     fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()> {
         Self::map_key(&mut self.key_buf, key, user_key);
         if self.buffers(state) {
-            let key_buf = std::mem::take(&mut self.key_buf);
-            let result = self.buffer_write(state, &key_buf, None);
-            self.key_buf = key_buf;
-            return result;
+            return self.buffer_map_write(state, None);
         }
         let (db, cf) = self.cf(state)?;
         db.delete_cf_opt(cf, &self.key_buf, &self.write_options)

@@ -26,6 +26,18 @@ fn open_at(
     (dir, clock, RocksDbBackend::open(config).unwrap())
 }
 
+/// The number of elements RocksDB holds in each stored list of `state`, in key order.
+fn stored_list_lengths(backend: &keyedstate_core::KeyedStateBackend, state: &str) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    backend
+        .scan_raw(state, &mut |entry| {
+            lengths.push(keyedstate_core::key_layout::list_elements(entry.value).count());
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+    lengths
+}
+
 #[test]
 fn compaction_removes_expired_entries_and_keeps_the_rest() {
     let (_dir, clock, backend) = open_at(1000);
@@ -105,13 +117,7 @@ fn one_compaction_drops_expired_list_elements_merged_with_appended_ones() {
     // results of merges within the same compaction: the list's merge operator drops the expired
     // elements as it merges the appended one in, so one compaction is enough.
     backend.compact().unwrap();
-    let mut elements = Vec::new();
-    backend
-        .scan_raw("l", &mut |entry| {
-            elements.push(keyedstate_core::key_layout::list_elements(entry.value).count());
-            Ok(ControlFlow::Continue(()))
-        })
-        .unwrap();
+    let elements = stored_list_lengths(&backend, "l");
     assert_eq!(
         elements,
         vec![1; 20],
@@ -170,13 +176,7 @@ fn lists_of_expired_appends_shrink_then_go() {
     }
     clock.set(1550);
     backend.compact().unwrap();
-    let mut elements = Vec::new();
-    backend
-        .scan_raw("l", &mut |entry| {
-            elements.push(keyedstate_core::key_layout::list_elements(entry.value).count());
-            Ok(ControlFlow::Continue(()))
-        })
-        .unwrap();
+    let elements = stored_list_lengths(&backend, "l");
     assert!(
         elements.iter().all(|&n| n <= 1),
         "at most one expired element per list is left: {elements:?}"
