@@ -3,7 +3,9 @@
 //! `keyedstate` tool and the tests.
 
 use keyedstate_core::checkpoint::{CheckpointMetadata, CheckpointStorage};
-pub use keyedstate_core::job::{checkpoint, checkpoint_with_operator_state, digest};
+pub use keyedstate_core::job::{
+    checkpoint, checkpoint_with_local_recovery, checkpoint_with_operator_state, digest,
+};
 use keyedstate_core::{KeyedStateBackend, MaxParallelism, Result};
 use keyedstate_heap::HeapBackend;
 use keyedstate_rocksdb::{RocksDbBackend, RocksDbConfig};

@@ -80,7 +80,7 @@ fn checkpoint_and_restore_phases_record_their_bytes() {
         let handle = backend
             .snapshot(pending.id(), SnapshotKind::Incremental)
             .unwrap()
-            .run(&storage, 0)
+            .run(&storage, pending.attempt(), 0)
             .unwrap();
         let metadata = coordinator
             .complete(pending, max_p, vec![handle])

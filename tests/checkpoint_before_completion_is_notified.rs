@@ -22,7 +22,7 @@ fn a_late_completion_notification_loses_nothing() {
     let handle = backend
         .snapshot(first_pending.id(), SnapshotKind::Incremental)
         .unwrap()
-        .run(&storage, 0)
+        .run(&storage, first_pending.attempt(), 0)
         .unwrap();
     let first = coordinator
         .complete(first_pending, job.max_p, vec![handle])
@@ -35,7 +35,7 @@ fn a_late_completion_notification_loses_nothing() {
     let handle = backend
         .snapshot(second_pending.id(), SnapshotKind::Incremental)
         .unwrap()
-        .run(&storage, 0)
+        .run(&storage, second_pending.attempt(), 0)
         .unwrap();
     let second = coordinator
         .complete(second_pending, job.max_p, vec![handle])

@@ -188,7 +188,7 @@ fn writes_during_the_asynchronous_part_are_not_in_the_snapshot(engine: Engine, k
     let handles = snapshots
         .into_iter()
         .enumerate()
-        .map(|(i, s)| s.run(&storage, i as u32).unwrap())
+        .map(|(i, s)| s.run(&storage, pending.attempt(), i as u32).unwrap())
         .collect();
     let metadata = coordinator
         .complete(pending, job.max_p, handles)

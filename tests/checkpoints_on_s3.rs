@@ -120,3 +120,22 @@ fn a_checkpoint_during_an_outage_fails_typed_and_the_next_succeeds() {
         job::digest(&job.backends).unwrap()
     );
 }
+
+#[test]
+fn two_writers_racing_for_one_checkpoint_id_on_s3_leave_the_first_whole() {
+    let server = S3Server::start();
+    server.create_bucket("jobs");
+    for (case, (engine, kind)) in [
+        (Engine::RocksDb, SnapshotKind::Incremental),
+        (Engine::Heap, SnapshotKind::Full),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for loser_dies in [false, true] {
+            let prefix = format!("race-{case}-{loser_dies}");
+            let storage = storage(&server.endpoint(), "jobs", &prefix);
+            common::race_for_one_checkpoint_id(engine, kind, &storage, loser_dies);
+        }
+    }
+}

@@ -20,6 +20,10 @@ fn another_subtasks_full_snapshot_in_a_handle_is_corruption_not_a_panic() {
             panic!("a full snapshot");
         };
         metadata.subtasks[0].snapshot = SnapshotHandle::Full { file };
+        // `_metadata` is written only where none is: the damaged one replaces the real one.
+        storage
+            .delete(&format!("chk-{}/_metadata", metadata.checkpoint_id))
+            .unwrap();
         storage
             .write_metadata(metadata.checkpoint_id, &metadata.encode().unwrap())
             .unwrap();

@@ -152,3 +152,67 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Two writers of one root (a split brain) take checkpoint 1 of different state at the same
+/// time: both upload, the first completes, the second is refused with `InvalidArgument`. The
+/// first's checkpoint restores to its state, and no file of the second stays: its abort removes
+/// its own, or (`loser_dies`) it dies before completing and garbage collection removes them.
+pub fn race_for_one_checkpoint_id(
+    engine: Engine,
+    kind: SnapshotKind,
+    storage: &Arc<dyn CheckpointStorage>,
+    loser_dies: bool,
+) {
+    let what = format!("{engine:?} {kind:?} on {}", storage.describe());
+    let (first, second) = (TestJob::new(engine, 128, 2), TestJob::new(engine, 128, 2));
+    first.write_round(0);
+    for round in 0..3 {
+        second.write_round(round);
+    }
+    assert_ne!(first.digest(), second.digest());
+    let mut a = CheckpointCoordinator::open(storage.clone(), 1).unwrap();
+    let mut b = CheckpointCoordinator::open(storage.clone(), 1).unwrap();
+    let (pa, pb) = (a.trigger().unwrap(), b.trigger().unwrap());
+    assert_eq!((pa.id(), pb.id()), (1, 1), "{what}");
+    // Both write every file before either writes `_metadata`.
+    let upload = |job: &TestJob, pending: &keyedstate::checkpoint::PendingCheckpoint| {
+        job.backends
+            .iter()
+            .enumerate()
+            .map(|(i, backend)| {
+                backend
+                    .snapshot(pending.id(), kind)
+                    .unwrap()
+                    .run(storage, pending.attempt(), i as u32)
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (ha, hb) = (upload(&first, &pa), upload(&second, &pb));
+    let winner = a.complete(pa, first.max_p, ha).unwrap().clone();
+    if loser_dies {
+        drop(pb);
+        let report = keyedstate::checkpoint::collect_garbage(storage.as_ref(), false).unwrap();
+        assert!(!report.removed_files.is_empty(), "{what}");
+    } else {
+        let err = b.complete(pb, second.max_p, hb).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            keyedstate::ErrorKind::InvalidArgument,
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("another writer"), "{what}: {err}");
+    }
+    let latest = keyedstate::checkpoint::load_latest(storage.as_ref()).unwrap();
+    assert_eq!(latest, winner, "{what}");
+    let restored = TestJob::restored(engine, &latest, storage, 2).unwrap();
+    assert_eq!(restored.digest(), first.digest(), "{what}");
+    // What is left is the winner's files and its `_metadata`, nothing of the loser's.
+    let mut left = storage.list_files("chk-1").unwrap();
+    left.extend(storage.list_files("shared").unwrap());
+    let mut expected: Vec<String> = winner.files().map(|f| f.path.clone()).collect();
+    expected.push("chk-1/_metadata".to_owned());
+    left.sort();
+    expected.sort();
+    assert_eq!(left, expected, "{what}");
+}

@@ -389,7 +389,7 @@ fn bench_checkpoints(
         let pending = coordinator.trigger()?;
         let snapshot = backend.snapshot(pending.id(), kind)?;
         let synchronous = started.elapsed();
-        let handle = snapshot.run(&storage, 0)?;
+        let handle = snapshot.run(&storage, pending.attempt(), 0)?;
         let metadata = coordinator
             .complete(pending, backend.max_parallelism(), vec![handle])?
             .clone();

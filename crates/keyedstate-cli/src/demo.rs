@@ -344,7 +344,14 @@ fn checkpoint_thread(
         stats.max_pause = stats.max_pause.max(snapshotted.pause);
         stats.total_pause += snapshotted.pause;
         stats.snapshots += 1;
-        match snapshotted.pending.run(&storage, snapshotted.subtask) {
+        let attempt = lock(&in_flight)
+            .as_ref()
+            .map(|pending| pending.attempt().clone())
+            .expect("a checkpoint is in flight");
+        match snapshotted
+            .pending
+            .run(&storage, &attempt, snapshotted.subtask)
+        {
             Ok(handle) => handles.push(handle),
             Err(e) => failure = failure.or(Some(e)),
         }

@@ -148,12 +148,15 @@ fn write_rescaled(
             index,
             work.path(),
         )?;
-        let mut handle = backend.snapshot(pending.id(), kind)?.run(&output, index)?;
+        let mut handle =
+            backend
+                .snapshot(pending.id(), kind)?
+                .run(&output, pending.attempt(), index)?;
         backend.close()?;
         if with_operator_state {
             let operators =
                 OperatorStateBackend::restore(metadata, input.as_ref(), args.parallelism, index)?;
-            let path = format!("chk-{}/subtask-{index}.operator", pending.id());
+            let path = pending.attempt().operator_state_path(index);
             handle.operator_state = Some(output.put_bytes(&path, &operators.snapshot_bytes())?);
         }
         handles.push(handle);

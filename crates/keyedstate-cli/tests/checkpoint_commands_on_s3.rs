@@ -5,7 +5,9 @@
 mod common;
 
 use common::text;
-use keyedstate::checkpoint::{CheckpointCoordinator, CheckpointStorage};
+use keyedstate::checkpoint::{
+    CheckpointCoordinator, CheckpointMetadata, CheckpointStorage, SnapshotHandle,
+};
 use keyedstate::heap::HeapBackend;
 use keyedstate::job;
 use keyedstate::{KeyedStateBackend, MaxParallelism, SnapshotKind, ValueStateDescriptor};
@@ -37,7 +39,8 @@ fn bucket_client(server: &S3Server) -> object_store::aws::AmazonS3 {
 }
 
 /// A heap job of two subtasks with three full checkpoints in `url` (one retained).
-fn write_job(server: &S3Server, url: &str) {
+/// Three full checkpoints of two heap subtasks; returns the last one's metadata.
+fn write_job(server: &S3Server, url: &str) -> CheckpointMetadata {
     let store = bucket_client(server);
     let storage: Arc<dyn CheckpointStorage> =
         Arc::new(ObjectStoreStorage::new(Arc::new(store), "jobs/one", url));
@@ -46,6 +49,7 @@ fn write_job(server: &S3Server, url: &str) {
         .map(|i| HeapBackend::open(max_p, max_p.range_for_subtask(2, i).unwrap()).unwrap())
         .collect();
     let mut coordinator = CheckpointCoordinator::open(storage, 1).unwrap();
+    let mut last = None;
     for round in 0..3u64 {
         for backend in &backends {
             let value = backend
@@ -57,8 +61,9 @@ fn write_job(server: &S3Server, url: &str) {
                 }
             }
         }
-        job::checkpoint(&backends, &mut coordinator, SnapshotKind::Full).unwrap();
+        last = Some(job::checkpoint(&backends, &mut coordinator, SnapshotKind::Full).unwrap());
     }
+    last.expect("three checkpoints")
 }
 
 #[test]
@@ -147,10 +152,14 @@ fn verify_finds_a_corrupted_and_a_missing_object_on_s3() {
     let server = S3Server::start();
     server.create_bucket("bucket");
     let url = "s3://bucket/jobs/one";
-    write_job(&server, url);
+    let metadata = write_job(&server, url);
     let store = bucket_client(&server);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let snapshot = object_store::path::Path::from("jobs/one/chk-3/subtask-1.snapshot");
+    let SnapshotHandle::Full { file } = &metadata.subtasks[1].snapshot else {
+        panic!("a full snapshot");
+    };
+    assert!(file.path.starts_with("chk-3/"), "{}", file.path);
+    let snapshot = object_store::path::Path::from(format!("jobs/one/{}", file.path));
     let mut bytes = runtime
         .block_on(async { store.get(&snapshot).await?.bytes().await })
         .unwrap()

@@ -2,7 +2,7 @@
 //! ([`crate::KeyedStateBackend`] and the state handles) serializes the current key once per
 //! record and encodes values, identically for every engine.
 
-use crate::checkpoint::{CheckpointStorage, SnapshotKind, SubtaskHandle};
+use crate::checkpoint::{CheckpointAttempt, CheckpointStorage, SnapshotKind, SubtaskHandle};
 use crate::descriptor::StateKind;
 use crate::descriptor::StateMeta;
 use crate::error::{Error, Result};
@@ -125,10 +125,12 @@ pub trait KeyGroupSource {
 /// The asynchronous part of a snapshot: it holds what the synchronous part captured and writes
 /// it to checkpoint storage while the task goes on processing.
 pub trait AsyncSnapshot: Send {
-    /// Writes the snapshot of subtask `subtask` for checkpoint `checkpoint_id`.
+    /// Writes the snapshot of subtask `subtask`: its own files where `attempt` says, files
+    /// several checkpoints may share (RocksDB's SSTs) in `shared/`.
     fn run(
         self: Box<Self>,
         storage: &Arc<dyn CheckpointStorage>,
+        attempt: &CheckpointAttempt,
         subtask: u32,
     ) -> Result<SubtaskHandle>;
 }

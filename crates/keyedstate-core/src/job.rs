@@ -3,9 +3,11 @@
 //! in parallel, completes `_metadata` through the coordinator and notifies every subtask. The
 //! `keyedstate` tool, the tests and engine integrations all checkpoint through here.
 
-use crate::checkpoint::storage::checkpoint_dir;
-use crate::checkpoint::{CheckpointCoordinator, CheckpointMetadata, SubtaskHandle};
+use crate::checkpoint::{
+    CheckpointCoordinator, CheckpointMetadata, CheckpointStorage, LocalRecovery, SubtaskHandle,
+};
 use crate::{Error, KeyedStateBackend, OperatorStateBackend, Result, SnapshotKind, StateDigest};
+use std::sync::Arc;
 
 /// Takes one job-level checkpoint of `backends` (subtask `i` at index `i`): the synchronous part
 /// of every subtask, then the asynchronous parts in parallel, then `_metadata`, then the
@@ -23,6 +25,34 @@ pub fn checkpoint(
 pub fn checkpoint_with_operator_state(
     backends: &[KeyedStateBackend],
     operators: &[OperatorStateBackend],
+    coordinator: &mut CheckpointCoordinator,
+    kind: SnapshotKind,
+) -> Result<CheckpointMetadata> {
+    checkpoint_subtasks(backends, operators, &[], coordinator, kind)
+}
+
+/// Like [`checkpoint`], each subtask writing through its local recovery (`local[i]` of subtask
+/// `i`, in front of the coordinator's storage), which then keeps that checkpoint's files.
+pub fn checkpoint_with_local_recovery(
+    backends: &[KeyedStateBackend],
+    local: &[Arc<LocalRecovery>],
+    coordinator: &mut CheckpointCoordinator,
+    kind: SnapshotKind,
+) -> Result<CheckpointMetadata> {
+    if local.len() != backends.len() {
+        return Err(Error::invalid_argument(format!(
+            "{} local recovery directories for {} subtasks",
+            local.len(),
+            backends.len()
+        )));
+    }
+    checkpoint_subtasks(backends, &[], local, coordinator, kind)
+}
+
+fn checkpoint_subtasks(
+    backends: &[KeyedStateBackend],
+    operators: &[OperatorStateBackend],
+    local: &[Arc<LocalRecovery>],
     coordinator: &mut CheckpointCoordinator,
     kind: SnapshotKind,
 ) -> Result<CheckpointMetadata> {
@@ -48,17 +78,21 @@ pub fn checkpoint_with_operator_state(
         .map(|i| operators.get(i).map(OperatorStateBackend::snapshot_bytes))
         .collect();
     let storage = coordinator.storage().clone();
+    let attempt = pending.attempt();
     let results: Vec<Result<SubtaskHandle>> = std::thread::scope(|scope| {
         let workers: Vec<_> = snapshots
             .into_iter()
             .enumerate()
             .map(|(i, snapshot)| {
-                let storage = storage.clone();
+                let storage: Arc<dyn CheckpointStorage> = match local.get(i) {
+                    Some(local) => local.clone(),
+                    None => storage.clone(),
+                };
                 let operator = operator_bytes[i].clone();
                 scope.spawn(move || {
-                    let mut handle = snapshot.run(&storage, i as u32)?;
+                    let mut handle = snapshot.run(&storage, attempt, i as u32)?;
                     if let Some(bytes) = operator {
-                        let path = format!("{}/subtask-{i}.operator", checkpoint_dir(id));
+                        let path = attempt.operator_state_path(i as u32);
                         handle.operator_state = Some(storage.put_bytes(&path, &bytes)?);
                     }
                     Ok(handle)
@@ -87,6 +121,11 @@ pub fn checkpoint_with_operator_state(
     match metadata {
         Ok(metadata) => {
             let metadata = metadata.clone();
+            for (local, handle) in local.iter().zip(&metadata.subtasks) {
+                if let Err(e) = local.retain_only(handle) {
+                    tracing::warn!(error = %e, "local recovery: cannot drop older local copies");
+                }
+            }
             backends
                 .iter()
                 .try_for_each(|b| b.notify_checkpoint_complete(id))?;

@@ -2,7 +2,9 @@
 //! assigned to its key group once per record) and hands out state handles.
 
 use crate::backend::{AsyncSnapshot, EntryKey, EntryScan, StateBackend, StateId};
-use crate::checkpoint::{CheckpointStorage, SnapshotKind, StateDigest, SubtaskHandle};
+use crate::checkpoint::{
+    CheckpointAttempt, CheckpointStorage, SnapshotKind, StateDigest, SubtaskHandle,
+};
 use crate::codec;
 use crate::descriptor::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
@@ -595,13 +597,26 @@ impl PendingSnapshot {
         self.checkpoint_id
     }
 
-    /// Writes the snapshot of subtask `subtask` to `storage`.
-    pub fn run(self, storage: &Arc<dyn CheckpointStorage>, subtask: u32) -> Result<SubtaskHandle> {
+    /// Writes the snapshot of subtask `subtask` to `storage`, its own files where `attempt`
+    /// (of this snapshot's checkpoint id: [`crate::checkpoint::PendingCheckpoint::attempt`])
+    /// says.
+    pub fn run(
+        self,
+        storage: &Arc<dyn CheckpointStorage>,
+        attempt: &CheckpointAttempt,
+        subtask: u32,
+    ) -> Result<SubtaskHandle> {
         let id = self.checkpoint_id;
+        if attempt.checkpoint_id() != id {
+            return Err(Error::invalid_argument(format!(
+                "the snapshot of checkpoint {id} cannot be written as an attempt at checkpoint {}",
+                attempt.checkpoint_id()
+            )));
+        }
         traced(
             "snapshot.async",
             id,
-            || self.snapshot.run(storage, subtask),
+            || self.snapshot.run(storage, attempt, subtask),
             |h: &SubtaskHandle| h.files().iter().map(|f| f.size).sum(),
         )
         .map_err(|e| e.context(format_args!("checkpoint {id}, subtask {subtask}")))

@@ -14,9 +14,9 @@ pub use keyedstate_core::SortedTable;
 use keyedstate_core::backend::{
     BatchRead, EntryScan, MapScan, Registration, StateRegistry, split_key_and_namespace,
 };
+use keyedstate_core::checkpoint::CheckpointAttempt;
 use keyedstate_core::checkpoint::canonical::write_canonical;
 use keyedstate_core::checkpoint::restore::restore_full_snapshots;
-use keyedstate_core::checkpoint::storage::full_snapshot_path;
 use keyedstate_core::checkpoint::{
     CheckpointMetadata, CheckpointStorage, SnapshotHandle, SubtaskHandle,
 };
@@ -225,7 +225,6 @@ impl KeyGroupSource for HeapBackend {
 
 /// What the synchronous part of a heap snapshot captured: the key groups' `Arc`s.
 struct HeapSnapshot {
-    checkpoint_id: u64,
     /// The time expired entries are judged at, taken in the synchronous part.
     now: u64,
     max_parallelism: MaxParallelism,
@@ -250,13 +249,14 @@ impl AsyncSnapshot for HeapSnapshot {
     fn run(
         mut self: Box<Self>,
         storage: &Arc<dyn CheckpointStorage>,
+        attempt: &CheckpointAttempt,
         subtask: u32,
     ) -> Result<SubtaskHandle> {
         let (max_parallelism, range, states) =
             (self.max_parallelism, self.range, self.states.clone());
         let now = self.now;
         // Streamed into storage: the snapshot never sits in memory whole.
-        let mut out = storage.create(&full_snapshot_path(self.checkpoint_id, subtask))?;
+        let mut out = storage.create(&attempt.full_snapshot_path(subtask))?;
         write_canonical(&mut *self, max_parallelism, range, &states, now, &mut out)?;
         let file = out.finish()?;
         Ok(SubtaskHandle {
@@ -497,12 +497,11 @@ impl StateBackend for HeapBackend {
 
     fn snapshot(
         &mut self,
-        checkpoint_id: u64,
+        _checkpoint_id: u64,
         _kind: SnapshotKind,
     ) -> Result<Box<dyn AsyncSnapshot>> {
         // The heap has no incremental snapshot: both kinds write the canonical full snapshot.
         Ok(Box::new(HeapSnapshot {
-            checkpoint_id,
             now: self.clock.now_millis(),
             max_parallelism: self.max_parallelism,
             range: self.range,

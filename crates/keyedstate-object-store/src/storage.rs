@@ -7,7 +7,7 @@ use crate::upload::ObjectWriter;
 use futures::StreamExt;
 use keyedstate_core::checkpoint::canonical::SnapshotReader;
 use keyedstate_core::checkpoint::storage::{
-    METADATA_FILE, check_relative_path, checkpoint_dir, checksum_file,
+    METADATA_FILE, already_complete, check_relative_path, checkpoint_dir, checksum_file,
 };
 use keyedstate_core::checkpoint::{CheckpointStorage, FileRef, FileWriter, PutFile};
 use keyedstate_core::{Error, ErrorKind, Result};
@@ -417,10 +417,7 @@ impl CheckpointStorage for ObjectStoreStorage {
         match run(async move { store.put_opts(&at, payload, options).await })? {
             Ok(_) => Ok(()),
             Err(object_store::Error::AlreadyExists { .. }) => {
-                Err(Error::invalid_argument(format!(
-                    "checkpoint {id} in {} is complete already: another writer wrote its {METADATA_FILE} first, and it is kept",
-                    self.description
-                )))
+                Err(already_complete(id, &self.description))
             }
             Err(e) => Err(self.failed("write", &path, e)),
         }

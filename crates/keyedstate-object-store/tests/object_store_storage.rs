@@ -202,26 +202,3 @@ fn a_job_checkpoints_and_restores_at_another_parallelism_through_an_object_store
         .collect();
     assert_eq!(job::digest(&restored).unwrap(), expected);
 }
-
-#[test]
-fn a_second_writer_of_a_checkpoint_id_fails_and_leaves_the_first_metadata() {
-    let storage: Arc<dyn CheckpointStorage> =
-        Arc::new(ObjectStoreStorage::from_url("memory://bucket/race").unwrap());
-    let max_p = MaxParallelism::new(128).unwrap();
-    let first = HeapBackend::open(max_p, max_p.full_range()).unwrap();
-    let second = HeapBackend::open(max_p, max_p.full_range()).unwrap();
-    write_state(&first, 1);
-    write_state(&second, 2);
-    // Two coordinators of one root (a split brain) both take checkpoint 1.
-    let mut a = CheckpointCoordinator::open(storage.clone(), 1).unwrap();
-    let mut b = CheckpointCoordinator::open(storage.clone(), 1).unwrap();
-    job::checkpoint(std::slice::from_ref(&first), &mut a, SnapshotKind::Full).unwrap();
-    let err =
-        job::checkpoint(std::slice::from_ref(&second), &mut b, SnapshotKind::Full).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    assert!(err.to_string().contains("another writer"), "{err}");
-    // The first writer's `_metadata` stays (before, the loser's abort deleted `chk-1/`).
-    let kept = keyedstate_core::checkpoint::load_metadata(storage.as_ref(), 1).unwrap();
-    assert_eq!(kept.checkpoint_id, 1);
-    assert_eq!(storage.checkpoint_dirs().unwrap(), vec![(1, true)]);
-}

@@ -15,8 +15,8 @@ use crate::config::RocksDbConfig;
 use crate::transfer::{Job, run_bounded};
 use keyedstate_core::SortedTable;
 use keyedstate_core::backend::EntryScan;
+use keyedstate_core::checkpoint::CheckpointAttempt;
 use keyedstate_core::checkpoint::canonical::write_canonical;
-use keyedstate_core::checkpoint::storage::{checkpoint_dir, full_snapshot_path, heap_timers_path};
 use keyedstate_core::checkpoint::{
     CheckpointStorage, FileRef, NamedFile, SnapshotHandle, SubtaskHandle,
 };
@@ -105,14 +105,15 @@ impl AsyncSnapshot for RocksDbSnapshot {
     fn run(
         self: Box<Self>,
         storage: &Arc<dyn CheckpointStorage>,
+        attempt: &CheckpointAttempt,
         subtask: u32,
     ) -> Result<SubtaskHandle> {
         let (snapshot, heap_timers) = match self.kind {
             SnapshotKind::Incremental => (
-                self.upload_incremental(storage, subtask)?,
-                self.write_heap_timers(storage, subtask)?,
+                self.upload_incremental(storage, attempt, subtask)?,
+                self.write_heap_timers(storage, attempt, subtask)?,
             ),
-            SnapshotKind::Full => (self.write_full(storage, subtask)?, None),
+            SnapshotKind::Full => (self.write_full(storage, attempt, subtask)?, None),
         };
         Ok(SubtaskHandle {
             subtask,
@@ -130,6 +131,7 @@ impl RocksDbSnapshot {
     fn upload_incremental(
         &self,
         storage: &Arc<dyn CheckpointStorage>,
+        attempt: &CheckpointAttempt,
         subtask: u32,
     ) -> Result<SnapshotHandle> {
         let entries = std::fs::read_dir(&self.native_dir)
@@ -157,10 +159,7 @@ impl RocksDbSnapshot {
             let dest = if name.ends_with(".sst") {
                 format!("shared/{}-{name}", self.backend_id)
             } else {
-                format!(
-                    "{}/subtask-{subtask}/{name}",
-                    checkpoint_dir(self.checkpoint_id)
-                )
+                attempt.native_file_path(subtask, &name)
             };
             let source = self.native_dir.join(&name);
             let (storage, created) = (storage.clone(), created.clone());
@@ -211,6 +210,7 @@ impl RocksDbSnapshot {
     fn write_full(
         &self,
         storage: &Arc<dyn CheckpointStorage>,
+        attempt: &CheckpointAttempt,
         subtask: u32,
     ) -> Result<SnapshotHandle> {
         let db = open_read_only(&self.config, &self.native_dir)?;
@@ -221,7 +221,7 @@ impl RocksDbSnapshot {
             heap_timers: &self.heap_timers,
         };
         // Streamed into storage: the snapshot never sits in memory or on local disk whole.
-        let mut out = storage.create(&full_snapshot_path(self.checkpoint_id, subtask))?;
+        let mut out = storage.create(&attempt.full_snapshot_path(subtask))?;
         write_canonical(
             &mut source,
             self.config.max_parallelism,
@@ -240,6 +240,7 @@ impl RocksDbSnapshot {
     fn write_heap_timers(
         &self,
         storage: &Arc<dyn CheckpointStorage>,
+        attempt: &CheckpointAttempt,
         subtask: u32,
     ) -> Result<Option<FileRef>> {
         let mut ids: Vec<StateId> = self.heap_timers.keys().copied().collect();
@@ -249,7 +250,7 @@ impl RocksDbSnapshot {
         ids.sort_unstable();
         let states: Vec<StateMeta> = ids.iter().map(|&id| self.states[id].clone()).collect();
         let mut source = MemorySource(ids.iter().map(|id| &self.heap_timers[id]).collect());
-        let mut out = storage.create(&heap_timers_path(self.checkpoint_id, subtask))?;
+        let mut out = storage.create(&attempt.heap_timers_path(subtask))?;
         write_canonical(
             &mut source,
             self.config.max_parallelism,

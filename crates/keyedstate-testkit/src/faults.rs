@@ -145,6 +145,11 @@ impl CheckpointStorage for FaultyStorage {
         self.inner.delete_dir(path)
     }
 
+    fn remove_empty_dir(&self, path: &str) -> Result<()> {
+        self.call("delete", path, || ())?;
+        self.inner.remove_empty_dir(path)
+    }
+
     fn list_files(&self, dir: &str) -> Result<Vec<String>> {
         self.call("list", dir, || ())?;
         self.inner.list_files(dir)

@@ -438,7 +438,11 @@ impl Job<'_> {
             let snapshot = s.backend.snapshot(id, kind).map_err(err)?;
             // Some subtasks finish their part, the others never run it.
             if rng.below(2) == 0 {
-                handles.push(snapshot.run(&self.storage, i as u32).map_err(err)?);
+                handles.push(
+                    snapshot
+                        .run(&self.storage, pending.attempt(), i as u32)
+                        .map_err(err)?,
+                );
             }
         }
         self.coordinator.abort(pending, &handles).map_err(err)?;

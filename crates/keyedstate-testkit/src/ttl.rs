@@ -3,7 +3,9 @@
 
 use crate::fixture::{Factory, Instance};
 use keyedstate_core::checkpoint::canonical::CanonicalSnapshot;
-use keyedstate_core::checkpoint::{CheckpointStorage, MemoryStorage, SnapshotHandle};
+use keyedstate_core::checkpoint::{
+    CheckpointAttempt, CheckpointStorage, MemoryStorage, SnapshotHandle,
+};
 use keyedstate_core::{
     ErrorKind, ListStateDescriptor, ManualClock, MapStateDescriptor, MaxParallelism,
     ReducingStateDescriptor, SnapshotKind, StateTtlConfig, TtlUpdateType, TtlVisibility,
@@ -271,7 +273,7 @@ pub fn expired_entries_are_left_out_of_full_snapshots(factory: &Factory) {
         .backend
         .snapshot(1, SnapshotKind::Full)
         .unwrap()
-        .run(&storage, 0)
+        .run(&storage, &CheckpointAttempt::new(1), 0)
         .unwrap();
     let SnapshotHandle::Full { file } = &handle.snapshot else {
         panic!("a full snapshot")

@@ -9,6 +9,7 @@
 //! every file it references outlive the job, and its id is carried in each `_metadata` the job
 //! writes (`not_owned`), so a job resuming from its own latest checkpoint knows them too.
 
+use super::attempt::CheckpointAttempt;
 use super::metadata::{
     CheckpointMetadata, METADATA_VERSION, SubtaskHandle, union_key_codec, union_states,
 };
@@ -37,11 +38,18 @@ pub enum RestoreMode {
 #[derive(Debug)]
 pub struct PendingCheckpoint {
     id: u64,
+    attempt: CheckpointAttempt,
 }
 
 impl PendingCheckpoint {
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Where this attempt's subtasks write their own files: hand it to every subtask's
+    /// [`crate::PendingSnapshot::run`].
+    pub fn attempt(&self) -> &CheckpointAttempt {
+        &self.attempt
     }
 }
 
@@ -108,42 +116,48 @@ pub struct GcReport {
 }
 
 /// Removes what no completed checkpoint references: `chk-<id>` directories without `_metadata`
-/// (half-written or aborted), and files in `shared/` no `_metadata` names. Only safe while no
-/// job writes checkpoints to `storage`. Refuses to run if any `_metadata` is unreadable, since the
-/// files it references are then unknown.
+/// (half-written or aborted), the files of other attempts in a completed one's directory (a
+/// writer that lost the race for the id and died before cleaning up), and files in `shared/` no
+/// `_metadata` names. Only safe while no job writes checkpoints to `storage`. Refuses to run if
+/// any `_metadata` is unreadable, since the files it references are then unknown.
 pub fn collect_garbage(storage: &dyn CheckpointStorage, dry_run: bool) -> Result<GcReport> {
     let mut completed = Vec::new();
+    let mut completed_files = Vec::new();
     let mut report = GcReport::default();
     for (id, done) in storage.checkpoint_dirs()? {
+        let files = storage.list_files(&checkpoint_dir(id))?;
         if done {
             completed.push(
                 load_metadata(storage, id).map_err(|e| e.context("refusing to collect garbage"))?,
             );
+            completed_files.extend(files);
         } else {
             report.removed_checkpoints.push(id);
-            report
-                .removed_files
-                .extend(storage.list_files(&checkpoint_dir(id))?);
+            report.removed_files.extend(files);
         }
     }
-    let referenced = shared_paths(&completed);
-    for path in storage.list_files("shared")? {
-        if !referenced.contains(&path) {
-            report.removed_files.push(path);
-        }
-    }
+    let referenced: BTreeSet<&str> = completed
+        .iter()
+        .flat_map(|c| c.files())
+        .map(|f| f.path.as_str())
+        .collect();
+    let unreferenced: Vec<String> = completed_files
+        .into_iter()
+        .chain(storage.list_files("shared")?)
+        .filter(|path| {
+            !referenced.contains(path.as_str())
+                && !path.ends_with(&format!("/{}", super::storage::METADATA_FILE))
+        })
+        .collect();
     if !dry_run {
         for id in &report.removed_checkpoints {
             storage.delete_dir(&checkpoint_dir(*id))?;
         }
-        for path in report
-            .removed_files
-            .iter()
-            .filter(|p| p.starts_with("shared/"))
-        {
+        for path in &unreferenced {
             storage.delete(path)?;
         }
     }
+    report.removed_files.extend(unreferenced);
     Ok(report)
 }
 
@@ -275,7 +289,10 @@ impl CheckpointCoordinator {
         let id = self.next_id;
         self.next_id += 1;
         self.in_flight = Some(id);
-        Ok(PendingCheckpoint { id })
+        Ok(PendingCheckpoint {
+            id,
+            attempt: CheckpointAttempt::new(id),
+        })
     }
 
     /// Writes the `_metadata` of `pending` from every subtask's handle (ordered by subtask), then
@@ -319,24 +336,20 @@ impl CheckpointCoordinator {
             |()| metadata.files().map(|f| f.size).sum(),
         );
         if let Err(e) = written {
-            let handles = metadata.subtasks.clone();
-            if load_metadata(self.storage.as_ref(), pending.id).is_ok() {
-                // A whole `_metadata` is there although ours failed: another writer completed
-                // this id first (an object store's conditional put refused ours), or ours landed
-                // and its answer was lost. Either way the directory holds a checkpoint: only
-                // this attempt's shared files go, never `chk-<id>/`. (A half-written one does
-                // not decode, and is aborted with the rest, as before.)
-                self.in_flight = None;
-                let keep = self.kept();
-                for file in handles.iter().flat_map(SubtaskHandle::files) {
-                    if file.is_shared() && !keep.contains(&file.path) {
-                        self.storage.delete(&file.path)?;
-                    }
+            match load_metadata(self.storage.as_ref(), pending.id) {
+                // Ours landed and only the answer was lost (a timeout): the checkpoint exists.
+                Ok(found) if found == metadata => {
+                    tracing::warn!(error = %e, id = pending.id, "the write of _metadata reported an error, but it is there");
                 }
-            } else {
-                self.abort(pending, &handles)?;
+                // Another writer completed this id first (the conditional write refused ours),
+                // or nothing is there: an abort removes only this attempt's files, so the other
+                // writer's `_metadata` and files stay.
+                _ => {
+                    let handles = metadata.subtasks.clone();
+                    self.abort(pending, &handles)?;
+                    return Err(e.context(format_args!("checkpoint {}", metadata.checkpoint_id)));
+                }
             }
-            return Err(e.context(format_args!("checkpoint {}", metadata.checkpoint_id)));
         }
         self.in_flight = None;
         self.completed.push_back(metadata);
@@ -349,18 +362,19 @@ impl CheckpointCoordinator {
         Ok(self.completed.back().expect("just pushed"))
     }
 
-    /// Gives up `pending`: removes its directory and the shared files that the subtasks which
-    /// did finish uploaded for it and no retained checkpoint references.
+    /// Gives up `pending`: removes its attempt's directory, the shared files that the subtasks
+    /// which did finish uploaded for it and no retained checkpoint references, and `chk-<id>/`
+    /// if that leaves it empty. Another writer's files of the same id stay.
     pub fn abort(&mut self, pending: PendingCheckpoint, finished: &[SubtaskHandle]) -> Result<()> {
         self.in_flight = None;
         let keep = self.kept();
-        self.storage.delete_dir(&checkpoint_dir(pending.id))?;
+        self.storage.delete_dir(&pending.attempt.dir())?;
         for file in finished.iter().flat_map(SubtaskHandle::files) {
             if file.is_shared() && !keep.contains(&file.path) {
                 self.storage.delete(&file.path)?;
             }
         }
-        Ok(())
+        self.storage.remove_empty_dir(&checkpoint_dir(pending.id))
     }
 
     fn enforce_retention(&mut self) -> Result<()> {

@@ -1,18 +1,22 @@
 //! Checkpoints: storage, metadata, the canonical full snapshot, the state digest, and the
 //! job-level coordinator. Formats: `docs/formats.md`.
 
+pub mod attempt;
 pub mod canonical;
 pub mod coordinator;
 pub mod digest;
+pub mod local_recovery;
 pub mod metadata;
 pub mod restore;
 pub mod storage;
 
+pub use attempt::CheckpointAttempt;
 pub use coordinator::{
     CheckpointCoordinator, GcReport, PendingCheckpoint, RestoreMode, collect_garbage, load_latest,
     load_metadata,
 };
 pub use digest::StateDigest;
+pub use local_recovery::{LocalRecovery, RecoveryReads};
 pub use metadata::{
     CheckpointMetadata, FileRef, LEGACY_KEY_CODEC, NamedFile, SnapshotHandle, SubtaskHandle,
     union_key_codec, union_states,

@@ -23,14 +23,11 @@ pub fn checkpoint_dir(id: u64) -> String {
     format!("chk-{id}")
 }
 
-/// Where subtask `subtask`'s canonical full snapshot of checkpoint `id` is stored.
-pub fn full_snapshot_path(id: u64, subtask: u32) -> String {
-    format!("{}/subtask-{subtask}.snapshot", checkpoint_dir(id))
-}
-
-/// Where a subtask's heap timers beside an incremental snapshot go (a canonical snapshot).
-pub fn heap_timers_path(id: u64, subtask: u32) -> String {
-    format!("{}/subtask-{subtask}.timers", checkpoint_dir(id))
+/// The error of a `_metadata` write that finds one there: the first writer's stays.
+pub fn already_complete(id: u64, location: &str) -> Error {
+    Error::invalid_argument(format!(
+        "checkpoint {id} in {location} is complete already: another writer wrote its {METADATA_FILE} first, and it is kept"
+    ))
 }
 
 /// A checkpoint store. Paths are relative to its root, `/`-separated.
@@ -84,14 +81,23 @@ pub trait CheckpointStorage: Send + Sync {
     /// Removes a directory and everything in it; a missing one is not an error.
     fn delete_dir(&self, path: &str) -> Result<()>;
 
+    /// Removes directory `path` if nothing is in it (an aborted attempt's `chk-<id>/`, which
+    /// another writer may still be filling). Stores without directories have nothing to do.
+    fn remove_empty_dir(&self, path: &str) -> Result<()> {
+        let _ = path;
+        Ok(())
+    }
+
     /// Paths of the files below `dir`, relative to the root.
     fn list_files(&self, dir: &str) -> Result<Vec<String>>;
 
     /// Ids of the `chk-<id>` directories, with whether each has its `_metadata`.
     fn checkpoint_dirs(&self) -> Result<Vec<(u64, bool)>>;
 
-    /// Writes checkpoint `id`'s `_metadata` atomically: after this returns the checkpoint exists,
-    /// and a crash before it leaves no `_metadata` at all.
+    /// Writes checkpoint `id`'s `_metadata` atomically and only if there is none: after this
+    /// returns the checkpoint exists, and a crash before it leaves no `_metadata` at all. One
+    /// already there (another writer completed the id first) stays, and this fails with
+    /// `InvalidArgument` ([`already_complete`]).
     fn write_metadata(&self, id: u64, bytes: &[u8]) -> Result<()>;
 
     fn read_metadata(&self, id: u64) -> Result<Vec<u8>>;
@@ -278,6 +284,11 @@ impl DirectoryStorage {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether a file is at `path` (false for a path that leaves the root).
+    pub fn exists(&self, path: &str) -> bool {
+        self.resolve(path).is_ok_and(|full| full.is_file())
     }
 
     /// The local path of `path`, which must stay inside the root even through symlinks.
@@ -519,6 +530,21 @@ impl CheckpointStorage for DirectoryStorage {
         }
     }
 
+    fn remove_empty_dir(&self, path: &str) -> Result<()> {
+        let full = self.resolve(path)?;
+        match fs::remove_dir(&full) {
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                Err(Error::io(format!("cannot delete {}", full.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn list_files(&self, dir: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let mut pending = vec![dir.to_owned()];
@@ -573,16 +599,24 @@ impl CheckpointStorage for DirectoryStorage {
             f.write_all(bytes)?;
             f.sync_all()
         });
-        let renamed = written.and_then(|()| fs::rename(&temp, dir.join(METADATA_FILE)));
-        if let Err(e) = renamed {
-            let _ = fs::remove_file(&temp);
-            return Err(Error::io(
-                format!(
-                    "cannot write the metadata of checkpoint {id} in {}",
-                    dir.display()
-                ),
-                e,
-            ));
+        // A hard link is created only where no file is (a rename would replace the first
+        // writer's `_metadata`); it is atomic on local filesystems and on NFS.
+        let linked = written.and_then(|()| fs::hard_link(&temp, dir.join(METADATA_FILE)));
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(already_complete(id, &self.root.display().to_string()));
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!(
+                        "cannot write the metadata of checkpoint {id} in {}",
+                        dir.display()
+                    ),
+                    e,
+                ));
+            }
         }
         sync_dir(&dir)?;
         sync_dir(&self.root)
@@ -724,11 +758,16 @@ impl CheckpointStorage for MemoryStorage {
     }
 
     fn write_metadata(&self, id: u64, bytes: &[u8]) -> Result<()> {
-        self.files().insert(
-            format!("{}/{METADATA_FILE}", checkpoint_dir(id)),
-            bytes.to_vec(),
-        );
-        Ok(())
+        match self
+            .files()
+            .entry(format!("{}/{METADATA_FILE}", checkpoint_dir(id)))
+        {
+            std::collections::btree_map::Entry::Occupied(_) => Err(already_complete(id, "memory")),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(bytes.to_vec());
+                Ok(())
+            }
+        }
     }
 
     fn read_metadata(&self, id: u64) -> Result<Vec<u8>> {

@@ -1,0 +1,86 @@
+//! One attempt at writing a checkpoint id. Its subtasks' own files go under
+//! `chk-<id>/<attempt>/`, a name no other attempt uses: two writers of the same id (a split
+//! brain, two jobs given one root) never overwrite each other's files, the one whose `_metadata`
+//! lands first keeps a whole checkpoint, and an abort removes only its own attempt's files.
+
+use super::storage::checkpoint_dir;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where one attempt at checkpoint `id` writes its subtasks' own (not shared) files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointAttempt {
+    id: u64,
+    token: String,
+}
+
+impl CheckpointAttempt {
+    /// A new attempt at checkpoint `id`, with a name of its own.
+    pub fn new(id: u64) -> Self {
+        CheckpointAttempt {
+            id,
+            token: unique_token(),
+        }
+    }
+
+    pub fn checkpoint_id(&self) -> u64 {
+        self.id
+    }
+
+    /// `chk-<id>/<attempt>`, relative to the root.
+    pub fn dir(&self) -> String {
+        format!("{}/{}", checkpoint_dir(self.id), self.token)
+    }
+
+    /// Where subtask `subtask`'s canonical full snapshot goes.
+    pub fn full_snapshot_path(&self, subtask: u32) -> String {
+        format!("{}/subtask-{subtask}.snapshot", self.dir())
+    }
+
+    /// Where a subtask's heap timers beside an incremental snapshot go (a canonical snapshot).
+    pub fn heap_timers_path(&self, subtask: u32) -> String {
+        format!("{}/subtask-{subtask}.timers", self.dir())
+    }
+
+    /// Where a subtask's operator state goes.
+    pub fn operator_state_path(&self, subtask: u32) -> String {
+        format!("{}/subtask-{subtask}.operator", self.dir())
+    }
+
+    /// Where a subtask's own file `name` of a native (RocksDB) snapshot goes: its MANIFEST,
+    /// CURRENT and OPTIONS, which every checkpoint uploads anew.
+    pub fn native_file_path(&self, subtask: u32, name: &str) -> String {
+        format!("{}/subtask-{subtask}/{name}", self.dir())
+    }
+}
+
+/// 16 hex digits that no other attempt of any process draws: the clock, the process id and a
+/// counter, hashed with the standard library's randomly keyed hasher.
+fn unique_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_attempts_at_one_id_write_to_different_directories() {
+        let (a, b) = (CheckpointAttempt::new(7), CheckpointAttempt::new(7));
+        assert_ne!(a.dir(), b.dir());
+        assert!(a.dir().starts_with("chk-7/"), "{}", a.dir());
+        assert_eq!(
+            a.full_snapshot_path(2),
+            format!("{}/subtask-2.snapshot", a.dir())
+        );
+    }
+}
