@@ -10,8 +10,8 @@
 
 use clap::{Args, ValueEnum};
 use keyedstate::checkpoint::{
-    CheckpointCoordinator, CheckpointStorage, DirectoryStorage, PendingCheckpoint, RestoreMode,
-    SubtaskHandle, load_latest,
+    CheckpointCoordinator, CheckpointStorage, DirectoryStorage, LocalRecovery, PendingCheckpoint,
+    RecoveryReads, RestoreMode, SubtaskHandle, load_latest,
 };
 use keyedstate::codec;
 use keyedstate::job::{self, Engine};
@@ -54,6 +54,11 @@ pub struct DemoArgs {
     /// see docs/object-storage.md).
     #[arg(long)]
     checkpoints: Option<String>,
+    /// Keep each subtask's last completed checkpoint in `DIR/local/subtask-<i>` as well (Flink's
+    /// local recovery): the restore check reads it from there, and from the checkpoint storage
+    /// only what is missing or damaged there.
+    #[arg(long)]
+    local_recovery: bool,
     /// Take a checkpoint every this many records (and always one after the last record).
     #[arg(long, default_value_t = 50_000)]
     checkpoint_every: u64,
@@ -327,6 +332,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// subtasks go on), completes the checkpoint when all have, and notifies the subtasks.
 fn checkpoint_thread(
     coordinator: Arc<Mutex<CheckpointCoordinator>>,
+    storages: Vec<Arc<dyn CheckpointStorage>>,
+    local: &[Arc<LocalRecovery>],
     max_p: MaxParallelism,
     in_flight: InFlight,
     snapshots: Receiver<Snapshotted>,
@@ -338,7 +345,6 @@ fn checkpoint_thread(
     let mut handles: Vec<SubtaskHandle> = Vec::new();
     let mut failure: Option<Error> = None;
     let mut arrived = 0;
-    let storage = lock(&coordinator).storage().clone();
     for snapshotted in snapshots {
         let id = snapshotted.pending.checkpoint_id();
         stats.max_pause = stats.max_pause.max(snapshotted.pause);
@@ -348,9 +354,10 @@ fn checkpoint_thread(
             .as_ref()
             .map(|pending| pending.attempt().clone())
             .expect("a checkpoint is in flight");
+        let storage = &storages[snapshotted.subtask as usize];
         match snapshotted
             .pending
-            .run(&storage, &attempt, snapshotted.subtask)
+            .run(storage, &attempt, snapshotted.subtask)
         {
             Ok(handle) => handles.push(handle),
             Err(e) => failure = failure.or(Some(e)),
@@ -377,6 +384,11 @@ fn checkpoint_thread(
         drop(coordinator);
         let complete = match outcome {
             Ok(metadata) => {
+                for (local, handle) in local.iter().zip(&metadata.subtasks) {
+                    if let Err(e) = local.retain_only(handle) {
+                        eprintln!("warning: local recovery: cannot drop older copies: {e}");
+                    }
+                }
                 stats.completed += 1;
                 stats.bytes_written += metadata
                     .files()
@@ -523,6 +535,23 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         storage.describe()
     );
     let coordinator = CheckpointCoordinator::open(storage.clone(), args.retained)?;
+    let local: Vec<Arc<LocalRecovery>> = if args.local_recovery {
+        (0..args.parallelism.max(args.rescale_to.unwrap_or(0)))
+            .map(|i| {
+                let dir = root.join(format!("local/subtask-{i}"));
+                LocalRecovery::new(storage.clone(), dir).map(Arc::new)
+            })
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    // Where subtask `i` writes its checkpoints and reads its restore.
+    let storage_of = |i: u32| -> Arc<dyn CheckpointStorage> {
+        match local.get(i as usize) {
+            Some(local) => local.clone(),
+            None => storage.clone(),
+        }
+    };
     let expected = Arc::new(generate_expected(args.keys, args.records));
     let work = root.join("work");
 
@@ -547,9 +576,13 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let checkpointer = {
         let (coordinator, in_flight, subtasks) =
             (coordinator.clone(), in_flight.clone(), senders.clone());
+        let storages: Vec<_> = (0..args.parallelism).map(storage_of).collect();
+        let local = local.clone();
         std::thread::spawn(move || {
             checkpoint_thread(
                 coordinator,
+                storages,
+                &local,
                 max_p,
                 in_flight,
                 snapshot_rx,
@@ -604,7 +637,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let backend = job::restore_subtask(
             engine,
             &latest,
-            &storage,
+            &storage_of(index),
             restore_parallelism,
             index,
             &restore_work,
@@ -620,6 +653,20 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         restore_parallelism,
         restore_started.elapsed().as_secs_f64()
     );
+    if !local.is_empty() {
+        let mut reads = RecoveryReads::default();
+        for l in &local {
+            reads += l.reads();
+        }
+        say!(
+            "local recovery: {} files ({} bytes) read from the local copies, {} files ({} bytes) from {}",
+            reads.local_files,
+            reads.local_bytes,
+            reads.remote_files,
+            reads.remote_bytes,
+            storage.describe()
+        );
+    }
     ok &= print_check(&expected, &restored_checks);
     ok &= checkpoint_after_restore(args, &restored, &storage, &latest, kind, &expected)?;
     for backend in restored {

@@ -16,6 +16,7 @@ mod checkpoint_arg;
 mod demo;
 mod gc;
 mod inspect;
+mod progress;
 mod rescale;
 mod restore;
 mod verify;

@@ -1,16 +1,18 @@
 //! `keyedstate rescale`: an offline restore with rescale. Reads a checkpoint taken at parallelism
 //! p and writes a complete checkpoint for parallelism p' under a new root, ready for `verify` and
-//! for a job to restore. It never modifies its input.
+//! for a job to restore. It never modifies its input. Input and output may each be a directory
+//! or an object store: from one store to another, files stream through a local working
+//! directory (the temporary RocksDB instances), never whole in memory.
 
 use crate::checkpoint_arg::open_checkpoint;
+use crate::progress::{Metered, bytes_bar};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use keyedstate::checkpoint::{
     CheckpointCoordinator, CheckpointStorage, DirectoryStorage, SnapshotHandle,
 };
 use keyedstate::job::{self, Engine};
 use keyedstate::{Error, OperatorStateBackend, Result, SnapshotKind};
-use std::io::IsTerminal;
+use keyedstate_object_store::ObjectStoreStorage;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,9 +26,10 @@ pub struct RescaleArgs {
     /// The parallelism of the new checkpoint (at most the checkpoint's max parallelism).
     #[arg(long)]
     parallelism: u32,
-    /// The new checkpoint root: created, or empty; not inside the input.
+    /// The new checkpoint root: created, or empty; not inside the input. A directory, or an
+    /// object-store URL (`s3://bucket/prefix`).
     #[arg(long)]
-    out: PathBuf,
+    out: String,
     /// The backend that restores and snapshots each new subtask: RocksDB writes incremental
     /// snapshots (SST files), the heap canonical full snapshots.
     #[arg(long, value_enum, default_value_t = Backend::Rocksdb)]
@@ -83,25 +86,103 @@ fn check_output(out: &Path, input_root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where the rescaled checkpoint goes.
+enum Output {
+    Directory { path: PathBuf, created: bool },
+    Store(Arc<dyn CheckpointStorage>),
+}
+
+impl Output {
+    /// Opens `out` after checking it is empty and apart from `input`.
+    fn open(out: &str, input: &Arc<dyn CheckpointStorage>) -> Result<Output> {
+        if !out.contains("://") {
+            let path = PathBuf::from(out);
+            check_output(&path, Path::new(&input.describe()))?;
+            let created = !path.exists();
+            return Ok(Output::Directory { path, created });
+        }
+        let storage: Arc<dyn CheckpointStorage> = Arc::new(ObjectStoreStorage::from_url(out)?);
+        let (a, b) = (
+            format!("{}/", storage.describe().trim_end_matches('/')),
+            format!("{}/", input.describe().trim_end_matches('/')),
+        );
+        if a.starts_with(&b) || b.starts_with(&a) {
+            return Err(Error::invalid_argument(format!(
+                "output {} and input {} must not contain each other",
+                storage.describe(),
+                input.describe()
+            )));
+        }
+        if !storage.checkpoint_dirs()?.is_empty() || !storage.list_files("shared")?.is_empty() {
+            return Err(Error::invalid_argument(format!(
+                "output {} is not empty",
+                storage.describe()
+            )));
+        }
+        Ok(Output::Store(storage))
+    }
+
+    fn storage(&self) -> Result<Arc<dyn CheckpointStorage>> {
+        match self {
+            Output::Directory { path, .. } => Ok(Arc::new(DirectoryStorage::new(path)?)),
+            Output::Store(storage) => Ok(storage.clone()),
+        }
+    }
+
+    /// A working directory for the temporary instances: inside an output directory (so that
+    /// SST files are hard-linked into it), the system's otherwise.
+    fn work_dir(&self) -> Result<tempfile::TempDir> {
+        match self {
+            Output::Directory { path, .. } => tempfile::tempdir_in(path),
+            Output::Store(_) => tempfile::tempdir(),
+        }
+        .map_err(|e| Error::io("cannot create a working directory", e))
+    }
+
+    /// Removes everything written: the output was empty, and an incomplete root would only
+    /// mislead.
+    fn remove_written(&self) {
+        match self {
+            Output::Directory { path, created } => {
+                if *created {
+                    let _ = std::fs::remove_dir_all(path);
+                } else if let Ok(entries) = std::fs::read_dir(path) {
+                    for entry in entries.flatten() {
+                        let _ = std::fs::remove_dir_all(entry.path())
+                            .or_else(|_| std::fs::remove_file(entry.path()));
+                    }
+                }
+            }
+            Output::Store(storage) => {
+                for (id, _) in storage.checkpoint_dirs().unwrap_or_default() {
+                    let _ = storage.delete_dir(&format!("chk-{id}"));
+                }
+                for path in storage.list_files("shared").unwrap_or_default() {
+                    let _ = storage.delete(&path);
+                }
+            }
+        }
+    }
+
+    /// Where checkpoint `id` of the output is, for the report.
+    fn checkpoint(&self, id: u64) -> String {
+        match self {
+            Output::Directory { path, .. } => path.join(format!("chk-{id}")).display().to_string(),
+            Output::Store(storage) => format!("{}/chk-{id}", storage.describe()),
+        }
+    }
+}
+
 pub fn run(args: &RescaleArgs) -> Result<()> {
     let started = Instant::now();
     let (input, metadata) = open_checkpoint(&args.checkpoint)?;
-    check_output(&args.out, Path::new(&input.describe()))?;
+    let output = Output::open(&args.out, &input)?;
     metadata
         .max_parallelism
         .range_for_subtask(args.parallelism, 0)?;
-    let created = !args.out.exists();
-    let result = write_rescaled(args, &input, &metadata, started);
+    let result = write_rescaled(args, &input, &output, &metadata, started);
     if result.is_err() {
-        // Leave no output: an incomplete root would only mislead.
-        if created {
-            let _ = std::fs::remove_dir_all(&args.out);
-        } else if let Ok(entries) = std::fs::read_dir(&args.out) {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_dir_all(entry.path())
-                    .or_else(|_| std::fs::remove_file(entry.path()));
-            }
-        }
+        output.remove_written();
     }
     result
 }
@@ -109,6 +190,7 @@ pub fn run(args: &RescaleArgs) -> Result<()> {
 fn write_rescaled(
     args: &RescaleArgs,
     input: &Arc<dyn CheckpointStorage>,
+    out: &Output,
     metadata: &keyedstate::checkpoint::CheckpointMetadata,
     started: Instant,
 ) -> Result<()> {
@@ -120,22 +202,26 @@ fn write_rescaled(
     for file in metadata.files() {
         input.verify(file)?;
     }
-    let output: Arc<dyn CheckpointStorage> = Arc::new(DirectoryStorage::new(&args.out)?);
+    // The bar counts the bytes each new subtask reads: the files of the old subtasks whose key
+    // groups overlap its own.
+    let mut to_read = 0;
+    for index in 0..args.parallelism {
+        let range = metadata
+            .max_parallelism
+            .range_for_subtask(args.parallelism, index)?;
+        for handle in &metadata.subtasks {
+            if handle.key_group_range.intersect(range).is_some() {
+                to_read += handle.files().iter().map(|f| f.size).sum::<u64>();
+            }
+        }
+    }
+    let progress = bytes_bar(to_read, format!("rescaling to {}", args.parallelism));
+    let input: Arc<dyn CheckpointStorage> = Metered::reads(input.clone(), progress.clone());
+    let input = &input;
+    let output = out.storage()?;
     let mut coordinator = CheckpointCoordinator::open(output.clone(), 1)?;
     coordinator.continue_after(metadata.checkpoint_id.saturating_sub(1));
-    let work = tempfile::tempdir_in(&args.out)
-        .map_err(|e| Error::io("cannot create a working directory", e))?;
-    let progress = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(u64::from(args.parallelism));
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} subtasks, {elapsed}")
-                .expect("valid template"),
-        );
-        bar.set_message(format!("rescaling to {}", args.parallelism));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let work = out.work_dir()?;
     let with_operator_state = metadata.subtasks.iter().any(|h| h.operator_state.is_some());
     let pending = coordinator.trigger()?;
     let mut handles = Vec::new();
@@ -160,7 +246,6 @@ fn write_rescaled(
             handle.operator_state = Some(output.put_bytes(&path, &operators.snapshot_bytes())?);
         }
         handles.push(handle);
-        progress.inc(1);
     }
     progress.finish_and_clear();
     let written = coordinator
@@ -178,9 +263,7 @@ fn write_rescaled(
         metadata.checkpoint_id,
         metadata.parallelism(),
         args.parallelism,
-        args.out
-            .join(format!("chk-{}", written.checkpoint_id))
-            .display(),
+        out.checkpoint(written.checkpoint_id),
         if incremental {
             "RocksDB incremental"
         } else {

@@ -2,10 +2,13 @@
 //! RocksDB directory (one column family per state) that any RocksDB tool can open.
 
 use crate::checkpoint_arg::open_checkpoint;
+use crate::progress::{Metered, bytes_bar};
 use clap::Args;
+use keyedstate::checkpoint::CheckpointStorage;
 use keyedstate::rocksdb::{RocksDbBackend, RocksDbConfig};
 use keyedstate::{Error, Result, StateBackend};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct RestoreArgs {
@@ -55,7 +58,18 @@ pub fn run(args: &RestoreArgs) -> Result<()> {
         range,
     );
     config.delete_on_close = false;
-    let mut backend = RocksDbBackend::restore_engine(config, &metadata, &storage)?;
+    let to_read = metadata
+        .subtasks
+        .iter()
+        .filter(|h| h.key_group_range.intersect(range).is_some())
+        .flat_map(|h| h.files())
+        .map(|f| f.size)
+        .sum();
+    let progress = bytes_bar(to_read, format!("restoring subtask {}", args.subtask));
+    let storage: Arc<dyn CheckpointStorage> = Metered::reads(storage, progress.clone());
+    let restored = RocksDbBackend::restore_engine(config, &metadata, &storage);
+    progress.finish_and_clear();
+    let mut backend = restored?;
     let states: Vec<String> = backend.states().iter().map(|m| m.name.clone()).collect();
     backend.close()?;
     let _ = std::fs::remove_dir(&args.into);

@@ -114,33 +114,39 @@ fn commands_take_an_s3_url_as_the_checkpoint_root() {
     assert!(!said.contains("panicked"), "{said}");
 }
 
+/// A short demo run on `backend` checkpointing to `url`, with one more option; asserts it passed
+/// its checks and returns what it printed.
+fn run_demo(server: &S3Server, backend: &str, url: &str, option: &str) -> String {
+    let out = keyedstate(
+        server,
+        &[
+            "demo",
+            "--backend",
+            backend,
+            "--keys",
+            "2000",
+            "--records",
+            "20000",
+            "--checkpoint-every",
+            "5000",
+            option,
+            "--checkpoints",
+            url,
+        ],
+    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "demo on {url}: {said}");
+    assert!(said.contains("check: OK"), "{said}");
+    said
+}
+
 #[test]
 fn the_demo_checkpoints_to_s3_and_its_restore_check_passes() {
     let server = S3Server::start();
     server.create_bucket("demo");
     for backend in ["rocksdb", "heap"] {
         let url = format!("s3://demo/{backend}");
-        let out = keyedstate(
-            &server,
-            &[
-                "demo",
-                "--backend",
-                backend,
-                "--keys",
-                "2000",
-                "--records",
-                "20000",
-                "--checkpoint-every",
-                "5000",
-                "--rescale-to",
-                "3",
-                "--checkpoints",
-                &url,
-            ],
-        );
-        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-        assert!(out.status.success(), "demo on {url}: {said}");
-        assert!(said.contains("check: OK"), "{said}");
+        let said = run_demo(&server, backend, &url, "--rescale-to=3");
         assert!(said.contains(&format!("checkpoints {url}")), "{said}");
         let out = keyedstate(&server, &["verify", &url]);
         assert!(out.status.success(), "verify {url}: {}", text(&out.stderr));
@@ -181,4 +187,79 @@ fn verify_finds_a_corrupted_and_a_missing_object_on_s3() {
     let said = text(&out.stderr);
     assert!(!out.status.success());
     assert!(said.contains("subtask-1.snapshot is missing"), "{said}");
+}
+
+#[test]
+fn the_demo_with_local_recovery_restores_without_reading_s3() {
+    let server = S3Server::start();
+    server.create_bucket("demo");
+    for backend in ["rocksdb", "heap"] {
+        let url = format!("s3://demo/local-{backend}");
+        let said = run_demo(&server, backend, &url, "--local-recovery");
+        assert!(
+            said.contains(&format!("0 files (0 bytes) from {url}")),
+            "every file from the local copies: {said}"
+        );
+    }
+}
+
+/// `verify --digest`'s last line: equal for equal logical state.
+fn digest_of(server: &S3Server, checkpoint: &str) -> String {
+    let out = keyedstate(server, &["verify", checkpoint, "--digest"]);
+    assert!(
+        out.status.success(),
+        "verify {checkpoint}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).lines().last().unwrap().to_owned()
+}
+
+#[test]
+fn rescale_streams_from_one_store_to_another_and_to_and_from_directories() {
+    let server = S3Server::start();
+    server.create_bucket("bucket");
+    server.create_bucket("other");
+    let input = "s3://bucket/jobs/one";
+    write_job(&server, input);
+    let expected = digest_of(&server, input);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("from-s3");
+    let local = local.to_str().unwrap();
+    for (from, to, backend) in [
+        (input, "s3://other/rescaled", "rocksdb"),
+        (input, "s3://bucket/jobs/heap-3", "heap"),
+        (input, local, "rocksdb"),
+        (local, "s3://other/from-dir", "rocksdb"),
+    ] {
+        let out = keyedstate(
+            &server,
+            &[
+                "rescale",
+                from,
+                "--parallelism",
+                "3",
+                "--out",
+                to,
+                "--backend",
+                backend,
+            ],
+        );
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "rescale {from} -> {to}: {said}");
+        assert!(said.contains(&format!("into {to}/chk-")), "{said}");
+        assert_eq!(digest_of(&server, to), expected, "{from} -> {to}");
+    }
+    // A store that holds a checkpoint, or one inside the input, is refused and left alone.
+    for (to, why) in [
+        ("s3://other/rescaled", "is not empty"),
+        ("s3://bucket/jobs/one/inner", "must not contain each other"),
+    ] {
+        let out = keyedstate(
+            &server,
+            &["rescale", input, "--parallelism", "2", "--out", to],
+        );
+        let said = text(&out.stderr);
+        assert!(!out.status.success() && said.contains(why), "{to}: {said}");
+    }
+    assert_eq!(digest_of(&server, "s3://other/rescaled"), expected);
 }

@@ -34,6 +34,15 @@ pub struct RecoveryReads {
     pub remote_bytes: u64,
 }
 
+impl std::ops::AddAssign for RecoveryReads {
+    fn add_assign(&mut self, other: RecoveryReads) {
+        self.local_files += other.local_files;
+        self.local_bytes += other.local_bytes;
+        self.remote_files += other.remote_files;
+        self.remote_bytes += other.remote_bytes;
+    }
+}
+
 /// One subtask's checkpoint storage with a local copy of what it wrote (see the module docs).
 pub struct LocalRecovery {
     remote: Arc<dyn CheckpointStorage>,
