@@ -95,15 +95,10 @@ fn write_state(gib: f64, work: &Path) -> Result<keyedstate::KeyedStateBackend> {
     let backend = job::open_subtask(Engine::RocksDb, max_p, 1, 0, work)?;
     let value_state = backend.value_state(&ValueStateDescriptor::<Vec<u8>>::new("v"))?;
     let keys = ((gib * f64::from(1u32 << 30)) as u64).div_ceil(VALUE_BYTES as u64);
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut rng = keyedstate_testkit::model::Rng::new(0x2545_f491_4f6c_dd1d);
     let mut value = vec![0u8; VALUE_BYTES];
     for key in 0..keys {
-        for chunk in value.chunks_mut(8) {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            chunk.copy_from_slice(&rng.to_le_bytes()[..chunk.len()]);
-        }
+        rng.fill(&mut value);
         backend.set_current_key(&key)?;
         value_state.update(&value)?;
     }

@@ -80,6 +80,10 @@ impl CheckpointStorage for Metered {
         self.read(file, self.inner.fetch(file, dest))
     }
 
+    fn link(&self, file: &FileRef, dest: &Path) -> Result<bool> {
+        self.read(file, self.inner.link(file, dest))
+    }
+
     fn verify(&self, file: &FileRef) -> Result<()> {
         self.inner.verify(file)
     }

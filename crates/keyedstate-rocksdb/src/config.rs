@@ -56,8 +56,14 @@ impl OptionsProfile {
 /// How a restore with rescale moves the entries of other instances into the restored one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RescaleMethod {
-    /// Write them into SST files and ingest those (no memtable, no compaction of the data).
+    /// Move the other instance's own SST files in (hard links where the working directory and
+    /// the checkpoint share a filesystem): its instance is clipped to the key groups first when
+    /// it holds more, which rewrites only the files across an edge. Where that cannot be done
+    /// (a file still reaching outside after the clip, timers this instance keeps in memory that
+    /// the other kept in a column family), the entries are rewritten as with `Ingest`.
     #[default]
+    Files,
+    /// Write the entries into new SST files and ingest those (no memtable, no compaction).
     Ingest,
     /// Write them in write batches without the WAL: slower; kept as a fallback and a baseline.
     WriteBatch,
@@ -157,6 +163,9 @@ pub struct RocksDbConfig {
     /// memtable and charged to the write-buffer budget (100,000: 800 KB per memtable of each
     /// keyed state; fewer for jobs with many states, at some cost per record: docs/config.md).
     pub key_hash_buckets: usize,
+    /// No compaction starts by itself while a restore clips the instance: the files it linked
+    /// unread are checked before a compaction reads them (`restore::Unverified`).
+    pub(crate) suspend_compactions: bool,
 }
 
 impl RocksDbConfig {
@@ -174,7 +183,7 @@ impl RocksDbConfig {
             bloom_bits_per_key: 10.0,
             delete_on_close: true,
             transfer_concurrency: crate::transfer::DEFAULT_TRANSFER_CONCURRENCY,
-            rescale_method: RescaleMethod::Ingest,
+            rescale_method: RescaleMethod::Files,
             clock: system_clock(),
             timer_store: TimerStore::RocksDb,
             timer_cache_size: 128,
@@ -182,6 +191,7 @@ impl RocksDbConfig {
             periodic_compaction: Some(Duration::from_secs(30 * 24 * 3600)),
             memtable: Memtable::KeyHash,
             key_hash_buckets: crate::memtable::BUCKETS,
+            suspend_compactions: false,
         }
     }
 
@@ -263,7 +273,6 @@ impl RocksDbConfig {
         opts
     }
 
-    /// Options of every state's column family.
     /// The options of a keyed state's column family: [`Self::cf_options`] with the per-key hash
     /// memtable (see [`crate::memtable`]).
     pub(crate) fn keyed_cf_options(&self) -> Options {
@@ -280,8 +289,13 @@ impl RocksDbConfig {
         opts
     }
 
+    /// Options of every state's column family.
     pub(crate) fn cf_options(&self) -> Options {
         let mut opts = Options::default();
+        // Compacted files hold one key group each (1-byte prefixes), so that a rescale drops
+        // whole files instead of rewriting the ones across its edges.
+        crate::ffi::partition_files_by_first_key_byte(&mut opts);
+        opts.set_disable_auto_compactions(self.suspend_compactions);
         opts.set_merge_operator_associative(LIST_APPEND, list_append);
         opts.set_compression_type(DBCompressionType::Lz4);
         opts.set_bottommost_compression_type(DBCompressionType::Zstd);

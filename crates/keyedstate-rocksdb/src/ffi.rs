@@ -1,6 +1,7 @@
 //! The one place RocksDB's C API is reached directly, for what the rocksdb crate does not wrap:
 //! a compaction filter that can rewrite a value it has not been given as `'static` bytes (the
-//! TTL filter drops expired elements from a list).
+//! TTL filter drops expired elements from a list); the live files of an instance with their
+//! sequence numbers, and the ingestion of another instance's own SST files (a rescale).
 //!
 //! A filter *factory* is installed, not a filter: RocksDB may run one filter object on several
 //! compaction threads at once, while each filter a factory creates serves one compaction, so it
@@ -126,5 +127,172 @@ unsafe extern "C" fn filter_value(
             }
             0
         }
+    }
+}
+
+/// One live SST file of an instance, as `rocksdb_livefiles` describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct SstMeta {
+    pub column_family: String,
+    /// The file's name in the instance directory (`/000012.sst`).
+    pub name: String,
+    pub level: i32,
+    pub smallest_key: Vec<u8>,
+    pub largest_key: Vec<u8>,
+    pub largest_seqno: u64,
+}
+
+/// The live SST files of `db`, every column family, with their levels, key ranges and sequence
+/// numbers (the `rocksdb` crate's `live_files` leaves the sequence numbers out; ingesting one
+/// instance's files into another needs them to order its L0 files).
+pub(crate) fn live_files(db: &rocksdb::DB) -> Vec<SstMeta> {
+    // SAFETY: `db.as_raw_ptr()` is a valid open database while `db` is borrowed. The returned
+    // list is owned here, read only within its count, and destroyed once below; the strings it
+    // hands out are copied before that.
+    unsafe {
+        let files = sys::rocksdb_livefiles(db.as_raw_ptr());
+        let count = sys::rocksdb_livefiles_count(files);
+        let mut out = Vec::with_capacity(count.max(0) as usize);
+        for i in 0..count {
+            let key = |f: unsafe extern "C" fn(
+                *const sys::rocksdb_livefiles_t,
+                c_int,
+                *mut usize,
+            ) -> *const c_char| {
+                let mut len = 0usize;
+                let ptr = f(files, i, &mut len);
+                std::slice::from_raw_parts(ptr.cast::<u8>(), len).to_vec()
+            };
+            out.push(SstMeta {
+                column_family: CStr::from_ptr(sys::rocksdb_livefiles_column_family_name(files, i))
+                    .to_string_lossy()
+                    .into_owned(),
+                name: CStr::from_ptr(sys::rocksdb_livefiles_name(files, i))
+                    .to_string_lossy()
+                    .into_owned(),
+                level: sys::rocksdb_livefiles_level(files, i),
+                smallest_key: key(sys::rocksdb_livefiles_smallestkey),
+                largest_key: key(sys::rocksdb_livefiles_largestkey),
+                largest_seqno: sys::rocksdb_livefiles_largest_seqno(files, i),
+            });
+        }
+        sys::rocksdb_livefiles_destroy(files);
+        out
+    }
+}
+
+/// Ingests SST files another RocksDB instance generated into column family `cf` of `db`,
+/// moving them (hard links, then the originals unlinked) and keeping their sequence numbers:
+/// RocksDB 11's `allow_db_generated_files`, which the `rocksdb` crate does not wrap. `files`
+/// must be ordered oldest first (lowest level first, L0 by sequence number), so that for a key
+/// in several files the later one is newer, and must not overlap data already in `cf`.
+pub(crate) fn ingest_db_generated_files(
+    db: &rocksdb::DB,
+    cf: &rocksdb::ColumnFamily,
+    files: &[std::path::PathBuf],
+) -> std::result::Result<(), String> {
+    use rocksdb::AsColumnFamilyRef;
+    let paths: Vec<std::ffi::CString> = files
+        .iter()
+        .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("a file path holds a NUL byte: {e}"))?;
+    let pointers: Vec<*const c_char> = paths.iter().map(|p| p.as_ptr()).collect();
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: the options object is created, configured and destroyed here; `db.as_raw_ptr()`
+    // and `cf.inner()` are valid while `db` and `cf` are borrowed; `pointers` holds
+    // `pointers.len()` NUL-terminated strings that `paths` keeps alive through the call; RocksDB
+    // sets `error` to a malloc'd message on failure, which is copied and freed once.
+    unsafe {
+        let options = sys::rocksdb_ingestexternalfileoptions_create();
+        sys::rocksdb_ingestexternalfileoptions_set_allow_db_generated_files(options, 1);
+        // Generated files keep their sequence numbers: none can be assigned.
+        sys::rocksdb_ingestexternalfileoptions_set_snapshot_consistency(options, 0);
+        sys::rocksdb_ingestexternalfileoptions_set_allow_global_seqno(options, 0);
+        // Nothing in the memtable overlaps them; a flush would mean a bug, so refuse instead.
+        sys::rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(options, 0);
+        sys::rocksdb_ingestexternalfileoptions_set_move_files(options, 1);
+        sys::rocksdb_ingest_external_file_cf(
+            db.as_raw_ptr(),
+            cf.inner(),
+            pointers.as_ptr(),
+            pointers.len(),
+            options,
+            &mut error,
+        );
+        sys::rocksdb_ingestexternalfileoptions_destroy(options);
+        take_error(error)
+    }
+}
+
+/// Makes compactions cut their output files where the first byte of the key changes: at every
+/// key group with 1-byte key-group prefixes, every 256 key groups with 2-byte ones. A file then
+/// never holds two subtasks' key groups once compacted (for any parallelism with 1-byte
+/// prefixes), so a rescale clips by dropping whole files. (The `rocksdb` crate does not wrap
+/// SST partitioners.)
+pub(crate) fn partition_files_by_first_key_byte(options: &mut Options) {
+    // SAFETY: the factory is created here and handed to the options, which keep their own
+    // reference (a shared_ptr), so it is destroyed here once; `options.as_raw_ptr()` is valid
+    // while `options` is borrowed.
+    unsafe {
+        let factory = sys::rocksdb_sst_partitioner_fixed_prefix_factory_create(1);
+        sys::rocksdb_options_set_sst_partitioner_factory(options.as_raw_ptr(), factory);
+        sys::rocksdb_sst_partitioner_factory_destroy(factory);
+    }
+}
+
+/// Compacts exactly the files `names` of column family `cf` (names as [`live_files`] gives
+/// them) into `output_level`: an intra-L0 compaction when they are all L0 files and the level
+/// is 0, which drops what their range deletions cover without touching the levels below.
+pub(crate) fn compact_files(
+    db: &rocksdb::DB,
+    cf: &rocksdb::ColumnFamily,
+    names: &[String],
+    output_level: i32,
+) -> std::result::Result<(), String> {
+    use rocksdb::AsColumnFamilyRef;
+    let names: Vec<std::ffi::CString> = names
+        .iter()
+        .map(|n| std::ffi::CString::new(n.as_str()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("a file name holds a NUL byte: {e}"))?;
+    let pointers: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: as in `ingest_db_generated_files`: the options are created and destroyed here,
+    // `db` and `cf` are valid while borrowed, `pointers` point into `names`, alive through the
+    // call, and the error message is copied and freed once. No output names are asked for.
+    unsafe {
+        let options = sys::rocksdb_compaction_options_create();
+        sys::rocksdb_compact_files_cf(
+            db.as_raw_ptr(),
+            cf.inner(),
+            options,
+            pointers.as_ptr(),
+            pointers.len(),
+            output_level,
+            -1,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut error,
+        );
+        sys::rocksdb_compaction_options_destroy(options);
+        take_error(error)
+    }
+}
+
+/// The message RocksDB left in `error` (freed here), or `Ok` when it left none.
+///
+/// # Safety
+/// `error` is null or a message RocksDB allocated, not used after this call.
+unsafe fn take_error(error: *mut c_char) -> std::result::Result<(), String> {
+    if error.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null `error` is a NUL-terminated string RocksDB allocated with malloc.
+    unsafe {
+        let message = CStr::from_ptr(error).to_string_lossy().into_owned();
+        sys::rocksdb_free(error.cast::<c_void>());
+        Err(message)
     }
 }

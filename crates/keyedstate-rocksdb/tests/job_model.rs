@@ -79,8 +79,20 @@ impl JobEngine for RocksDb {
 
 #[test]
 fn random_job_schedules_match_the_model() {
-    let engine = RocksDb::new(TimerStore::RocksDb, RescaleMethod::Ingest);
+    let engine = RocksDb::new(TimerStore::RocksDb, RescaleMethod::Files);
     assert_eq!(run_schedules(&engine, 0, 100), 0);
+}
+
+#[test]
+fn random_job_schedules_with_heap_timers_and_moved_files_match_the_model() {
+    let engine = RocksDb::new(TimerStore::Heap, RescaleMethod::Files);
+    assert_eq!(run_schedules(&engine, 1_000_000, 20), 0);
+}
+
+#[test]
+fn random_job_schedules_with_rewritten_entries_match_the_model() {
+    let engine = RocksDb::new(TimerStore::RocksDb, RescaleMethod::Ingest);
+    assert_eq!(run_schedules(&engine, 2_000_000, 20), 0);
 }
 
 #[test]
@@ -94,6 +106,6 @@ fn random_job_schedules_with_heap_timers_and_write_batches_match_the_model() {
 #[test]
 #[ignore = "a soak: run by scripts/soak.sh"]
 fn soak_random_job_schedules() {
-    let engine = RocksDb::new(TimerStore::RocksDb, RescaleMethod::Ingest);
+    let engine = RocksDb::new(TimerStore::RocksDb, RescaleMethod::Files);
     assert_eq!(soak(&engine), 0);
 }

@@ -3,7 +3,7 @@
 //!
 //! Every [`CheckpointStorage`] call but `describe` is one I/O call: a write (`put_bytes`,
 //! `put_file`, `write_metadata`: each a write, an fsync and, for `_metadata`, a rename), a read
-//! (`read`, `fetch`, `verify`, `read_metadata`), a listing (`list_files`, `checkpoint_dirs`) or a
+//! (`read`, `fetch`, `link`, `verify`, `read_metadata`), a listing (`list_files`, `checkpoint_dirs`) or a
 //! deletion (`delete`, `delete_dir`).
 
 use keyedstate_core::checkpoint::{CheckpointStorage, FileRef, PutFile};
@@ -128,6 +128,11 @@ impl CheckpointStorage for FaultyStorage {
     fn fetch(&self, file: &FileRef, dest: &Path) -> Result<()> {
         self.call("read", &file.path, || ())?;
         self.inner.fetch(file, dest)
+    }
+
+    fn link(&self, file: &FileRef, dest: &Path) -> Result<bool> {
+        self.call("read", &file.path, || ())?;
+        self.inner.link(file, dest)
     }
 
     fn verify(&self, file: &FileRef) -> Result<()> {

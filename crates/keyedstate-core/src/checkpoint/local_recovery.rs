@@ -205,6 +205,20 @@ impl CheckpointStorage for LocalRecovery {
         Ok(())
     }
 
+    fn link(&self, file: &FileRef, dest: &Path) -> Result<bool> {
+        // The local copy, checked now so that a damaged one gives way to the remote file.
+        if self.local.exists(&file.path)
+            && self
+                .best_effort("read", &file.path, self.local.fetch(file, dest))
+                .is_some()
+        {
+            self.local_files.fetch_add(1, Ordering::Relaxed);
+            self.local_bytes.fetch_add(file.size, Ordering::Relaxed);
+            return Ok(true);
+        }
+        self.remote.link(file, dest)
+    }
+
     fn verify(&self, file: &FileRef) -> Result<()> {
         self.remote.verify(file)
     }

@@ -72,6 +72,16 @@ pub trait CheckpointStorage: Send + Sync {
     /// checks its size and checksum.
     fn fetch(&self, file: &FileRef, dest: &Path) -> Result<()>;
 
+    /// Puts an immutable shared file at local path `dest` as a hard link, without reading it,
+    /// where the storage is a directory on `dest`'s filesystem; false (nothing done) where it
+    /// cannot, or for any other file. Only its size is checked: the caller runs
+    /// [`check_local_file`] before anything reads it. A restore that drops most of the files
+    /// it links (a scale-out) so reads only those it keeps.
+    fn link(&self, file: &FileRef, dest: &Path) -> Result<bool> {
+        let _ = (file, dest);
+        Ok(false)
+    }
+
     /// Checks that a file is present with its size and checksum.
     fn verify(&self, file: &FileRef) -> Result<()>;
 
@@ -252,6 +262,14 @@ fn check_contents(file: &FileRef, size: u64, crc: u32) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Checks that the local file at `path` (one [`CheckpointStorage::link`] put there) has the
+/// size and checksum `file` says.
+pub fn check_local_file(file: &FileRef, path: &Path) -> Result<()> {
+    let (size, crc) =
+        checksum_file(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    check_contents(file, size, crc)
 }
 
 /// A checkpoint root directory on a local or network filesystem.
@@ -481,6 +499,24 @@ impl CheckpointStorage for DirectoryStorage {
         check_contents(file, size, crc).inspect_err(|_| {
             let _ = fs::remove_file(dest);
         })
+    }
+
+    fn link(&self, file: &FileRef, dest: &Path) -> Result<bool> {
+        let full = self.resolve(&file.path)?;
+        if !file.is_shared() || fs::hard_link(&full, dest).is_err() {
+            return Ok(false);
+        }
+        let size = fs::metadata(dest)
+            .map_err(self.io("cannot stat", dest))?
+            .len();
+        if size != file.size {
+            let _ = fs::remove_file(dest);
+            return Err(mismatch(
+                file,
+                format!("has {size} bytes, metadata says {}", file.size),
+            ));
+        }
+        Ok(true)
     }
 
     fn open(&self, file: &FileRef) -> Result<Box<dyn SnapshotReader>> {
