@@ -147,3 +147,28 @@ fn a_checkpoint_of_a_rescaled_job_rescales_again() {
         assert_eq!(again.digest(), rescaled.digest(), "2 -> {parallelism}");
     }
 }
+
+#[test]
+fn with_an_overlap_threshold_no_handle_is_the_base_and_every_one_is_moved_in() {
+    let (job, dir, storage, metadata) = layered_job(128, 2, 2);
+    let work = tempfile::tempdir_in(dir.path()).unwrap();
+    let mut total = keyedstate::StateDigest::default();
+    for index in 0..3 {
+        let range = metadata
+            .max_parallelism
+            .range_for_subtask(3, index)
+            .unwrap();
+        let mut config = keyedstate::rocksdb::RocksDbConfig::new(
+            work.path().join(format!("subtask-{index}")),
+            metadata.max_parallelism,
+            range,
+        );
+        // Each new subtask overlaps a third of an old one's key groups or two thirds: never all.
+        config.restore_overlap_fraction_threshold = 1.0;
+        let backend =
+            keyedstate::rocksdb::RocksDbBackend::restore(config, &metadata, &storage).unwrap();
+        total.merge(backend.digest().unwrap());
+        backend.close().unwrap();
+    }
+    assert_eq!(total, job.digest());
+}

@@ -137,6 +137,11 @@ pub struct RocksDbConfig {
     pub transfer_concurrency: usize,
     /// How a restore with rescale moves other instances' entries in.
     pub rescale_method: RescaleMethod,
+    /// Flink's `state.backend.rocksdb.restore-overlap-fraction-threshold`: a restore with
+    /// rescale opens as its base only a handle whose key groups overlap the new range by at
+    /// least this fraction of its own (0.0 by default: the largest overlap, always); with none,
+    /// it starts from an empty instance and moves every handle in.
+    pub restore_overlap_fraction_threshold: f64,
     /// The clock state TTL reads, here and in the compaction filter.
     pub clock: Arc<dyn Clock>,
     /// Where timers live. A restore moves them into this store whichever store the checkpoint
@@ -184,6 +189,7 @@ impl RocksDbConfig {
             delete_on_close: true,
             transfer_concurrency: crate::transfer::DEFAULT_TRANSFER_CONCURRENCY,
             rescale_method: RescaleMethod::Files,
+            restore_overlap_fraction_threshold: 0.0,
             clock: system_clock(),
             timer_store: TimerStore::RocksDb,
             timer_cache_size: 128,

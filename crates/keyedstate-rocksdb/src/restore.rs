@@ -2,12 +2,17 @@
 //!
 //! Restoring key-group range R from a checkpoint:
 //! - the base is the incremental handle with the largest overlap with R: its files are fetched
-//!   (verified) and opened as they are; if its range is not exactly R, it is clipped to R
-//!   (whole files outside R deleted, then the ranges below R's start and above its end);
-//! - every other handle overlapping R is imported: an incremental one through a temporary
-//!   read-only instance of its files, a full one from its canonical file, reading only R's key
-//!   groups, written into one SST file per state and ingested (or, with
-//!   [`RescaleMethod::WriteBatch`], written in batches without the WAL);
+//!   (hard links where they can be) and opened as they are; if its range is not exactly R, it is
+//!   clipped to R (`clip_to`: whole files outside R deleted unread, the rest
+//!   outside deleted with range deletions that a compaction of the L0 files then drops with
+//!   what they cover);
+//! - every other incremental handle overlapping R is moved in
+//!   ([`RescaleMethod::Files`]): its instance is opened beside, clipped to R the same way, and
+//!   its live SST files are ingested as RocksDB generated them, oldest first, moved by hard
+//!   link; where that cannot be done, and for full handles, the entries of R's key groups are
+//!   read (a temporary read-only instance, or the canonical file), written into one SST file per
+//!   state and ingested (or, with [`RescaleMethod::WriteBatch`], written in batches without the
+//!   WAL);
 //! - without an incremental handle, an empty instance imports every overlapping handle.
 //!
 //! The instance registers every state of the checkpoint (the union of the subtasks' states, as a
@@ -74,10 +79,18 @@ impl RocksDbBackend {
             .iter()
             .filter(|h| h.key_group_range.intersect(range).is_some())
             .collect();
+        let threshold = config.restore_overlap_fraction_threshold;
         let base = overlapping
             .iter()
             .copied()
             .filter(|h| matches!(h.snapshot, SnapshotHandle::RocksDbIncremental { .. }))
+            .filter(|h| {
+                let overlap = h
+                    .key_group_range
+                    .intersect(range)
+                    .map_or(0, KeyGroupRange::len);
+                overlap as f64 >= threshold * h.key_group_range.len() as f64
+            })
             .max_by_key(|h| {
                 h.key_group_range
                     .intersect(range)
@@ -152,7 +165,7 @@ impl RocksDbBackend {
         storage: &Arc<dyn CheckpointStorage>,
         link: bool,
     ) -> Result<(Self, Unverified)> {
-        config.suspend_compactions = link;
+        config.suspend_compactions |= link;
         let db_dir = config.path.join("db");
         if db_dir.join("CURRENT").exists() {
             return Err(Error::invalid_argument(format!(
@@ -167,6 +180,7 @@ impl RocksDbBackend {
         let unverified = Unverified {
             dir: db_dir.clone(),
             files: linked,
+            concurrency: config.transfer_concurrency,
         };
         let confirmed = SstFiles {
             storage: storage.describe(),
@@ -410,19 +424,17 @@ impl RocksDbBackend {
             TimerStore::RocksDb
         };
         let clip = handle.key_group_range != range;
+        // No background compaction changes the files while they are listed and moved.
+        config.suspend_compactions = true;
         let (mut source, mut unverified) =
             Self::restore_files(config.clone(), states, files, storage, clip)?;
         if clip {
             source.clip_to(handle.key_group_range, range, &mut unverified)?;
         }
+        let live = crate::ffi::live_files(source.db()?);
         source.close()?;
         drop(source);
-        // Read-only: no background compaction changes the files while they are listed and moved.
         let db_dir = config.path.join("db");
-        let live = {
-            let db = open_read_only(&config, &db_dir)?;
-            crate::ffi::live_files(&db)
-        };
         // After the clip every entry lies in `range`. Range deletions, the clip's own and
         // those of clips before it, may reach beyond (inside the source's key groups or past
         // them); RocksDB refuses a file whose key range, deletions included, overlaps data
@@ -583,22 +595,27 @@ fn fetch_files(
 pub(crate) struct Unverified {
     dir: PathBuf,
     files: Vec<NamedFile>,
+    concurrency: usize,
 }
 
 impl Unverified {
-    /// Checks the size and CRC32C of those that are still live files of `db`; the others (a
-    /// clip dropped them) are never read.
+    /// Checks the size and CRC32C of those that are still live files of `db`, a few at a time;
+    /// the others (a clip dropped them) are never read.
     fn check_live(&mut self, db: &DB) -> Result<()> {
         let live: std::collections::HashSet<String> = crate::ffi::live_files(db)
             .into_iter()
             .map(|f| f.name.trim_start_matches('/').to_owned())
             .collect();
-        for named in self.files.drain(..) {
-            if live.contains(&named.name) {
-                check_local_file(&named.file, &self.dir.join(&named.name))?;
-            }
-        }
-        Ok(())
+        let jobs: Vec<Job<()>> = self
+            .files
+            .drain(..)
+            .filter(|named| live.contains(&named.name))
+            .map(|named| {
+                let path = self.dir.join(&named.name);
+                Box::new(move || check_local_file(&named.file, &path)) as Job<()>
+            })
+            .collect();
+        run_bounded(jobs, self.concurrency).map(drop)
     }
 }
 
