@@ -332,7 +332,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// subtasks go on), completes the checkpoint when all have, and notifies the subtasks.
 fn checkpoint_thread(
     coordinator: Arc<Mutex<CheckpointCoordinator>>,
-    storages: Vec<Arc<dyn CheckpointStorage>>,
     local: &[Arc<LocalRecovery>],
     max_p: MaxParallelism,
     in_flight: InFlight,
@@ -345,6 +344,13 @@ fn checkpoint_thread(
     let mut handles: Vec<SubtaskHandle> = Vec::new();
     let mut failure: Option<Error> = None;
     let mut arrived = 0;
+    // Subtask i writes through its local recovery when it has one.
+    let storages: Vec<Arc<dyn CheckpointStorage>> = (0..subtasks.len())
+        .map(|i| match local.get(i) {
+            Some(local) => local.clone() as Arc<dyn CheckpointStorage>,
+            None => lock(&coordinator).storage().clone(),
+        })
+        .collect();
     for snapshotted in snapshots {
         let id = snapshotted.pending.checkpoint_id();
         stats.max_pause = stats.max_pause.max(snapshotted.pause);
@@ -576,12 +582,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let checkpointer = {
         let (coordinator, in_flight, subtasks) =
             (coordinator.clone(), in_flight.clone(), senders.clone());
-        let storages: Vec<_> = (0..args.parallelism).map(storage_of).collect();
         let local = local.clone();
         std::thread::spawn(move || {
             checkpoint_thread(
                 coordinator,
-                storages,
                 &local,
                 max_p,
                 in_flight,
