@@ -4,37 +4,11 @@
 
 mod common;
 
-use common::{TestJob, directory_coordinator};
+use common::{TestJob, directory_coordinator, entries_in_own_key_groups};
 use keyedstate::job::Engine;
 use keyedstate::{SnapshotKind, StateDigest};
-use std::ops::ControlFlow;
 
 const SCALINGS: [(u32, u32); 6] = [(1, 2), (2, 3), (3, 7), (2, 1), (4, 3), (7, 2)];
-
-/// Every entry a backend holds lies in its key-group range; returns the entries per subtask.
-fn entries_in_own_key_groups(job: &TestJob) -> Vec<u64> {
-    job.backends
-        .iter()
-        .map(|backend| {
-            let range = backend.key_group_range();
-            let mut count = 0;
-            for meta in backend.states().unwrap() {
-                backend
-                    .scan_raw(&meta.name, &mut |entry| {
-                        assert!(
-                            range.contains(entry.parts.key_group),
-                            "key group {} in {range}",
-                            entry.parts.key_group
-                        );
-                        count += 1;
-                        Ok(ControlFlow::Continue(()))
-                    })
-                    .unwrap();
-            }
-            count
-        })
-        .collect()
-}
 
 fn rescale_all(source: Engine, kind: SnapshotKind, max_parallelism: u32) {
     for (from, to) in SCALINGS {

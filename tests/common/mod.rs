@@ -216,3 +216,28 @@ pub fn race_for_one_checkpoint_id(
     expected.sort();
     assert_eq!(left, expected, "{what}");
 }
+
+/// Every entry a backend holds lies in its key-group range; returns the entries per subtask.
+pub fn entries_in_own_key_groups(job: &TestJob) -> Vec<u64> {
+    job.backends
+        .iter()
+        .map(|backend| {
+            let range = backend.key_group_range();
+            let mut count = 0;
+            for meta in backend.states().unwrap() {
+                backend
+                    .scan_raw(&meta.name, &mut |entry| {
+                        assert!(
+                            range.contains(entry.parts.key_group),
+                            "key group {} in {range}",
+                            entry.parts.key_group
+                        );
+                        count += 1;
+                        Ok(std::ops::ControlFlow::Continue(()))
+                    })
+                    .unwrap();
+            }
+            count
+        })
+        .collect()
+}

@@ -11,7 +11,7 @@
 use clap::{Args, ValueEnum};
 use keyedstate::checkpoint::{
     CheckpointCoordinator, CheckpointStorage, DirectoryStorage, LocalRecovery, PendingCheckpoint,
-    RecoveryReads, RestoreMode, SubtaskHandle, load_latest,
+    RecoveryReads, RestoreMode, SubtaskHandle, load_latest, retain_completed, subtask_storage,
 };
 use keyedstate::codec;
 use keyedstate::job::{self, Engine};
@@ -344,13 +344,7 @@ fn checkpoint_thread(
     let mut handles: Vec<SubtaskHandle> = Vec::new();
     let mut failure: Option<Error> = None;
     let mut arrived = 0;
-    // Subtask i writes through its local recovery when it has one.
-    let storages: Vec<Arc<dyn CheckpointStorage>> = (0..subtasks.len())
-        .map(|i| match local.get(i) {
-            Some(local) => local.clone() as Arc<dyn CheckpointStorage>,
-            None => lock(&coordinator).storage().clone(),
-        })
-        .collect();
+    let remote = lock(&coordinator).storage().clone();
     for snapshotted in snapshots {
         let id = snapshotted.pending.checkpoint_id();
         stats.max_pause = stats.max_pause.max(snapshotted.pause);
@@ -360,10 +354,10 @@ fn checkpoint_thread(
             .as_ref()
             .map(|pending| pending.attempt().clone())
             .expect("a checkpoint is in flight");
-        let storage = &storages[snapshotted.subtask as usize];
+        let storage = subtask_storage(&remote, local, snapshotted.subtask as usize);
         match snapshotted
             .pending
-            .run(storage, &attempt, snapshotted.subtask)
+            .run(&storage, &attempt, snapshotted.subtask)
         {
             Ok(handle) => handles.push(handle),
             Err(e) => failure = failure.or(Some(e)),
@@ -390,11 +384,7 @@ fn checkpoint_thread(
         drop(coordinator);
         let complete = match outcome {
             Ok(metadata) => {
-                for (local, handle) in local.iter().zip(&metadata.subtasks) {
-                    if let Err(e) = local.retain_only(handle) {
-                        eprintln!("warning: local recovery: cannot drop older copies: {e}");
-                    }
-                }
+                retain_completed(local, &metadata);
                 stats.completed += 1;
                 stats.bytes_written += metadata
                     .files()
@@ -551,13 +541,6 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     } else {
         Vec::new()
     };
-    // Where subtask `i` writes its checkpoints and reads its restore.
-    let storage_of = |i: u32| -> Arc<dyn CheckpointStorage> {
-        match local.get(i as usize) {
-            Some(local) => local.clone(),
-            None => storage.clone(),
-        }
-    };
     let expected = Arc::new(generate_expected(args.keys, args.records));
     let work = root.join("work");
 
@@ -641,7 +624,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let backend = job::restore_subtask(
             engine,
             &latest,
-            &storage_of(index),
+            &subtask_storage(&storage, &local, index as usize),
             restore_parallelism,
             index,
             &restore_work,

@@ -4,7 +4,8 @@
 //! `keyedstate` tool, the tests and engine integrations all checkpoint through here.
 
 use crate::checkpoint::{
-    CheckpointCoordinator, CheckpointMetadata, CheckpointStorage, LocalRecovery, SubtaskHandle,
+    CheckpointCoordinator, CheckpointMetadata, LocalRecovery, SubtaskHandle, retain_completed,
+    subtask_storage,
 };
 use crate::{Error, KeyedStateBackend, OperatorStateBackend, Result, SnapshotKind, StateDigest};
 use std::sync::Arc;
@@ -84,10 +85,7 @@ fn checkpoint_subtasks(
             .into_iter()
             .enumerate()
             .map(|(i, snapshot)| {
-                let storage: Arc<dyn CheckpointStorage> = match local.get(i) {
-                    Some(local) => local.clone(),
-                    None => storage.clone(),
-                };
+                let storage = subtask_storage(&storage, local, i);
                 let operator = operator_bytes[i].clone();
                 scope.spawn(move || {
                     let mut handle = snapshot.run(&storage, attempt, i as u32)?;
@@ -121,11 +119,7 @@ fn checkpoint_subtasks(
     match metadata {
         Ok(metadata) => {
             let metadata = metadata.clone();
-            for (local, handle) in local.iter().zip(&metadata.subtasks) {
-                if let Err(e) = local.retain_only(handle) {
-                    tracing::warn!(error = %e, "local recovery: cannot drop older local copies");
-                }
-            }
+            retain_completed(local, &metadata);
             backends
                 .iter()
                 .try_for_each(|b| b.notify_checkpoint_complete(id))?;

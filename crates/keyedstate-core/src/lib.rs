@@ -27,6 +27,7 @@ pub mod sorted_table;
 mod state;
 pub mod timers;
 pub mod ttl;
+pub mod unique;
 
 pub use backend::{AsyncSnapshot, EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
 pub use checkpoint::{SnapshotKind, StateDigest};

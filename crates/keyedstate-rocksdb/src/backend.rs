@@ -28,7 +28,6 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Deletions per write batch when a whole map is cleared.
 const CLEAR_BATCH: usize = 4096;
@@ -436,18 +435,9 @@ fn already_holds(db_dir: &Path) -> Error {
     ))
 }
 
-/// A fresh id for an instance: 128 bits from the time, the process and a counter.
+/// A fresh id for an instance: 32 hex digits.
 fn new_instance_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let mut seed = Vec::with_capacity(32);
-    seed.extend_from_slice(&nanos.to_le_bytes());
-    seed.extend_from_slice(&std::process::id().to_le_bytes());
-    seed.extend_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&seed))
+    format!("{:032x}", keyedstate_core::unique::unique_id())
 }
 
 fn unknown(state: StateId) -> Error {

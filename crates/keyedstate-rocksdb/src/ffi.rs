@@ -192,11 +192,7 @@ pub(crate) fn ingest_db_generated_files(
     files: &[std::path::PathBuf],
 ) -> std::result::Result<(), String> {
     use rocksdb::AsColumnFamilyRef;
-    let paths: Vec<std::ffi::CString> = files
-        .iter()
-        .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| format!("a file path holds a NUL byte: {e}"))?;
+    let paths = c_strings(files.iter().map(|p| p.as_os_str().as_encoded_bytes()))?;
     let pointers: Vec<*const c_char> = paths.iter().map(|p| p.as_ptr()).collect();
     let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: the options object is created, configured and destroyed here; `db.as_raw_ptr()`
@@ -251,11 +247,7 @@ pub(crate) fn compact_files(
     output_level: i32,
 ) -> std::result::Result<(), String> {
     use rocksdb::AsColumnFamilyRef;
-    let names: Vec<std::ffi::CString> = names
-        .iter()
-        .map(|n| std::ffi::CString::new(n.as_str()))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| format!("a file name holds a NUL byte: {e}"))?;
+    let names = c_strings(names.iter().map(String::as_bytes))?;
     let pointers: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
     let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: as in `ingest_db_generated_files`: the options are created and destroyed here,
@@ -279,6 +271,16 @@ pub(crate) fn compact_files(
         sys::rocksdb_compaction_options_destroy(options);
         take_error(error)
     }
+}
+
+/// File names as C strings, for a list of `const char*` RocksDB reads.
+fn c_strings<'a>(
+    names: impl Iterator<Item = &'a [u8]>,
+) -> std::result::Result<Vec<std::ffi::CString>, String> {
+    names
+        .map(std::ffi::CString::new)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("a file name holds a NUL byte: {e}"))
 }
 
 /// The message RocksDB left in `error` (freed here), or `Ok` when it left none.

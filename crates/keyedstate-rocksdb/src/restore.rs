@@ -729,10 +729,7 @@ impl<'o> Sink<'o> {
     }
 
     fn cf(&self, state: usize) -> Result<&'o rocksdb::ColumnFamily> {
-        let name = &self.states[state];
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))
+        column_family(self.db, &self.states[state])
     }
 
     /// Adds one entry of state `state`; entries of one state arrive in ascending key order.
@@ -796,10 +793,7 @@ impl<'o> Sink<'o> {
                     writer
                         .finish()
                         .map_err(map_err("finishing an SST file for import"))?;
-                    let cf = self
-                        .db
-                        .cf_handle(&self.states[state])
-                        .ok_or_else(|| Error::corruption("column family is missing"))?;
+                    let cf = column_family(self.db, &self.states[state])?;
                     self.db
                         .ingest_external_file_cf_opts(cf, &options, vec![path])
                         .map_err(map_err("ingesting an SST file"))?;
@@ -821,10 +815,7 @@ impl<'o> Sink<'o> {
                     .zip(&self.in_memory)
                     .filter(|(_, in_memory)| !**in_memory)
                 {
-                    let cf = self
-                        .db
-                        .cf_handle(name)
-                        .ok_or_else(|| Error::corruption("column family is missing"))?;
+                    let cf = column_family(self.db, name)?;
                     self.db
                         .flush_cf_opt(cf, &flush)
                         .map_err(map_err("flushing imported entries"))?;

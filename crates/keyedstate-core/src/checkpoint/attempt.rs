@@ -4,8 +4,6 @@
 //! lands first keeps a whole checkpoint, and an abort removes only its own attempt's files.
 
 use super::storage::checkpoint_dir;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where one attempt at checkpoint `id` writes its subtasks' own (not shared) files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +17,8 @@ impl CheckpointAttempt {
     pub fn new(id: u64) -> Self {
         CheckpointAttempt {
             id,
-            token: unique_token(),
+            // 64 bits: attempts at one id are few; instances get all 128.
+            token: format!("{:016x}", crate::unique::unique_id() as u64),
         }
     }
 
@@ -52,21 +51,6 @@ impl CheckpointAttempt {
     pub fn native_file_path(&self, subtask: u32, name: &str) -> String {
         format!("{}/subtask-{subtask}/{name}", self.dir())
     }
-}
-
-/// 16 hex digits that no other attempt of any process draws: the clock, the process id and a
-/// counter, hashed with the standard library's randomly keyed hasher.
-fn unique_token() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::hash::RandomState::new().build_hasher();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    hasher.write_u128(nanos);
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    format!("{:016x}", hasher.finish())
 }
 
 #[cfg(test)]

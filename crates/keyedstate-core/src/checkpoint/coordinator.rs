@@ -141,13 +141,11 @@ pub fn collect_garbage(storage: &dyn CheckpointStorage, dry_run: bool) -> Result
         .flat_map(|c| c.files())
         .map(|f| f.path.as_str())
         .collect();
+    let metadata = format!("/{}", super::storage::METADATA_FILE);
     let unreferenced: Vec<String> = completed_files
         .into_iter()
         .chain(storage.list_files("shared")?)
-        .filter(|path| {
-            !referenced.contains(path.as_str())
-                && !path.ends_with(&format!("/{}", super::storage::METADATA_FILE))
-        })
+        .filter(|path| !referenced.contains(path.as_str()) && !path.ends_with(&metadata))
         .collect();
     if !dry_run {
         for id in &report.removed_checkpoints {

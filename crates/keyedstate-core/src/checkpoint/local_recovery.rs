@@ -16,7 +16,7 @@
 //! that checkpoint's handle and removes the rest (older checkpoints, aborted attempts).
 
 use super::canonical::SnapshotReader;
-use super::metadata::{FileRef, SubtaskHandle};
+use super::metadata::{CheckpointMetadata, FileRef, SubtaskHandle};
 use super::storage::{CheckpointStorage, DirectoryStorage, FileWriter, PutFile, checkpoint_dir};
 use crate::error::Result;
 use std::collections::BTreeSet;
@@ -32,6 +32,30 @@ pub struct RecoveryReads {
     pub local_bytes: u64,
     pub remote_files: u64,
     pub remote_bytes: u64,
+}
+
+/// The storage subtask `subtask` of a job checkpoints and restores through: its local recovery
+/// (`local[subtask]`) where it has one, `remote` otherwise.
+pub fn subtask_storage(
+    remote: &Arc<dyn CheckpointStorage>,
+    local: &[Arc<LocalRecovery>],
+    subtask: usize,
+) -> Arc<dyn CheckpointStorage> {
+    match local.get(subtask) {
+        Some(local) => local.clone(),
+        None => remote.clone(),
+    }
+}
+
+/// After checkpoint `metadata` completed: each subtask's local copy (`local[i]` of subtask `i`)
+/// keeps that checkpoint's files ([`LocalRecovery::retain_only`]). A failure is logged, not
+/// returned: the copy is secondary.
+pub fn retain_completed(local: &[Arc<LocalRecovery>], metadata: &CheckpointMetadata) {
+    for (local, handle) in local.iter().zip(&metadata.subtasks) {
+        if let Err(e) = local.retain_only(handle) {
+            tracing::warn!(error = %e, "local recovery: cannot drop older local copies");
+        }
+    }
 }
 
 impl std::ops::AddAssign for RecoveryReads {
@@ -206,17 +230,17 @@ impl CheckpointStorage for LocalRecovery {
     }
 
     fn link(&self, file: &FileRef, dest: &Path) -> Result<bool> {
-        // The local copy, checked now so that a damaged one gives way to the remote file.
-        if self.local.exists(&file.path)
-            && self
-                .best_effort("read", &file.path, self.local.fetch(file, dest))
-                .is_some()
-        {
-            self.local_files.fetch_add(1, Ordering::Relaxed);
-            self.local_bytes.fetch_add(file.size, Ordering::Relaxed);
-            return Ok(true);
+        // A file of the local copy is fetched (checked as it is linked, so that a damaged one
+        // gives way to the remote file), not linked unread.
+        if self.local.exists(&file.path) {
+            return Ok(false);
         }
-        self.remote.link(file, dest)
+        let linked = self.remote.link(file, dest)?;
+        if linked {
+            self.remote_files.fetch_add(1, Ordering::Relaxed);
+            self.remote_bytes.fetch_add(file.size, Ordering::Relaxed);
+        }
+        Ok(linked)
     }
 
     fn verify(&self, file: &FileRef) -> Result<()> {

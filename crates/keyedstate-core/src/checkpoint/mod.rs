@@ -16,7 +16,7 @@ pub use coordinator::{
     load_metadata,
 };
 pub use digest::StateDigest;
-pub use local_recovery::{LocalRecovery, RecoveryReads};
+pub use local_recovery::{LocalRecovery, RecoveryReads, retain_completed, subtask_storage};
 pub use metadata::{
     CheckpointMetadata, FileRef, LEGACY_KEY_CODEC, NamedFile, SnapshotHandle, SubtaskHandle,
     union_key_codec, union_states,

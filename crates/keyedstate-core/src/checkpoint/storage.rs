@@ -490,13 +490,12 @@ impl CheckpointStorage for DirectoryStorage {
         // Shared files (SSTs) are immutable: on the same filesystem a hard link is a copy that
         // costs no writes. Mutable files (MANIFEST, CURRENT, WAL) are always copied, so that the
         // restored instance can never change the checkpoint.
-        let linked = file.is_shared() && fs::hard_link(&full, dest).is_ok();
-        let (size, crc) = if linked {
-            checksum_file(dest).map_err(self.io("cannot read", dest))?
+        let checked = if self.link(file, dest)? {
+            check_local_file(file, dest)
         } else {
-            copy_with_checksum(&full, dest)?
+            copy_with_checksum(&full, dest).and_then(|(size, crc)| check_contents(file, size, crc))
         };
-        check_contents(file, size, crc).inspect_err(|_| {
+        checked.inspect_err(|_| {
             let _ = fs::remove_file(dest);
         })
     }
