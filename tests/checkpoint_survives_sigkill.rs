@@ -27,9 +27,11 @@ const CHILD_DIR: &str = "KEYEDSTATE_SIGKILL_TEST_DIR";
 const PARALLELISM: u32 = 2;
 
 /// The log: `state <round> <digest>` before each checkpoint, `ack <round>` after it completed.
+/// Only whole lines count: a kill can cut the last one short (see [`Log`]).
 fn read_log(dir: &Path) -> Vec<(String, u64, String)> {
     let text = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-    text.lines()
+    text.split_inclusive('\n')
+        .filter_map(|line| line.strip_suffix('\n'))
         .filter_map(|line| {
             let mut parts = line.splitn(3, ' ');
             let (kind, round) = (parts.next()?, parts.next()?.parse().ok()?);
@@ -69,19 +71,41 @@ fn checkpointing_child() {
         }
         None => (TestJob::new(Engine::RocksDb, 128, PARALLELISM), 0),
     };
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("log"))
-        .unwrap();
+    let mut log = Log::open(&dir);
     loop {
         round += 1;
         job.write_round(round);
-        writeln!(log, "state {round} {}", job.digest()).unwrap();
-        log.sync_data().unwrap();
+        log.append(&format!("state {round} {}", job.digest()));
         job.checkpoint(&mut coordinator, SnapshotKind::Incremental);
-        writeln!(log, "ack {round}").unwrap();
-        log.sync_data().unwrap();
+        log.append(&format!("ack {round}"));
+    }
+}
+
+/// The child's end of the log.
+struct Log(std::fs::File);
+
+impl Log {
+    /// Opens the log for appending, first dropping a line a kill cut short: the next line
+    /// starts on its own, and a torn `ack 39` cannot read as `ack 3`.
+    fn open(dir: &Path) -> Self {
+        let path = dir.join("log");
+        let text = std::fs::read(&path).unwrap_or_default();
+        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        file.set_len(whole as u64).unwrap();
+        Log(file)
+    }
+
+    /// Appends `line` in one write: `writeln!` writes each piece of its format with its own
+    /// call, and a SIGKILL between two left half a line that the next child continued, so its
+    /// state line no longer parsed.
+    fn append(&mut self, line: &str) {
+        self.0.write_all(format!("{line}\n").as_bytes()).unwrap();
+        self.0.sync_data().unwrap();
     }
 }
 
