@@ -4,7 +4,8 @@
 
 use keyedstate_core::checkpoint::{CheckpointMetadata, CheckpointStorage};
 pub use keyedstate_core::job::{
-    checkpoint, checkpoint_with_local_recovery, checkpoint_with_operator_state, digest,
+    SubtaskSnapshot, checkpoint, checkpoint_with_local_recovery, checkpoint_with_operator_state,
+    complete, digest, notify,
 };
 use keyedstate_core::{KeyedStateBackend, MaxParallelism, Result};
 use keyedstate_heap::HeapBackend;

@@ -1,13 +1,18 @@
 //! The job layer: the subtasks of one keyed operator seen together. One job-level checkpoint
 //! triggers a checkpoint id, takes every subtask's synchronous part, runs the asynchronous parts
 //! in parallel, completes `_metadata` through the coordinator and notifies every subtask. The
-//! `keyedstate` tool, the tests and engine integrations all checkpoint through here.
+//! `keyedstate` tool and the tests checkpoint through [`checkpoint`] and its variants; a
+//! distributed job (`keyedstate-timely`) runs the same steps apart: [`SubtaskSnapshot`] on every
+//! worker, [`complete`] on the one that completes checkpoints, [`notify`] on every worker.
 
 use crate::checkpoint::{
-    CheckpointCoordinator, CheckpointMetadata, LocalRecovery, SubtaskHandle, retain_completed,
-    subtask_storage,
+    CheckpointAttempt, CheckpointCoordinator, CheckpointMetadata, CheckpointStorage, LocalRecovery,
+    PendingCheckpoint, SubtaskHandle, retain_completed, subtask_storage,
 };
-use crate::{Error, KeyedStateBackend, OperatorStateBackend, Result, SnapshotKind, StateDigest};
+use crate::{
+    Error, KeyedStateBackend, MaxParallelism, OperatorStateBackend, PendingSnapshot, Result,
+    SnapshotKind, StateDigest,
+};
 use std::sync::Arc;
 
 /// Takes one job-level checkpoint of `backends` (subtask `i` at index `i`): the synchronous part
@@ -63,21 +68,23 @@ fn checkpoint_subtasks(
     let max_parallelism = first.max_parallelism();
     let pending = coordinator.trigger()?;
     let id = pending.id();
-    let snapshots: Result<Vec<_>> = backends.iter().map(|b| b.snapshot(id, kind)).collect();
+    let snapshots: Result<Vec<_>> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            // Operator state is small: its synchronous part is the encoding itself.
+            let operator = operators.get(i).map(OperatorStateBackend::snapshot_bytes);
+            SubtaskSnapshot::take(b, operator, i as u32, id, kind)
+        })
+        .collect();
     let snapshots = match snapshots {
         Ok(snapshots) => snapshots,
         Err(e) => {
             coordinator.abort(pending, &[])?;
-            backends
-                .iter()
-                .try_for_each(|b| b.notify_checkpoint_aborted(id))?;
+            notify(backends, id, false)?;
             return Err(e);
         }
     };
-    // Operator state is small: its synchronous part is the encoding itself.
-    let operator_bytes: Vec<Option<Vec<u8>>> = (0..backends.len())
-        .map(|i| operators.get(i).map(OperatorStateBackend::snapshot_bytes))
-        .collect();
     let storage = coordinator.storage().clone();
     let attempt = pending.attempt();
     let results: Vec<Result<SubtaskHandle>> = std::thread::scope(|scope| {
@@ -86,15 +93,7 @@ fn checkpoint_subtasks(
             .enumerate()
             .map(|(i, snapshot)| {
                 let storage = subtask_storage(&storage, local, i);
-                let operator = operator_bytes[i].clone();
-                scope.spawn(move || {
-                    let mut handle = snapshot.run(&storage, attempt, i as u32)?;
-                    if let Some(bytes) = operator {
-                        let path = attempt.operator_state_path(i as u32);
-                        handle.operator_state = Some(storage.put_bytes(&path, &bytes)?);
-                    }
-                    Ok(handle)
-                })
+                scope.spawn(move || snapshot.write(&storage, attempt))
             })
             .collect();
         workers
@@ -109,29 +108,88 @@ fn checkpoint_subtasks(
     let handles: Vec<SubtaskHandle> = handles.into_iter().map(Result::unwrap).collect();
     if let Some(Err(e)) = errors.into_iter().next() {
         coordinator.abort(pending, &handles)?;
-        backends
-            .iter()
-            .try_for_each(|b| b.notify_checkpoint_aborted(id))?;
+        notify(backends, id, false)?;
         return Err(e);
     }
-    // The job's states are the union of the subtasks' (each handle holds its own).
-    let metadata = coordinator.complete(pending, max_parallelism, handles);
-    match metadata {
-        Ok(metadata) => {
-            let metadata = metadata.clone();
-            retain_completed(local, &metadata);
-            backends
-                .iter()
-                .try_for_each(|b| b.notify_checkpoint_complete(id))?;
-            Ok(metadata)
-        }
-        Err(e) => {
-            backends
-                .iter()
-                .try_for_each(|b| b.notify_checkpoint_aborted(id))?;
-            Err(e)
-        }
+    let completed = complete(coordinator, pending, max_parallelism, handles, local);
+    notify(backends, id, completed.is_ok())?;
+    completed
+}
+
+/// One subtask's part of a checkpoint between its synchronous part (taken on the thread that
+/// owns the backend, while records wait) and its asynchronous part (run anywhere: it is `Send`).
+/// The job-level checkpoints of this module take every subtask's in turn; a distributed job
+/// (`keyedstate-timely`) takes each on its worker and sends the handles to the one that
+/// completes the checkpoint.
+#[must_use = "a snapshot is written only when written"]
+pub struct SubtaskSnapshot {
+    subtask: u32,
+    snapshot: PendingSnapshot,
+    operator_state: Option<Vec<u8>>,
+}
+
+impl SubtaskSnapshot {
+    /// The synchronous part of subtask `subtask`'s snapshot for checkpoint `checkpoint_id`, with
+    /// its operator state (`OperatorStateBackend::snapshot_bytes`, taken at the same point of
+    /// the input) if it has any.
+    pub fn take(
+        backend: &KeyedStateBackend,
+        operator_state: Option<Vec<u8>>,
+        subtask: u32,
+        checkpoint_id: u64,
+        kind: SnapshotKind,
+    ) -> Result<Self> {
+        Ok(SubtaskSnapshot {
+            subtask,
+            snapshot: backend.snapshot(checkpoint_id, kind)?,
+            operator_state,
+        })
     }
+
+    /// The asynchronous part: writes the snapshot and the operator state into `attempt` of
+    /// `storage`, and returns the subtask's handle.
+    pub fn write(
+        self,
+        storage: &Arc<dyn CheckpointStorage>,
+        attempt: &CheckpointAttempt,
+    ) -> Result<SubtaskHandle> {
+        let mut handle = self.snapshot.run(storage, attempt, self.subtask)?;
+        if let Some(bytes) = self.operator_state {
+            let path = attempt.operator_state_path(self.subtask);
+            handle.operator_state = Some(storage.put_bytes(&path, &bytes)?);
+        }
+        Ok(handle)
+    }
+}
+
+/// Completes `pending` from every subtask's handle: writes its `_metadata` through the
+/// coordinator, then lets each local recovery keep the checkpoint's files. On failure the
+/// coordinator has aborted it. The subtasks are not notified (see [`notify`]).
+pub fn complete(
+    coordinator: &mut CheckpointCoordinator,
+    pending: PendingCheckpoint,
+    max_parallelism: MaxParallelism,
+    handles: Vec<SubtaskHandle>,
+    local: &[Arc<LocalRecovery>],
+) -> Result<CheckpointMetadata> {
+    // The job's states are the union of the subtasks' (each handle holds its own).
+    let metadata = coordinator
+        .complete(pending, max_parallelism, handles)?
+        .clone();
+    retain_completed(local, &metadata);
+    Ok(metadata)
+}
+
+/// Tells every backend that checkpoint `id` completed (or, with `completed` false, that it
+/// was aborted).
+pub fn notify(backends: &[KeyedStateBackend], id: u64, completed: bool) -> Result<()> {
+    backends.iter().try_for_each(|b| {
+        if completed {
+            b.notify_checkpoint_complete(id)
+        } else {
+            b.notify_checkpoint_aborted(id)
+        }
+    })
 }
 
 /// The digest of every subtask's state together.

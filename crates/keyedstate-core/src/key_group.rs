@@ -57,6 +57,15 @@ impl MaxParallelism {
         }
     }
 
+    /// The key group of `key` as a backend's `set_current_key` places it: over its `ks1`
+    /// encoding. For routing a record to the subtask that owns its key before any backend
+    /// sees it.
+    pub fn key_group_of_key<K: serde::Serialize + ?Sized>(self, key: &K) -> Result<u16> {
+        let mut bytes = Vec::new();
+        crate::codec::encode(key, &mut bytes)?;
+        Ok(self.key_group_of(&bytes))
+    }
+
     /// Every key group, as one range.
     pub fn full_range(self) -> KeyGroupRange {
         KeyGroupRange {

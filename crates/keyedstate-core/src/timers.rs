@@ -425,6 +425,17 @@ impl TimerService {
         Ok(fired)
     }
 
+    /// The timestamp of the earliest timer of `domain`, if there is one: where an engine that
+    /// advances time in steps (timely's epochs) must stop next to fire it at its own time.
+    pub fn next_timestamp(&self, domain: TimeDomain) -> Result<Option<i64>> {
+        let mut guard = lock(&self.shared)?;
+        let (queues, _) = guard.timers()?;
+        Ok(queues[Self::queue_index(domain)]
+            .heads
+            .first()
+            .map(|&(timestamp, _)| timestamp))
+    }
+
     /// Removes and returns the earliest timer at or before `time`, if any.
     fn pop(&self, domain: TimeDomain, time: i64) -> Result<Option<FiredTimer>> {
         let mut guard = lock(&self.shared)?;

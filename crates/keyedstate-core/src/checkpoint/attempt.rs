@@ -4,6 +4,7 @@
 //! lands first keeps a whole checkpoint, and an abort removes only its own attempt's files.
 
 use super::storage::checkpoint_dir;
+use crate::error::{Error, Result};
 
 /// Where one attempt at checkpoint `id` writes its subtasks' own (not shared) files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,9 +18,38 @@ impl CheckpointAttempt {
     pub fn new(id: u64) -> Self {
         CheckpointAttempt {
             id,
-            // 64 bits: attempts at one id are few; instances get all 128.
-            token: format!("{:016x}", crate::unique::unique_id() as u64),
+            token: Self::new_token(),
         }
+    }
+
+    /// A new attempt's name, for [`Self::named`]: the workers of a distributed job draw one
+    /// between them (one draws, all use it) so that they write into the same attempt.
+    pub fn new_token() -> String {
+        // 64 bits: attempts at one id are few; instances get all 128.
+        format!("{:016x}", crate::unique::unique_id() as u64)
+    }
+
+    /// The attempt at checkpoint `id` named `token` (from [`Self::new_token`], 16 lowercase
+    /// hex digits).
+    pub fn named(id: u64, token: &str) -> Result<Self> {
+        if token.len() != 16
+            || !token
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(Error::invalid_argument(format!(
+                "checkpoint attempt name '{token}' is not 16 lowercase hex digits"
+            )));
+        }
+        Ok(CheckpointAttempt {
+            id,
+            token: token.to_owned(),
+        })
+    }
+
+    /// The attempt's name, as [`Self::named`] takes it.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     pub fn checkpoint_id(&self) -> u64 {
@@ -62,6 +92,9 @@ mod tests {
         let (a, b) = (CheckpointAttempt::new(7), CheckpointAttempt::new(7));
         assert_ne!(a.dir(), b.dir());
         assert!(a.dir().starts_with("chk-7/"), "{}", a.dir());
+        let named = CheckpointAttempt::named(7, a.token()).unwrap();
+        assert_eq!(named, a);
+        assert!(CheckpointAttempt::named(7, "../../shared/x").is_err());
         assert_eq!(
             a.full_snapshot_path(2),
             format!("{}/subtask-2.snapshot", a.dir())

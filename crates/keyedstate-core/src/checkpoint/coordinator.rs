@@ -293,6 +293,28 @@ impl CheckpointCoordinator {
         })
     }
 
+    /// Starts `attempt`'s checkpoint, whose id and name the workers of a distributed job agreed
+    /// on (its id at least the next one this coordinator would pick). Fails while another is in
+    /// flight.
+    pub fn trigger_as(&mut self, attempt: CheckpointAttempt) -> Result<PendingCheckpoint> {
+        let id = attempt.checkpoint_id();
+        if let Some(in_flight) = self.in_flight {
+            return Err(Error::invalid_argument(format!(
+                "checkpoint {in_flight} is still in flight"
+            )));
+        }
+        if id < self.next_id {
+            return Err(Error::invalid_argument(format!(
+                "checkpoint {id} is not after the checkpoints of {} (next id {})",
+                self.storage.describe(),
+                self.next_id
+            )));
+        }
+        self.next_id = id + 1;
+        self.in_flight = Some(id);
+        Ok(PendingCheckpoint { id, attempt })
+    }
+
     /// Writes the `_metadata` of `pending` from every subtask's handle (ordered by subtask), then
     /// drops checkpoints beyond `retained`. After this returns the checkpoint exists. Its states
     /// are the union of the subtasks' states; a state two subtasks registered differently, or

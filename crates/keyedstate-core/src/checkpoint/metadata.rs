@@ -131,14 +131,74 @@ pub struct CheckpointMetadata {
 /// The bytes of a `_metadata` file holding `json` as a document of `version`: the header line,
 /// the document and the checksum line over both.
 pub fn frame_metadata(version: u32, json: &str) -> Vec<u8> {
-    let header = header(version);
+    frame(&header(version), json)
+}
+
+/// `header`, `json` and a last line `crc32c <8 hex digits>` over both.
+fn frame(header: &str, json: &str) -> Vec<u8> {
     let mut out = String::with_capacity(header.len() + json.len() + 24);
-    out.push_str(&header);
+    out.push_str(header);
     out.push_str(json);
     out.push('\n');
     let crc = crc32c::crc32c(out.as_bytes());
     out.push_str(&format!("crc32c {crc:08x}\n"));
     out.into_bytes()
+}
+
+/// What a framed file holds before its checksum line (its header line and document), once the
+/// checksum holds; `origin` names the file in errors.
+fn unframe<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str> {
+    let corrupt = |what: &str| Error::corruption(format!("{origin}: {what}"));
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt("not UTF-8"))?;
+    let body_end = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .ok_or_else(|| corrupt("truncated"))?
+        + 1;
+    let (body, trailer) = text.split_at(body_end);
+    let stored = trailer
+        .trim_end()
+        .strip_prefix("crc32c ")
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| corrupt("missing checksum line"))?;
+    let actual = crc32c::crc32c(body.as_bytes());
+    if stored != actual {
+        return Err(corrupt(&format!(
+            "checksum mismatch (stored {stored:08x}, computed {actual:08x})"
+        )));
+    }
+    Ok(body)
+}
+
+/// The header line of a subtask's handle file (see [`SubtaskHandle::encode`]).
+const HANDLE_HEADER: &str = "keyedstate-subtask-handle 1\n";
+
+impl SubtaskHandle {
+    /// The handle as bytes, for a distributed job's workers to send to the one that completes
+    /// the checkpoint. Framed as `_metadata` is: a header line `keyedstate-subtask-handle 1`,
+    /// the handle as JSON, and a `crc32c` line.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::invalid_argument(format!("cannot encode a subtask handle: {e}")))?;
+        Ok(frame(HANDLE_HEADER, &json))
+    }
+
+    /// Decodes and checks an encoded handle; `origin` names where it came from in errors.
+    pub fn decode(bytes: &[u8], origin: &str) -> Result<Self> {
+        let json = unframe(bytes, origin)?
+            .strip_prefix(HANDLE_HEADER)
+            .ok_or_else(|| {
+                Error::corruption(format!(
+                    "{origin}: not a keyedstate subtask handle of version 1"
+                ))
+            })?;
+        let handle: SubtaskHandle = serde_json::from_str(json)
+            .map_err(|e| Error::corruption(format!("{origin}: invalid handle: {e}")))?;
+        for file in handle.files() {
+            super::storage::check_relative_path(&file.path).map_err(|e| e.context(origin))?;
+        }
+        Ok(handle)
+    }
 }
 
 /// The union of the states of `subtasks`, in the order they first appear (subtask by subtask).
@@ -224,24 +284,7 @@ impl CheckpointMetadata {
     /// Decodes and checks a `_metadata` file; `origin` names it in errors.
     pub fn decode(bytes: &[u8], origin: &str) -> Result<Self> {
         let corrupt = |what: &str| Error::corruption(format!("{origin}: {what}"));
-        let text = std::str::from_utf8(bytes).map_err(|_| corrupt("not UTF-8"))?;
-        let body_end = text
-            .trim_end_matches('\n')
-            .rfind('\n')
-            .ok_or_else(|| corrupt("truncated"))?
-            + 1;
-        let (body, trailer) = text.split_at(body_end);
-        let stored = trailer
-            .trim_end()
-            .strip_prefix("crc32c ")
-            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-            .ok_or_else(|| corrupt("missing checksum line"))?;
-        let actual = crc32c::crc32c(body.as_bytes());
-        if stored != actual {
-            return Err(corrupt(&format!(
-                "checksum mismatch (stored {stored:08x}, computed {actual:08x})"
-            )));
-        }
+        let body = unframe(bytes, origin)?;
         let json = (OLDEST_METADATA_VERSION..=METADATA_VERSION)
             .find_map(|version| body.strip_prefix(&header(version)))
             .ok_or_else(|| {
