@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a machine to build keyedstate; sourced by the other scripts, safe to run again.
+# (timely, for keyedstate-timely, is plain Rust: it needs nothing from the system.)
 # - libclang (bindgen needs it to generate librocksdb-sys's bindings at build time);
 # - the pinned toolchain of rust-toolchain.toml, linked to an installed stable of that version
 #   instead of downloading one;

@@ -162,7 +162,8 @@ pub fn timer_services_of_one_backend_share_their_queues(factory: &Factory) {
 
 /// Random registrations, deletions and firings of far more timers per key group than an
 /// engine's timer cache holds (4 key groups, up to ~1,000 timers each), against a model: every
-/// firing yields exactly the model's due timers, in timestamp order, and nothing else stays.
+/// firing yields exactly the model's due timers, in timestamp order, and nothing else stays; the
+/// earliest timestamp (`next_timestamp`) is always the model's.
 pub fn timers_follow_a_model_through_random_registers_deletes_and_firings(factory: &Factory) {
     use std::collections::BTreeSet;
     let i = crate::fixture::full_at(factory, 4);
@@ -198,6 +199,11 @@ pub fn timers_follow_a_model_through_random_registers_deletes_and_firings(factor
                 model.insert((timestamp, key, namespace));
             }
         }
+        assert_eq!(
+            timers.next_timestamp(TimeDomain::EventTime).unwrap(),
+            model.first().map(|t| t.0),
+            "round {round}: the earliest timer"
+        );
         now += rng.below(600) as i64;
         let mut fired = Vec::new();
         timers
@@ -220,6 +226,11 @@ pub fn timers_follow_a_model_through_random_registers_deletes_and_firings(factor
         assert_eq!(fired, due, "round {round}: the due timers, each once");
     }
     assert_eq!(timers.count(TimeDomain::EventTime).unwrap(), model.len());
+    assert_eq!(
+        timers.next_timestamp(TimeDomain::ProcessingTime).unwrap(),
+        None,
+        "the other domain has none"
+    );
     let rest = timers
         .advance(TimeDomain::EventTime, i64::MAX, |_| Ok(()))
         .unwrap();

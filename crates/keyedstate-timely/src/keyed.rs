@@ -298,7 +298,7 @@ where
                 .is_ok_and(|m| m.subtasks.get(index as usize) == Some(handle))
         });
         if let Some(&(id, _)) = completed {
-            self.backend.notify_checkpoint_complete(id)?;
+            keyedstate::job::notify(std::slice::from_ref(&self.backend), id, true)?;
             self.pending.retain(|(pending, _)| *pending > id);
         }
         let operator_state = self.job.take_operator_snapshot(epoch);

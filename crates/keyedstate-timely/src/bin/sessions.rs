@@ -175,7 +175,17 @@ fn on_timer(
 const OFFSETS: &str = "partition-offsets";
 
 fn run_worker(worker: &mut Worker, args: &Args, config: JobConfig) -> Result<()> {
+    let started = Instant::now();
     let job = Job::start(worker, config)?;
+    if let (0, Some(restored)) = (job.index(), job.restored()) {
+        // Every worker restores its key groups at once; worker 0 speaks for them.
+        println!(
+            "timely-sessions: worker 0 of {} restored checkpoint {} in {} ms",
+            job.peers(),
+            restored.checkpoint_id,
+            started.elapsed().as_millis()
+        );
+    }
     let offsets_state = job
         .operator_state()
         .list_state(&ListStateDescriptor::<(u32, u64)>::new(OFFSETS))?;
