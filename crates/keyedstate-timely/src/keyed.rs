@@ -12,16 +12,18 @@ use crate::checkpoints::Checkpoints;
 use crate::job::Job;
 use keyedstate::checkpoint::{SubtaskHandle, load_metadata};
 use keyedstate::job::SubtaskSnapshot;
+use keyedstate::{Error, KeyedStateBackend, MaxParallelism, Result, StateKey};
 use keyedstate::{FiredTimer, TimeDomain, TimerService};
-use keyedstate::{KeyedStateBackend, MaxParallelism, Result, StateKey};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use timely::ExchangeData;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Map;
+use timely::scheduling::SyncActivator;
 
 /// What the keyed operator's logic sees of one record or timer: the backend with the current key
 /// set, the epoch, the timers, and where output goes (at this epoch).
@@ -145,14 +147,16 @@ impl<'scope, D: ExchangeData> KeyedState<'scope, D> for StreamVec<'scope, u64, D
                 states,
                 stash: BTreeMap::new(),
                 next: job.first_epoch(),
+                in_flight: None,
                 pending: Vec::new(),
             })
         });
         let failed = job.clone();
+        let scope = self.scope();
         let emitted = self.unary_frontier::<CapacityContainerBuilder<Vec<Emitted<O>>>, _, _, _>(
             Exchange::new(route),
             "KeyedState",
-            move |capability, _info| {
+            move |capability, info| {
                 let mut worker = match operator {
                     Ok(worker) => Some(worker),
                     Err(e) => {
@@ -160,6 +164,8 @@ impl<'scope, D: ExchangeData> KeyedState<'scope, D> for StreamVec<'scope, u64, D
                         None
                     }
                 };
+                // Wakes the operator when a checkpoint's asynchronous part is done.
+                let activator = scope.worker().sync_activator_for(info.address.to_vec());
                 // Held at the first epoch not processed yet, until the input ends: what lets
                 // the operator emit at, and checkpoint, epochs that brought it no records.
                 let mut cursor = Some(capability);
@@ -167,28 +173,43 @@ impl<'scope, D: ExchangeData> KeyedState<'scope, D> for StreamVec<'scope, u64, D
                     cursor.downgrade(&worker.next);
                 }
                 move |(input, frontier), output| {
-                    let (Some(w), Some(cap)) = (worker.as_mut(), cursor.as_mut()) else {
+                    let Some(w) = worker.as_mut().filter(|w| !w.job.failed()) else {
+                        // A failed worker stops here; its loop ends the process.
                         input.for_each(|_, data| data.clear());
                         return;
                     };
-                    if w.job.failed() {
-                        // The worker stops here; its loop ends the process.
-                        input.for_each(|_, data| data.clear());
-                        return;
-                    }
-                    input.for_each(|stamp, data| {
-                        w.stash.entry(epoch_of(&stamp)).or_default().append(data);
-                    });
-                    let upper = frontier.frontier().first().copied();
-                    let advanced =
-                        w.advance(upper, &mut logic, &mut on_timer, &mut |epoch, out| {
-                            cap.downgrade(&epoch);
-                            output.session(&*cap).give_iterator(out.into_iter());
+                    let result = (|| -> Result<()> {
+                        if let Some((held, handle)) = w.finish_checkpoint(false)? {
+                            output.session(&held).give(Emitted::Handle(handle));
+                        }
+                        let Some(cap) = cursor.as_mut() else {
+                            return Ok(());
+                        };
+                        input.for_each(|stamp, data| {
+                            w.stash.entry(epoch_of(&stamp)).or_default().append(data);
                         });
-                    match (advanced, upper) {
-                        (Err(e), _) => w.job.fail(e),
-                        (Ok(()), Some(upper)) => cap.downgrade(&upper.max(w.next)),
-                        (Ok(()), None) => cursor = None,
+                        let upper = frontier.frontier().first().copied();
+                        while let Some(epoch) =
+                            w.advance(upper, &mut logic, &mut on_timer, &mut |epoch, out| {
+                                cap.downgrade(&epoch);
+                                output.session(&*cap).give_iterator(out.into_iter());
+                            })?
+                        {
+                            // One checkpoint in flight at a time (Flink's default): the one
+                            // before, if still running, is waited for.
+                            if let Some((held, handle)) = w.finish_checkpoint(true)? {
+                                output.session(&held).give(Emitted::Handle(handle));
+                            }
+                            w.start_checkpoint(epoch, cap.delayed(&epoch), activator.clone())?;
+                        }
+                        match upper {
+                            Some(upper) => cap.downgrade(&upper.max(w.next)),
+                            None => cursor = None,
+                        }
+                        Ok(())
+                    })();
+                    if let Err(e) = result {
+                        w.job.fail(e);
                     }
                 }
             },
@@ -216,9 +237,19 @@ struct Worker<D, S, F> {
     stash: BTreeMap<u64, Vec<D>>,
     /// The first epoch not processed yet.
     next: u64,
+    /// The checkpoint whose asynchronous part is running, if one is.
+    in_flight: Option<InFlight>,
     /// This worker's checkpoints whose completion it has not learned of yet, with its handle of
     /// each.
     pending: Vec<(u64, SubtaskHandle)>,
+}
+
+/// A checkpoint's asynchronous part, on a thread of its own while the worker goes on.
+struct InFlight {
+    epoch: u64,
+    /// Holds the operator's output at the checkpoint's epoch until its handle is out.
+    capability: Capability<u64>,
+    thread: std::thread::JoinHandle<Result<SubtaskHandle>>,
 }
 
 impl<D, S, F, K> Worker<D, S, F>
@@ -227,18 +258,19 @@ where
     K: StateKey,
 {
     /// Processes, in order, every epoch before `upper` (every epoch, once the input has ended)
-    /// that has records, timers or a checkpoint; `emit` gets each such epoch's output.
+    /// that has records or timers, up to and including the next checkpoint epoch, whose id it
+    /// returns (none once the input has ended: nothing is left to recover); `emit` gets each
+    /// epoch's output.
     fn advance<O>(
         &mut self,
         upper: Option<u64>,
         logic: &mut impl FnMut(&mut S, &mut Context<'_, O>, D) -> Result<()>,
         on_timer: &mut impl FnMut(&mut S, &mut Context<'_, O>, &FiredTimer) -> Result<()>,
         emit: &mut impl FnMut(u64, Vec<Emitted<O>>),
-    ) -> Result<()> {
+    ) -> Result<Option<u64>> {
         let every = self.job.config().checkpoint_every;
         loop {
             let timer = self.timers.next_timestamp(TimeDomain::EventTime)?;
-            // No checkpoint once the input has ended: nothing is left to recover.
             let checkpoint = upper.map(|_| self.next.max(1).div_ceil(every) * every);
             let next = [
                 self.stash.keys().next().copied(),
@@ -246,10 +278,10 @@ where
                 checkpoint,
             ];
             let Some(epoch) = next.into_iter().flatten().min().map(|e| e.max(self.next)) else {
-                return Ok(());
+                return Ok(None);
             };
             if upper.is_some_and(|upper| epoch >= upper) {
-                return Ok(());
+                return Ok(None);
             }
             let mut out = Vec::new();
             for record in self.stash.remove(&epoch).unwrap_or_default() {
@@ -272,29 +304,33 @@ where
                 };
                 on_timer(states, &mut ctx, timer)
             })?;
-            let mut emitted: Vec<Emitted<O>> = out.into_iter().map(Emitted::Record).collect();
-            if self.job.is_checkpoint_epoch(epoch) && upper.is_some() {
-                emitted.push(Emitted::Handle(self.checkpoint(epoch)?));
-            }
-            if !emitted.is_empty() {
-                emit(epoch, emitted);
+            if !out.is_empty() {
+                emit(epoch, out.into_iter().map(Emitted::Record).collect());
             }
             self.next = epoch + 1;
+            if upper.is_some() && self.job.is_checkpoint_epoch(epoch) {
+                return Ok(Some(epoch));
+            }
         }
     }
 
-    /// Takes this worker's part of checkpoint `epoch` (both parts, on this thread) and returns
-    /// its handle, encoded for the committer. First learns, from the checkpoint root, of the
-    /// completion of its earlier checkpoints, so that the backend uploads only what no
-    /// completed checkpoint holds.
-    fn checkpoint(&mut self, epoch: u64) -> Result<Vec<u8>> {
+    /// Takes the synchronous part of this worker's snapshot for checkpoint `epoch` (all records
+    /// and timers up to it are processed) and starts its asynchronous part on a thread, which
+    /// wakes the operator through `activator` when done. First learns, from the checkpoint
+    /// root, which of its earlier checkpoints completed, so that the backend uploads only what
+    /// no completed checkpoint holds.
+    fn start_checkpoint(
+        &mut self,
+        epoch: u64,
+        capability: Capability<u64>,
+        activator: SyncActivator,
+    ) -> Result<()> {
         let config = self.job.config();
-        let storage = &config.storage;
         let index = self.job.index();
         // The latest of ours that completed: its `_metadata` is there and holds our handle (not
         // that of another writer of the same id, whose files are not ours to build on).
         let completed = self.pending.iter().rev().find(|(id, handle)| {
-            load_metadata(storage.as_ref(), *id)
+            load_metadata(config.storage.as_ref(), *id)
                 .is_ok_and(|m| m.subtasks.get(index as usize) == Some(handle))
         });
         if let Some(&(id, _)) = completed {
@@ -303,12 +339,45 @@ where
         }
         let operator_state = self.job.take_operator_snapshot(epoch);
         let attempt = self.job.attempt(epoch)?;
-        let handle =
-            SubtaskSnapshot::take(&self.backend, operator_state, index, epoch, config.kind)?
-                .write(storage, &attempt)?;
+        let snapshot =
+            SubtaskSnapshot::take(&self.backend, operator_state, index, epoch, config.kind)?;
+        let storage = config.storage.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("checkpoint-{epoch}-worker-{index}"))
+            .spawn(move || {
+                let written = snapshot.write(&storage, &attempt);
+                // The operator may be gone already (the job failed): nothing to wake then.
+                let _ = activator.activate();
+                written
+            })
+            .map_err(|e| Error::io("cannot start a checkpoint thread", e))?;
+        self.in_flight = Some(InFlight {
+            epoch,
+            capability,
+            thread,
+        });
+        Ok(())
+    }
+
+    /// The handle of the checkpoint in flight, encoded for the committer, with the capability
+    /// to emit it at, once its asynchronous part is done (waited for with `wait`).
+    fn finish_checkpoint(&mut self, wait: bool) -> Result<Option<(Capability<u64>, Vec<u8>)>> {
+        let done = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| wait || f.thread.is_finished());
+        let Some(in_flight) = self.in_flight.take_if(|_| done) else {
+            return Ok(None);
+        };
+        let handle = in_flight.thread.join().map_err(|_| {
+            Error::invalid_argument(format!(
+                "the asynchronous part of checkpoint {} panicked",
+                in_flight.epoch
+            ))
+        })??;
         let encoded = handle.encode()?;
-        self.pending.push((epoch, handle));
-        Ok(encoded)
+        self.pending.push((in_flight.epoch, handle));
+        Ok(Some((in_flight.capability, encoded)))
     }
 }
 
