@@ -249,7 +249,8 @@ struct InFlight {
     epoch: u64,
     /// Holds the operator's output at the checkpoint's epoch until its handle is out.
     capability: Capability<u64>,
-    thread: std::thread::JoinHandle<Result<SubtaskHandle>>,
+    /// Where its thread sends the handle, before it wakes the operator.
+    written: std::sync::mpsc::Receiver<Result<SubtaskHandle>>,
 }
 
 impl<D, S, F, K> Worker<D, S, F>
@@ -342,19 +343,20 @@ where
         let snapshot =
             SubtaskSnapshot::take(&self.backend, operator_state, index, epoch, config.kind)?;
         let storage = config.storage.clone();
-        let thread = std::thread::Builder::new()
+        let (send, written) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
             .name(format!("checkpoint-{epoch}-worker-{index}"))
             .spawn(move || {
-                let written = snapshot.write(&storage, &attempt);
-                // The operator may be gone already (the job failed): nothing to wake then.
+                // The handle first, then the wake-up: the operator finds it when it runs. The
+                // operator may be gone already (the job failed): nothing to tell then.
+                let _ = send.send(snapshot.write(&storage, &attempt));
                 let _ = activator.activate();
-                written
             })
             .map_err(|e| Error::io("cannot start a checkpoint thread", e))?;
         self.in_flight = Some(InFlight {
             epoch,
             capability,
-            thread,
+            written,
         });
         Ok(())
     }
@@ -362,14 +364,21 @@ where
     /// The handle of the checkpoint in flight, encoded for the committer, with the capability
     /// to emit it at, once its asynchronous part is done (waited for with `wait`).
     fn finish_checkpoint(&mut self, wait: bool) -> Result<Option<(Capability<u64>, Vec<u8>)>> {
-        let done = self
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| wait || f.thread.is_finished());
-        let Some(in_flight) = self.in_flight.take_if(|_| done) else {
+        let Some(in_flight) = &self.in_flight else {
             return Ok(None);
         };
-        let handle = in_flight.thread.join().map_err(|_| {
+        let written = match wait {
+            true => in_flight.written.recv().ok(),
+            false => match in_flight.written.try_recv() {
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(None),
+                received => received.ok(),
+            },
+        };
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        // No handle and no error: the thread died without sending (it panicked).
+        let handle = written.ok_or_else(|| {
             Error::invalid_argument(format!(
                 "the asynchronous part of checkpoint {} panicked",
                 in_flight.epoch
