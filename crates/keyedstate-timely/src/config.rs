@@ -5,6 +5,18 @@ use keyedstate::job::Engine;
 use keyedstate::{MaxParallelism, SnapshotKind};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// At which epochs the job checkpoints. Worker 0 decides, as its source ends each epoch, and
+/// tells every worker (see docs/timely.md), so both kinds hold the same on every worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointSchedule {
+    /// At every epoch that is a multiple of this (epoch 0 never).
+    EveryEpochs(u64),
+    /// At the first epoch to end at least this long after the last checkpoint's epoch ended
+    /// (or after the job started), as Flink's `execution.checkpointing.interval`.
+    Interval(Duration),
+}
 
 /// The job's checkpointing, the same on every worker.
 #[derive(Clone)]
@@ -17,28 +29,27 @@ pub struct JobConfig {
     pub engine: Engine,
     /// The number of key groups: the most workers the job can ever run at.
     pub max_parallelism: MaxParallelism,
-    /// A checkpoint at every epoch that is a multiple of this (epoch 0 never).
-    pub checkpoint_every: u64,
+    pub schedule: CheckpointSchedule,
     /// How many completed checkpoints the root keeps.
     pub retained: usize,
     pub kind: SnapshotKind,
 }
 
 impl JobConfig {
-    /// A job on `engine` checkpointing to `storage` every `checkpoint_every` epochs, with 128 key
-    /// groups, 2 retained checkpoints and incremental snapshots.
+    /// A job on `engine` checkpointing to `storage` on `schedule`, with 128 key groups, 2
+    /// retained checkpoints and incremental snapshots.
     pub fn new(
         storage: Arc<dyn CheckpointStorage>,
         work_dir: impl Into<PathBuf>,
         engine: Engine,
-        checkpoint_every: u64,
+        schedule: CheckpointSchedule,
     ) -> Self {
         JobConfig {
             storage,
             work_dir: work_dir.into(),
             engine,
             max_parallelism: MaxParallelism::default_for(1),
-            checkpoint_every: checkpoint_every.max(1),
+            schedule,
             retained: 2,
             kind: SnapshotKind::Incremental,
         }

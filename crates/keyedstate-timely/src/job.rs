@@ -2,18 +2,19 @@
 //! this run writes its checkpoints under, the source's operator state at each checkpoint epoch,
 //! and the first error an operator met.
 
-use crate::config::JobConfig;
+use crate::config::{CheckpointSchedule, JobConfig};
 use keyedstate::checkpoint::{
     CheckpointAttempt, CheckpointCoordinator, CheckpointMetadata, load_metadata,
 };
 use keyedstate::job::restore_subtask;
 use keyedstate::{Error, KeyedStateBackend, OperatorStateBackend, Result};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::Instant;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Inspect, Probe};
-use timely::dataflow::{InputHandle, ProbeHandle};
+use timely::dataflow::{InputHandle, InputHandleVec, ProbeHandle, Scope, StreamVec};
 use timely::worker::Worker;
 
 /// A worker's handle on the job (cheap to clone; it stays on the worker's thread).
@@ -37,6 +38,11 @@ struct Inner {
     /// The operator state's bytes at the end of each checkpoint epoch the keyed operator has not
     /// taken yet.
     operator_snapshots: RefCell<BTreeMap<u64, Vec<u8>>>,
+    /// Where worker 0 announces each checkpoint epoch, at that epoch; every worker advances it
+    /// with its source, and closes it when its source ends.
+    control: RefCell<Option<InputHandleVec<u64, u64>>>,
+    /// When the last checkpoint epoch ended (worker 0, for an interval schedule).
+    last_checkpoint: Cell<Instant>,
     error: RefCell<Option<Error>>,
 }
 
@@ -53,7 +59,7 @@ impl Job {
     /// relative to its other dataflows.
     pub fn start(worker: &mut Worker, config: JobConfig) -> Result<Job> {
         let (index, peers) = (worker.index() as u32, worker.peers() as u32);
-        if config.checkpoint_every == 0 || config.retained == 0 {
+        if config.schedule == CheckpointSchedule::EveryEpochs(0) || config.retained == 0 {
             return Err(Error::invalid_argument(
                 "a job checkpoints every 1 or more epochs and retains 1 or more checkpoints",
             ));
@@ -118,6 +124,8 @@ impl Job {
                 coordinator: RefCell::new(coordinator),
                 operator_state,
                 operator_snapshots: RefCell::default(),
+                control: RefCell::new(Some(InputHandle::new())),
+                last_checkpoint: Cell::new(Instant::now()),
                 error: RefCell::default(),
             }),
         })
@@ -148,9 +156,13 @@ impl Job {
         self.restored().map_or(0, |m| m.checkpoint_id + 1)
     }
 
-    /// Whether the keyed operators checkpoint once their input frontier passes `epoch`.
-    pub fn is_checkpoint_epoch(&self, epoch: u64) -> bool {
-        epoch > 0 && epoch.is_multiple_of(self.inner.config.checkpoint_every)
+    /// Whether the job may checkpoint at `epoch`: with an interval schedule only worker 0 knows
+    /// (and tells the others), so every epoch may be one.
+    fn may_checkpoint_at(&self, epoch: u64) -> bool {
+        match self.inner.config.schedule {
+            CheckpointSchedule::EveryEpochs(every) => epoch > 0 && epoch.is_multiple_of(every),
+            CheckpointSchedule::Interval(_) => true,
+        }
     }
 
     /// The operator state of this worker's source (its partitions' offsets, say), restored
@@ -159,17 +171,62 @@ impl Job {
         &self.inner.operator_state
     }
 
-    /// The source calls this once it has given every record of `epoch` (before it advances
-    /// its input past it): at a checkpoint epoch, the operator state as it is now goes into
-    /// that checkpoint.
+    /// The source calls this once it has given every record of `epoch`, before it advances
+    /// its input past it: the operator state as it is now goes into a checkpoint at `epoch`,
+    /// and worker 0 decides whether there is one (and tells every worker).
     pub fn end_of_epoch(&self, epoch: u64) {
-        if self.is_checkpoint_epoch(epoch) {
+        if self.may_checkpoint_at(epoch) {
             let bytes = self.inner.operator_state.snapshot_bytes();
             self.inner
                 .operator_snapshots
                 .borrow_mut()
                 .insert(epoch, bytes);
         }
+        let mut control = self.inner.control.borrow_mut();
+        let Some(control) = control.as_mut() else {
+            return;
+        };
+        if *control.time() < epoch {
+            control.advance_to(epoch);
+        }
+        if self.inner.index == 0 && self.checkpoint_due(epoch) {
+            control.send(epoch);
+        }
+        control.advance_to(epoch + 1);
+    }
+
+    /// The source calls this when it has given its last epoch: the job ends once every
+    /// worker's source has (no checkpoint is taken after that).
+    pub fn end_of_input(&self) {
+        self.inner.control.borrow_mut().take();
+    }
+
+    /// Whether the job checkpoints at `epoch` (worker 0, as its source ends `epoch`).
+    fn checkpoint_due(&self, epoch: u64) -> bool {
+        let due = match self.inner.config.schedule {
+            CheckpointSchedule::EveryEpochs(every) => epoch > 0 && epoch.is_multiple_of(every),
+            CheckpointSchedule::Interval(interval) => {
+                self.inner.last_checkpoint.get().elapsed() >= interval
+            }
+        };
+        if due {
+            self.inner.last_checkpoint.set(Instant::now());
+        }
+        due
+    }
+
+    /// The checkpoint epochs worker 0 announces, on every worker.
+    pub(crate) fn checkpoint_epochs<'scope>(
+        &self,
+        scope: Scope<'scope, u64>,
+    ) -> Result<StreamVec<'scope, u64, u64>> {
+        let mut control = self.inner.control.borrow_mut();
+        let control = control.as_mut().ok_or_else(|| {
+            Error::invalid_argument("the job's input has ended before its keyed operator was built")
+        })?;
+        let announced = control.to_stream(scope).broadcast();
+        control.advance_to(self.first_epoch());
+        Ok(announced)
     }
 
     /// The attempt at checkpoint `epoch` that this run's workers write.

@@ -14,12 +14,12 @@ use keyedstate::checkpoint::{SubtaskHandle, load_metadata};
 use keyedstate::job::SubtaskSnapshot;
 use keyedstate::{Error, KeyedStateBackend, MaxParallelism, Result, StateKey};
 use keyedstate::{FiredTimer, TimeDomain, TimerService};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use timely::ExchangeData;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Map;
@@ -147,73 +147,93 @@ impl<'scope, D: ExchangeData> KeyedState<'scope, D> for StreamVec<'scope, u64, D
                 states,
                 stash: BTreeMap::new(),
                 next: job.first_epoch(),
+                checkpoints: BTreeSet::new(),
                 in_flight: None,
                 pending: Vec::new(),
             })
         });
         let failed = job.clone();
         let scope = self.scope();
-        let emitted = self.unary_frontier::<CapacityContainerBuilder<Vec<Emitted<O>>>, _, _, _>(
-            Exchange::new(route),
-            "KeyedState",
-            move |capability, info| {
-                let mut worker = match operator {
-                    Ok(worker) => Some(worker),
-                    Err(e) => {
-                        failed.fail(e);
-                        None
-                    }
-                };
-                // Wakes the operator when a checkpoint's asynchronous part is done.
-                let activator = scope.worker().sync_activator_for(info.address.to_vec());
-                // Held at the first epoch not processed yet, until the input ends: what lets
-                // the operator emit at, and checkpoint, epochs that brought it no records.
-                let mut cursor = Some(capability);
-                if let (Some(cursor), Some(worker)) = (&mut cursor, &worker) {
-                    cursor.downgrade(&worker.next);
-                }
-                move |(input, frontier), output| {
-                    let Some(w) = worker.as_mut().filter(|w| !w.job.failed()) else {
-                        // A failed worker stops here; its loop ends the process.
-                        input.for_each(|_, data| data.clear());
-                        return;
-                    };
-                    let result = (|| -> Result<()> {
-                        if let Some((held, handle)) = w.finish_checkpoint(false)? {
-                            output.session(&held).give(Emitted::Handle(handle));
+        let checkpoint_epochs = match job.checkpoint_epochs(scope) {
+            Ok(stream) => stream,
+            Err(e) => {
+                job.fail(e);
+                // No announcements: an input that never sends, closed at once.
+                let mut none = timely::dataflow::InputHandleVec::<u64, u64>::new();
+                none.to_stream(scope)
+            }
+        };
+        let emitted = self
+            .binary_frontier::<_, CapacityContainerBuilder<Vec<Emitted<O>>>, _, _, _, _>(
+                checkpoint_epochs,
+                Exchange::new(route),
+                Pipeline,
+                "KeyedState",
+                move |capability, info| {
+                    let mut worker = match operator {
+                        Ok(worker) => Some(worker),
+                        Err(e) => {
+                            failed.fail(e);
+                            None
                         }
-                        let Some(cap) = cursor.as_mut() else {
-                            return Ok(());
+                    };
+                    // Wakes the operator when a checkpoint's asynchronous part is done.
+                    let activator = scope.worker().sync_activator_for(info.address.to_vec());
+                    // Held at the first epoch not processed yet, until the input ends: what lets
+                    // the operator emit at, and checkpoint, epochs that brought it no records.
+                    let mut cursor = Some(capability);
+                    if let (Some(cursor), Some(worker)) = (&mut cursor, &worker) {
+                        cursor.downgrade(&worker.next);
+                    }
+                    move |(input, frontier), (announced, announced_frontier), output| {
+                        let Some(w) = worker.as_mut().filter(|w| !w.job.failed()) else {
+                            // A failed worker stops here; its loop ends the process.
+                            input.for_each(|_, data| data.clear());
+                            announced.for_each(|_, data| data.clear());
+                            return;
                         };
-                        input.for_each(|stamp, data| {
-                            w.stash.entry(epoch_of(&stamp)).or_default().append(data);
-                        });
-                        let upper = frontier.frontier().first().copied();
-                        while let Some(epoch) =
-                            w.advance(upper, &mut logic, &mut on_timer, &mut |epoch, out| {
-                                cap.downgrade(&epoch);
-                                output.session(&*cap).give_iterator(out.into_iter());
-                            })?
-                        {
-                            // One checkpoint in flight at a time (Flink's default): the one
-                            // before, if still running, is waited for.
-                            if let Some((held, handle)) = w.finish_checkpoint(true)? {
+                        announced.for_each(|_, data| w.checkpoints.extend(data.drain(..)));
+                        let result = (|| -> Result<()> {
+                            if let Some((held, handle)) = w.finish_checkpoint(false)? {
                                 output.session(&held).give(Emitted::Handle(handle));
                             }
-                            w.start_checkpoint(epoch, cap.delayed(&epoch), activator.clone())?;
+                            let Some(cap) = cursor.as_mut() else {
+                                return Ok(());
+                            };
+                            input.for_each(|stamp, data| {
+                                w.stash.entry(epoch_of(&stamp)).or_default().append(data);
+                            });
+                            // An announcement of epoch `e` arrives before its frontier passes `e`,
+                            // so every checkpoint epoch before `upper` is known.
+                            let upper = [frontier, announced_frontier]
+                                .iter()
+                                .filter_map(|f| f.frontier().first().copied())
+                                .min();
+                            while let Some(epoch) =
+                                w.advance(upper, &mut logic, &mut on_timer, &mut |epoch, out| {
+                                    cap.downgrade(&epoch);
+                                    output.session(&*cap).give_iterator(out.into_iter());
+                                })?
+                            {
+                                // One checkpoint in flight at a time (Flink's default): the one
+                                // before, if still running, is waited for.
+                                if let Some((held, handle)) = w.finish_checkpoint(true)? {
+                                    output.session(&held).give(Emitted::Handle(handle));
+                                }
+                                w.start_checkpoint(epoch, cap.delayed(&epoch), activator.clone())?;
+                            }
+                            match upper {
+                                Some(upper) => cap.downgrade(&upper.max(w.next)),
+                                None => cursor = None,
+                            }
+                            Ok(())
+                        })();
+                        if let Err(e) = result {
+                            w.job.fail(e);
                         }
-                        match upper {
-                            Some(upper) => cap.downgrade(&upper.max(w.next)),
-                            None => cursor = None,
-                        }
-                        Ok(())
-                    })();
-                    if let Err(e) = result {
-                        w.job.fail(e);
                     }
-                }
-            },
-        );
+                },
+            );
         let records = emitted.clone().flat_map(|e| match e {
             Emitted::Record(r) => Some(r),
             Emitted::Handle(_) => None,
@@ -237,6 +257,8 @@ struct Worker<D, S, F> {
     stash: BTreeMap<u64, Vec<D>>,
     /// The first epoch not processed yet.
     next: u64,
+    /// The checkpoint epochs announced and not reached yet.
+    checkpoints: BTreeSet<u64>,
     /// The checkpoint whose asynchronous part is running, if one is.
     in_flight: Option<InFlight>,
     /// This worker's checkpoints whose completion it has not learned of yet, with its handle of
@@ -260,8 +282,7 @@ where
 {
     /// Processes, in order, every epoch before `upper` (every epoch, once the input has ended)
     /// that has records or timers, up to and including the next checkpoint epoch, whose id it
-    /// returns (none once the input has ended: nothing is left to recover); `emit` gets each
-    /// epoch's output.
+    /// returns; `emit` gets each epoch's output.
     fn advance<O>(
         &mut self,
         upper: Option<u64>,
@@ -269,10 +290,9 @@ where
         on_timer: &mut impl FnMut(&mut S, &mut Context<'_, O>, &FiredTimer) -> Result<()>,
         emit: &mut impl FnMut(u64, Vec<Emitted<O>>),
     ) -> Result<Option<u64>> {
-        let every = self.job.config().checkpoint_every;
         loop {
             let timer = self.timers.next_timestamp(TimeDomain::EventTime)?;
-            let checkpoint = upper.map(|_| self.next.max(1).div_ceil(every) * every);
+            let checkpoint = self.checkpoints.first().copied();
             let next = [
                 self.stash.keys().next().copied(),
                 timer.map(|t| u64::try_from(t).unwrap_or(0)),
@@ -309,7 +329,8 @@ where
                 emit(epoch, out.into_iter().map(Emitted::Record).collect());
             }
             self.next = epoch + 1;
-            if upper.is_some() && self.job.is_checkpoint_epoch(epoch) {
+            if self.checkpoints.first() == Some(&epoch) {
+                self.checkpoints.pop_first();
                 return Ok(Some(epoch));
             }
         }

@@ -26,6 +26,8 @@ struct JobArgs {
     /// The checkpoint root: `<dir>/checkpoints` when `None`, else this URL, reached with `env`.
     root: Option<String>,
     env: Vec<(&'static str, String)>,
+    /// More arguments of the job (its checkpoint schedule).
+    extra: Vec<&'static str>,
 }
 
 /// The processes of one run of the job; all are killed when it is dropped (a failed assertion
@@ -80,6 +82,7 @@ impl Run {
                 ])
                 .args(["--engine", job.engine, "--epochs", &job.epochs.to_string()])
                 .args(["--epoch-ms", &epoch_ms.to_string()])
+                .args(&job.extra)
                 .arg("--")
                 .args(["-w", &workers.to_string()])
                 .args(["-n", &processes.to_string(), "-p", &process.to_string()])
@@ -139,8 +142,8 @@ fn output(dir: &Path) -> Vec<(String, String)> {
     files
 }
 
-fn kill_loop(engine: &'static str, kills: u32, seed: u64) {
-    kill_loop_at(engine, kills, seed, None, Vec::new());
+fn kill_loop(engine: &'static str, kills: u32, seed: u64, extra: Vec<&'static str>) {
+    kill_loop_at(engine, kills, seed, None, Vec::new(), extra);
 }
 
 fn kill_loop_at(
@@ -149,6 +152,7 @@ fn kill_loop_at(
     seed: u64,
     root: Option<String>,
     env: Vec<(&'static str, String)>,
+    extra: Vec<&'static str>,
 ) {
     // Long enough that no run reaches the end before its kill: a run lasts 0.8 to 2 s, at
     // 8 ms an epoch.
@@ -158,6 +162,7 @@ fn kill_loop_at(
         epochs,
         root: root.clone(),
         env: env.clone(),
+        extra: extra.clone(),
     };
     let reference = tempfile::tempdir().unwrap();
     let uninterrupted = JobArgs {
@@ -165,6 +170,7 @@ fn kill_loop_at(
         epochs,
         root: None,
         env: Vec::new(),
+        extra: Vec::new(),
     };
     Run::start(reference.path(), &uninterrupted, (1, 2), 0, 0).finish(Duration::from_secs(600));
     let expected = output(reference.path());
@@ -255,12 +261,14 @@ fn kill_loop_at(
 
 #[test]
 fn sessions_on_rocksdb_survive_sigkill_and_restart_at_other_worker_counts() {
-    kill_loop("rocksdb", 3, 0x7153_0001);
+    kill_loop("rocksdb", 3, 0x7153_0001, Vec::new());
 }
 
 #[test]
-fn sessions_on_the_heap_survive_sigkill_and_restart_at_other_worker_counts() {
-    kill_loop("heap", 3, 0x7153_0002);
+fn sessions_on_the_heap_checkpointing_every_60_ms_survive_sigkill_and_restart_at_other_worker_counts()
+ {
+    // A processing-time interval: worker 0 picks the checkpoint epochs as they come.
+    kill_loop("heap", 3, 0x7153_0002, vec!["--interval-ms", "60"]);
 }
 
 #[test]
@@ -268,7 +276,14 @@ fn sessions_checkpointing_to_s3_survive_sigkill() {
     let server = S3Server::start();
     server.create_bucket("jobs");
     let root = "s3://jobs/sessions".to_owned();
-    kill_loop_at("rocksdb", 2, 0x7153_0003, Some(root), server.env());
+    kill_loop_at(
+        "rocksdb",
+        2,
+        0x7153_0003,
+        Some(root),
+        server.env(),
+        Vec::new(),
+    );
 }
 
 #[test]
@@ -279,5 +294,5 @@ fn soak_sessions_survive_sigkill() {
         Ok("heap") => "heap",
         _ => "rocksdb",
     };
-    kill_loop(engine, kills, 0x7153_5000);
+    kill_loop(engine, kills, 0x7153_5000, Vec::new());
 }

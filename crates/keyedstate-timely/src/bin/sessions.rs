@@ -7,8 +7,8 @@
 //! `--gap` epochs; a timer `--gap` epochs after a session's last event closes it and emits
 //! `user=<u> start=<e> end=<e> events=<n>` at that epoch. Every epoch's sessions go, sorted,
 //! to `--out/epoch-<epoch>.txt` (the output deduplicated by epoch: a replayed epoch writes its
-//! file again, the same). Checkpoints every `--every` epochs go to `--root` (a directory, or
-//! an object-store URL such as `s3://bucket/prefix`).
+//! file again, the same). Checkpoints every `--every` epochs (or every `--interval-ms`) go to
+//! `--root` (a directory, or an object-store URL such as `s3://bucket/prefix`).
 //!
 //! Timely's own arguments follow `--`: `-w` workers per process, `-n` processes, `-p` this
 //! process's index, `-h` a hostfile of `host:port` lines. For example, 2 processes x 2 workers:
@@ -25,7 +25,9 @@ use keyedstate::{
     Error, FiredTimer, KeyedStateBackend, ListStateDescriptor, MaxParallelism, Result, ValueState,
     ValueStateDescriptor,
 };
-use keyedstate_timely::{Context, Job, JobConfig, KeyedState, write_epoch_files};
+use keyedstate_timely::{
+    CheckpointSchedule, Context, Job, JobConfig, KeyedState, write_epoch_files,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -68,6 +70,10 @@ struct Args {
     /// A checkpoint every this many epochs.
     #[arg(long, default_value_t = 10)]
     every: u64,
+    /// A checkpoint at the first epoch to end this many milliseconds after the last one
+    /// instead (a processing-time interval, as Flink's); overrides --every.
+    #[arg(long)]
+    interval_ms: Option<u64>,
     /// Milliseconds the source waits between epochs (0: as fast as it can).
     #[arg(long, default_value_t = 0)]
     epoch_ms: u64,
@@ -235,6 +241,7 @@ fn run_worker(worker: &mut Worker, args: &Args, config: JobConfig) -> Result<()>
         }
     }
     drop(input);
+    job.end_of_input();
     while !probe.done() {
         worker.step();
         job.check()?;
@@ -265,7 +272,11 @@ fn main() {
                 )));
             }
         };
-        let mut config = JobConfig::new(open_root(&args.root)?, &args.work, engine, args.every);
+        let schedule = match args.interval_ms {
+            Some(ms) => CheckpointSchedule::Interval(Duration::from_millis(ms)),
+            None => CheckpointSchedule::EveryEpochs(args.every),
+        };
+        let mut config = JobConfig::new(open_root(&args.root)?, &args.work, engine, schedule);
         config.max_parallelism = MaxParallelism::new(128)?;
         let timely_args = std::iter::once("timely-sessions".to_owned()).chain(args.timely.clone());
         let timely = timely::Config::from_args(timely_args).map_err(Error::invalid_argument)?;
