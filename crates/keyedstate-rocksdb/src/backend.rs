@@ -38,7 +38,9 @@ const WRITE_BUFFER_BYTES: usize = 4 << 20;
 /// The RocksDB backend of one subtask.
 pub struct RocksDbBackend {
     /// `None` once closed.
-    db: Option<DB>,
+    /// Shared with the asynchronous parts of snapshots in flight, which take their native
+    /// checkpoint after the synchronous part has returned.
+    db: Option<Arc<DB>>,
     pub(crate) config: RocksDbConfig,
     prefix_len: usize,
     registry: StateRegistry,
@@ -132,7 +134,7 @@ impl RocksDbBackend {
         write_options.disable_wal(true);
         let write_batch_entries = config.write_batch_entries;
         let mut backend = RocksDbBackend {
-            db: Some(db),
+            db: Some(Arc::new(db)),
             prefix_len: config.max_parallelism.prefix_len(),
             config,
             registry: StateRegistry::default(),
@@ -142,6 +144,7 @@ impl RocksDbBackend {
             backend_id: new_instance_id(),
             created_cf_options: Vec::new(),
             registry_files: Arc::new(Mutex::new(SstRegistry {
+                flush_in_sync: false,
                 confirmed,
                 pending: Default::default(),
             })),
@@ -161,7 +164,7 @@ impl RocksDbBackend {
     fn move_into_memory(&mut self, meta: &StateMeta) -> Result<SortedTable> {
         let range = self.config.key_group_range;
         let mut table = SortedTable::new(range);
-        let db = self.db.as_mut().ok_or_else(closed)?;
+        let db = sole(&mut self.db)?;
         let cf = db.cf_handle(&meta.name).ok_or_else(|| unknown(0))?;
         let mut key = Vec::new();
         for key_group in range.iter() {
@@ -200,7 +203,7 @@ impl RocksDbBackend {
     }
 
     pub(crate) fn db(&self) -> Result<&DB> {
-        self.db.as_ref().ok_or_else(closed)
+        self.db.as_deref().ok_or_else(closed)
     }
 
     pub(crate) fn prefix_len(&self) -> usize {
@@ -369,6 +372,29 @@ pub(crate) fn existing_column_families(db_dir: &Path) -> Result<Vec<String>> {
     Ok(names.into_iter().filter(|name| name != "default").collect())
 }
 
+/// The instance for a change only one holder may make (creating or dropping a column family,
+/// closing), once no snapshot's asynchronous part holds it any more (it gives it up after its
+/// native checkpoint: milliseconds).
+fn sole(db: &mut Option<Arc<DB>>) -> Result<&mut DB> {
+    let db = db.as_mut().ok_or_else(closed)?;
+    let deadline = std::time::Instant::now() + SNAPSHOT_HOLD_LIMIT;
+    while Arc::strong_count(db) > 1 {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::invalid_argument(format!(
+                "a snapshot's asynchronous part has held the instance for {} s: run or drop it \
+                 before registering a state or closing",
+                SNAPSHOT_HOLD_LIMIT.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Arc::get_mut(db).ok_or_else(closed)
+}
+
+/// How long registering a state or closing waits for a snapshot's asynchronous part to give
+/// the instance back.
+const SNAPSHOT_HOLD_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn closed() -> Error {
     Error::closed("the RocksDB backend is closed")
 }
@@ -501,11 +527,13 @@ impl StateBackend for RocksDbBackend {
             }
             Registration::Created(id) => id,
         };
-        let Some(db) = self.db.as_mut() else {
-            self.registry.unregister_last();
-            return Err(closed());
+        let has_cf = match self.db() {
+            Ok(db) => db.cf_handle(&meta.name).is_some(),
+            Err(e) => {
+                self.registry.unregister_last();
+                return Err(e);
+            }
         };
-        let has_cf = db.cf_handle(&meta.name).is_some();
         if self.config.in_memory(&meta.name) {
             let table = if has_cf {
                 self.move_into_memory(meta)
@@ -527,11 +555,13 @@ impl StateBackend for RocksDbBackend {
         let options = self
             .config
             .cf_options_for(meta, ttl_cell(&mut self.ttl_millis, meta));
-        if let Err(e) = db.create_cf(&meta.name, &options) {
+        let created = sole(&mut self.db).and_then(|db| {
+            db.create_cf(&meta.name, &options)
+                .map_err(map_err(&format!("creating column family '{}'", meta.name)))
+        });
+        if let Err(e) = created {
             self.registry.unregister_last();
-            return Err(map_err(&format!("creating column family '{}'", meta.name))(
-                e,
-            ));
+            return Err(e);
         }
         self.created_cf_options.push(options);
         Ok(id)
@@ -851,25 +881,53 @@ impl StateBackend for RocksDbBackend {
         let _ = std::fs::remove_dir_all(&native_dir);
         std::fs::create_dir_all(&snapshots)
             .map_err(|e| Error::io(format!("cannot create {}", snapshots.display()), e))?;
-        // Writes go without the WAL, so the memtables must reach SST files first.
+        // Writes go without the WAL, so the memtables must reach SST files first. The memtables
+        // are switched here and flushed in the background; the asynchronous part waits for
+        // that and takes the native checkpoint without a further flush, refusing it if a later
+        // write reached its files. After such a refusal this part flushes and checkpoints
+        // itself, as before (docs/config.md, "Checkpoint pause").
+        let in_sync = std::mem::take(&mut snapshot::lock(&self.registry_files).flush_in_sync)
+            || self.config.suspend_compactions;
         let mut flush = FlushOptions::default();
-        flush.set_wait(true);
-        for (_, cf) in self.column_families()? {
+        flush.set_wait(in_sync);
+        let families = self.column_families()?;
+        let names: Vec<String> = families.iter().map(|(meta, _)| meta.name.clone()).collect();
+        let shared = Arc::clone(self.db.as_ref().ok_or_else(closed)?);
+        // Before the switch: no compaction may start between it and the native checkpoint.
+        let paused = match in_sync {
+            true => None,
+            false => Some(snapshot::CompactionsPaused::new(
+                shared.clone(),
+                names.clone(),
+            )?),
+        };
+        for (_, cf) in &families {
             db.flush_cf_opt(cf, &flush)
                 .map_err(map_err("flushing before a snapshot"))?;
         }
-        Checkpoint::new(db)
-            .and_then(|c| c.create_checkpoint(&native_dir))
-            .map_err(map_err(&format!(
-                "creating a RocksDB checkpoint in {}",
-                native_dir.display()
-            )))?;
+        let barrier = if let Some(paused) = paused {
+            Some(snapshot::Barrier {
+                db: shared,
+                sequence: db.latest_sequence_number(),
+                families: names,
+                paused,
+            })
+        } else {
+            Checkpoint::new(db)
+                .and_then(|c| c.create_checkpoint(&native_dir))
+                .map_err(map_err(&format!(
+                    "creating a RocksDB checkpoint in {}",
+                    native_dir.display()
+                )))?;
+            None
+        };
         let confirmed = snapshot::lock(&self.registry_files).confirmed.clone();
         Ok(Box::new(RocksDbSnapshot {
             checkpoint_id,
             now: self.config.clock.now_millis(),
             kind,
             native_dir,
+            barrier,
             config: self.config.clone(),
             states: self.registry.metas().to_vec(),
             key_codec: self.registry.key_codec().map(str::to_owned),
@@ -893,6 +951,9 @@ impl StateBackend for RocksDbBackend {
 
     fn compact(&mut self) -> Result<()> {
         self.write_out()?;
+        // Not while a snapshot's asynchronous part is taking its native checkpoint: it may
+        // hold no compaction of writes made after its synchronous part (see `Barrier`).
+        sole(&mut self.db)?;
         self.compact_all()
     }
 
@@ -904,8 +965,12 @@ impl StateBackend for RocksDbBackend {
         } else {
             Ok(())
         };
-        if let Some(db) = self.db.take() {
-            drop(db);
+        if self.db.is_some() {
+            // A snapshot's asynchronous part still taking its native checkpoint holds the
+            // instance: it is closed when that is done, and its directory removed after.
+            let released = sole(&mut self.db).map(drop);
+            self.db.take();
+            released?;
             if self.config.delete_on_close {
                 remove_dir(&self.config.path)?;
             }

@@ -1,6 +1,10 @@
-//! RocksDB snapshots. The synchronous part (in `backend.rs`) flushes the memtables and takes a
-//! native RocksDB checkpoint: hard links of the live files into `snapshots/chk-<id>` of the
-//! instance directory. The asynchronous part here, while the task goes on writing:
+//! RocksDB snapshots. The synchronous part (in `backend.rs`) switches the memtables, to be
+//! flushed in the background, and notes the sequence number of the last write they hold (the
+//! barrier). The asynchronous part here, while the task goes on writing: waits for those
+//! flushes, takes a native RocksDB checkpoint without a further flush (hard links of the live
+//! files into `snapshots/chk-<id>` of the instance directory), and refuses it if any of its
+//! files holds a write after the barrier (a flush of a later memtable got in first: the next
+//! synchronous part then flushes and checkpoints itself); then
 //! - incremental: uploads the SST files that no confirmed checkpoint already holds to `shared/`
 //!   (named `<instance id>-<file>`, unique per instance), and MANIFEST, CURRENT, OPTIONS to the
 //!   checkpoint's own directory;
@@ -56,6 +60,152 @@ pub(crate) struct SstRegistry {
     pub(crate) confirmed: SstFiles,
     /// Files of checkpoints still in flight, by checkpoint id.
     pub(crate) pending: BTreeMap<u64, SstFiles>,
+    /// The next synchronous part flushes and takes the native checkpoint itself: an
+    /// asynchronous part found a write after its barrier in its files.
+    pub(crate) flush_in_sync: bool,
+}
+
+/// What the asynchronous part needs to take the native checkpoint the synchronous part did not.
+///
+/// Why the check below is sound: a write after the barrier reaches an SST file only by a flush
+/// of a later memtable, whose files keep its writes' sequence numbers (all above the barrier's),
+/// or by a compaction that reads such a file. No compaction starts between the synchronous
+/// part and the native checkpoint: automatic ones are off (`paused`), and the backend's own
+/// wait for the asynchronous part. (A RocksDB snapshot at the barrier would keep compactions
+/// from zeroing later writes' sequence numbers, but the in-place-update memtable supports no
+/// snapshots.) Compactions running at the barrier read only files written before it.
+pub(crate) struct Barrier {
+    pub(crate) db: Arc<DB>,
+    /// The sequence number of the last write before the snapshot.
+    pub(crate) sequence: u64,
+    /// The column families whose memtables the synchronous part switched.
+    pub(crate) families: Vec<String>,
+    /// Automatic compactions of `families`, off until the native checkpoint is taken.
+    pub(crate) paused: CompactionsPaused,
+}
+
+/// Automatic compactions of some column families, turned off; on again when dropped.
+pub(crate) struct CompactionsPaused {
+    db: Arc<DB>,
+    families: Vec<String>,
+}
+
+impl CompactionsPaused {
+    /// Turns automatic compactions of `families` off (those already running go on).
+    pub(crate) fn new(db: Arc<DB>, families: Vec<String>) -> Result<Self> {
+        let paused = CompactionsPaused {
+            db,
+            families: Vec::new(),
+        };
+        let mut paused = paused;
+        for name in families {
+            set_auto_compactions(&paused.db, &name, false)?;
+            paused.families.push(name);
+        }
+        Ok(paused)
+    }
+}
+
+impl Drop for CompactionsPaused {
+    fn drop(&mut self) {
+        for name in &self.families {
+            if let Err(e) = set_auto_compactions(&self.db, name, true) {
+                tracing::warn!(error = %e, family = %name, "cannot turn compactions on again");
+            }
+        }
+    }
+}
+
+fn set_auto_compactions(db: &DB, name: &str, on: bool) -> Result<()> {
+    let cf = db
+        .cf_handle(name)
+        .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))?;
+    let value = if on { "false" } else { "true" };
+    db.set_options_cf(cf, &[("disable_auto_compactions", value)])
+        .map_err(|e| {
+            Error::io(
+                format!("setting disable_auto_compactions={value} on '{name}'"),
+                std::io::Error::other(e.to_string()),
+            )
+        })
+}
+
+impl Barrier {
+    /// Waits for the switched memtables to reach SST files, takes the native checkpoint into
+    /// `dir` without flushing, and checks that none of its SST files holds a write after the
+    /// barrier (each file's largest sequence number, from the live files before and after the
+    /// checkpoint; a file seen in neither was written and compacted away meanwhile, and is
+    /// refused too).
+    fn take_checkpoint(self, checkpoint_id: u64, dir: &std::path::Path) -> Result<()> {
+        let db = &*self.db;
+        let sequence = self.sequence;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        for name in &self.families {
+            let cf = db
+                .cf_handle(name)
+                .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))?;
+            while db
+                .property_int_value_cf(cf, "rocksdb.num-immutable-mem-table")
+                .map_err(|e| {
+                    Error::io(
+                        "reading a RocksDB property",
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?
+                .unwrap_or(0)
+                > 0
+            {
+                if std::time::Instant::now() > deadline {
+                    return Err(Error::io(
+                        format!("checkpoint {checkpoint_id}: the memtables' flush took over 600 s"),
+                        std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        }
+        let seqnos = |files: Vec<crate::ffi::SstMeta>| {
+            files
+                .into_iter()
+                .map(|f| (f.name.trim_start_matches('/').to_owned(), f.largest_seqno))
+                .collect::<HashMap<String, u64>>()
+        };
+        let mut known = seqnos(crate::ffi::live_files(db));
+        rocksdb::checkpoint::Checkpoint::new(db)
+            .and_then(|c| c.create_checkpoint_with_log_size(dir, u64::MAX))
+            .map_err(|e| {
+                Error::io(
+                    format!("creating a RocksDB checkpoint in {}: {e}", dir.display()),
+                    std::io::Error::other(e.to_string()),
+                )
+            })?;
+        known.extend(seqnos(crate::ffi::live_files(db)));
+        drop(self.paused);
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".sst") {
+                continue;
+            }
+            match known.get(&name) {
+                Some(&seqno) if seqno <= sequence => {}
+                _ => {
+                    return Err(Error::io(
+                        format!(
+                            "checkpoint {checkpoint_id} declined: its file {name} may hold writes \
+                             made after its synchronous part (a flush got in first); the next \
+                             checkpoint flushes in its synchronous part"
+                        ),
+                        std::io::Error::other("write after the snapshot barrier"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl SstRegistry {
@@ -84,6 +234,8 @@ pub(crate) struct RocksDbSnapshot {
     pub(crate) now: u64,
     pub(crate) kind: SnapshotKind,
     pub(crate) native_dir: PathBuf,
+    /// `Some` when the native checkpoint is still to take (see [`Barrier`]).
+    pub(crate) barrier: Option<Barrier>,
     pub(crate) config: RocksDbConfig,
     pub(crate) states: Vec<StateMeta>,
     pub(crate) key_codec: Option<String>,
@@ -103,11 +255,16 @@ impl Drop for RocksDbSnapshot {
 
 impl AsyncSnapshot for RocksDbSnapshot {
     fn run(
-        self: Box<Self>,
+        mut self: Box<Self>,
         storage: &Arc<dyn CheckpointStorage>,
         attempt: &CheckpointAttempt,
         subtask: u32,
     ) -> Result<SubtaskHandle> {
+        if let Some(barrier) = self.barrier.take() {
+            barrier
+                .take_checkpoint(self.checkpoint_id, &self.native_dir)
+                .inspect_err(|_| lock(&self.registry).flush_in_sync = true)?;
+        }
         let (snapshot, heap_timers) = match self.kind {
             SnapshotKind::Incremental => (
                 self.upload_incremental(storage, attempt, subtask)?,
