@@ -313,6 +313,9 @@ fn subtask(
 struct CheckpointStats {
     completed: u64,
     failed: Vec<String>,
+    /// Checkpoints a snapshot declined (the next one is taken another way): tolerated, as Flink
+    /// tolerates declined checkpoints.
+    declined: Vec<String>,
     /// Bytes of files each checkpoint added to storage (not referenced by the one before).
     bytes_written: u64,
     max_pause: Duration,
@@ -392,6 +395,10 @@ fn checkpoint_thread(
                     .map(|f| f.size)
                     .sum::<u64>();
                 true
+            }
+            Err(e) if e.is_declined() => {
+                stats.declined.push(format!("checkpoint {id}: {e}"));
+                false
             }
             Err(e) => {
                 stats.failed.push(format!("checkpoint {id}: {e}"));
@@ -762,16 +769,17 @@ fn print_check(expected: &Expected, checks: &[Check]) -> bool {
     ok
 }
 
-/// Prints the checkpoint figures; true when no checkpoint failed.
+/// Prints the checkpoint figures; true when no checkpoint failed (declined ones do not count).
 fn print_checkpoints(stats: &CheckpointStats, parallelism: u32) -> bool {
     let average = stats
         .total_pause
         .checked_div(stats.snapshots.max(1))
         .unwrap_or_default();
     say!(
-        "checkpoints: {} completed, {} failed, {} bytes written, synchronous pause per subtask avg {:.1} ms max {:.1} ms ({} subtasks)",
+        "checkpoints: {} completed, {} failed, {} declined, {} bytes written, synchronous pause per subtask avg {:.1} ms max {:.1} ms ({} subtasks)",
         stats.completed,
         stats.failed.len(),
+        stats.declined.len(),
         stats.bytes_written,
         average.as_secs_f64() * 1e3,
         stats.max_pause.as_secs_f64() * 1e3,
@@ -779,6 +787,9 @@ fn print_checkpoints(stats: &CheckpointStats, parallelism: u32) -> bool {
     );
     for failure in &stats.failed {
         say!("checkpoint failed: {failure}");
+    }
+    for declined in &stats.declined {
+        say!("checkpoint declined: {declined}");
     }
     stats.failed.is_empty()
 }

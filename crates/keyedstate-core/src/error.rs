@@ -60,6 +60,21 @@ impl std::error::Error for Error {
     }
 }
 
+/// The source of the `Io` error of a snapshot that declined its checkpoint: it could not take a
+/// consistent one this time, and the backend's next snapshot takes another way (the RocksDB
+/// backend: docs/config.md, "Checkpoint pause"). Nothing is lost; a job may go on, as Flink
+/// tolerates a declined checkpoint ([`Error::is_declined`]).
+#[derive(Debug)]
+pub struct CheckpointDeclined;
+
+impl fmt::Display for CheckpointDeclined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the checkpoint was declined; the next one is taken another way")
+    }
+}
+
+impl std::error::Error for CheckpointDeclined {}
+
 /// keyedstate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -106,6 +121,19 @@ impl Error {
     pub fn io(message: impl Into<String>, source: std::io::Error) -> Self {
         let message = format!("{}: {source}", message.into());
         Self::with_source(ErrorKind::Io, message, source)
+    }
+
+    /// A declined checkpoint (an `Io` error whose source is [`CheckpointDeclined`]).
+    pub fn declined(message: impl Into<String>) -> Self {
+        Self::with_source(ErrorKind::Io, message, CheckpointDeclined)
+    }
+
+    /// Whether this is a declined checkpoint, with or without context added.
+    pub fn is_declined(&self) -> bool {
+        self.0
+            .source
+            .as_ref()
+            .is_some_and(|s| s.downcast_ref::<CheckpointDeclined>().is_some())
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -36,7 +36,7 @@ pub use descriptor::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
     ReducingStateDescriptor, StateKind, StateMeta, ValueStateDescriptor,
 };
-pub use error::{Error, ErrorKind, Result};
+pub use error::{CheckpointDeclined, Error, ErrorKind, Result};
 pub use key_group::{KeyGroupRange, MaxParallelism};
 pub use keyed::{KeyIter, KeyedStateBackend, PendingSnapshot, StateKey};
 pub use murmur3::murmur3_32;

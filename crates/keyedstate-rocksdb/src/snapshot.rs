@@ -193,14 +193,11 @@ impl Barrier {
             match known.get(&name) {
                 Some(&seqno) if seqno <= sequence => {}
                 _ => {
-                    return Err(Error::io(
-                        format!(
-                            "checkpoint {checkpoint_id} declined: its file {name} may hold writes \
-                             made after its synchronous part (a flush got in first); the next \
-                             checkpoint flushes in its synchronous part"
-                        ),
-                        std::io::Error::other("write after the snapshot barrier"),
-                    ));
+                    return Err(Error::declined(format!(
+                        "checkpoint {checkpoint_id} declined: its file {name} may hold writes \
+                         made after its synchronous part (a flush got in first); the next \
+                         checkpoint flushes in its synchronous part"
+                    )));
                 }
             }
         }

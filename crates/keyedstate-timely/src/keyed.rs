@@ -399,12 +399,22 @@ where
             return Ok(None);
         };
         // No handle and no error: the thread died without sending (it panicked).
-        let handle = written.ok_or_else(|| {
+        let written = written.ok_or_else(|| {
             Error::invalid_argument(format!(
                 "the asynchronous part of checkpoint {} panicked",
                 in_flight.epoch
             ))
-        })??;
+        })?;
+        let handle = match written {
+            Ok(handle) => handle,
+            // Declined (it could not be taken consistently; the next one is taken another
+            // way): no handle, so worker 0 does not complete it, and the job goes on.
+            Err(e) if e.is_declined() => {
+                tracing::warn!(epoch = in_flight.epoch, error = %e, "checkpoint declined");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let encoded = handle.encode()?;
         self.pending.push((in_flight.epoch, handle));
         Ok(Some((in_flight.capability, encoded)))
