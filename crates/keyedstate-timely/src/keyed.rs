@@ -211,7 +211,11 @@ impl<'scope, D: ExchangeData> KeyedState<'scope, D> for StreamVec<'scope, u64, D
                                 .min();
                             while let Some(epoch) =
                                 w.advance(upper, &mut logic, &mut on_timer, &mut |epoch, out| {
-                                    cap.downgrade(&epoch);
+                                    // Never before the capability: every epoch before it was
+                                    // processed in an earlier activation (the `max` only keeps
+                                    // a broken invariant from panicking).
+                                    debug_assert!(epoch >= *cap.time());
+                                    cap.downgrade(&epoch.max(*cap.time()));
                                     output.session(&*cap).give_iterator(out.into_iter());
                                 })?
                             {
@@ -220,7 +224,8 @@ impl<'scope, D: ExchangeData> KeyedState<'scope, D> for StreamVec<'scope, u64, D
                                 if let Some((held, handle)) = w.finish_checkpoint(true)? {
                                     output.session(&held).give(Emitted::Handle(handle));
                                 }
-                                w.start_checkpoint(epoch, cap.delayed(&epoch), activator.clone())?;
+                                let held = cap.delayed(&epoch.max(*cap.time()));
+                                w.start_checkpoint(epoch, held, activator.clone())?;
                             }
                             match upper {
                                 Some(upper) => cap.downgrade(&upper.max(w.next)),
