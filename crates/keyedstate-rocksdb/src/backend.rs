@@ -891,35 +891,32 @@ impl StateBackend for RocksDbBackend {
         let mut flush = FlushOptions::default();
         flush.set_wait(in_sync);
         let families = self.column_families()?;
-        let names: Vec<String> = families.iter().map(|(meta, _)| meta.name.clone()).collect();
-        let shared = Arc::clone(self.db.as_ref().ok_or_else(closed)?);
         // Before the switch: no compaction may start between it and the native checkpoint.
         let paused = match in_sync {
             true => None,
             false => Some(snapshot::CompactionsPaused::new(
-                shared.clone(),
-                names.clone(),
+                Arc::clone(self.db.as_ref().ok_or_else(closed)?),
+                families.iter().map(|(meta, _)| meta.name.clone()).collect(),
             )?),
         };
         for (_, cf) in &families {
             db.flush_cf_opt(cf, &flush)
                 .map_err(map_err("flushing before a snapshot"))?;
         }
-        let barrier = if let Some(paused) = paused {
-            Some(snapshot::Barrier {
-                db: shared,
+        let barrier = match paused {
+            Some(paused) => Some(snapshot::Barrier {
                 sequence: db.latest_sequence_number(),
-                families: names,
                 paused,
-            })
-        } else {
-            Checkpoint::new(db)
-                .and_then(|c| c.create_checkpoint(&native_dir))
-                .map_err(map_err(&format!(
-                    "creating a RocksDB checkpoint in {}",
-                    native_dir.display()
-                )))?;
-            None
+            }),
+            None => {
+                Checkpoint::new(db)
+                    .and_then(|c| c.create_checkpoint(&native_dir))
+                    .map_err(map_err(&format!(
+                        "creating a RocksDB checkpoint in {}",
+                        native_dir.display()
+                    )))?;
+                None
+            }
         };
         let confirmed = snapshot::lock(&self.registry_files).confirmed.clone();
         Ok(Box::new(RocksDbSnapshot {

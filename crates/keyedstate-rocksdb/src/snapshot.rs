@@ -75,12 +75,10 @@ pub(crate) struct SstRegistry {
 /// from zeroing later writes' sequence numbers, but the in-place-update memtable supports no
 /// snapshots.) Compactions running at the barrier read only files written before it.
 pub(crate) struct Barrier {
-    pub(crate) db: Arc<DB>,
     /// The sequence number of the last write before the snapshot.
     pub(crate) sequence: u64,
-    /// The column families whose memtables the synchronous part switched.
-    pub(crate) families: Vec<String>,
-    /// Automatic compactions of `families`, off until the native checkpoint is taken.
+    /// The instance, with automatic compactions of the switched column families off until the
+    /// native checkpoint is taken.
     pub(crate) paused: CompactionsPaused,
 }
 
@@ -93,11 +91,10 @@ pub(crate) struct CompactionsPaused {
 impl CompactionsPaused {
     /// Turns automatic compactions of `families` off (those already running go on).
     pub(crate) fn new(db: Arc<DB>, families: Vec<String>) -> Result<Self> {
-        let paused = CompactionsPaused {
+        let mut paused = CompactionsPaused {
             db,
-            families: Vec::new(),
+            families: Vec::with_capacity(families.len()),
         };
-        let mut paused = paused;
         for name in families {
             set_auto_compactions(&paused.db, &name, false)?;
             paused.families.push(name);
@@ -137,10 +134,9 @@ impl Barrier {
     /// checkpoint; a file seen in neither was written and compacted away meanwhile, and is
     /// refused too).
     fn take_checkpoint(self, checkpoint_id: u64, dir: &std::path::Path) -> Result<()> {
-        let db = &*self.db;
-        let sequence = self.sequence;
+        let (db, sequence) = (&*self.paused.db, self.sequence);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        for name in &self.families {
+        for name in &self.paused.families {
             let cf = db
                 .cf_handle(name)
                 .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))?;

@@ -204,7 +204,7 @@ impl Job {
     /// Whether the job checkpoints at `epoch` (worker 0, as its source ends `epoch`).
     fn checkpoint_due(&self, epoch: u64) -> bool {
         let due = match self.inner.config.schedule {
-            CheckpointSchedule::EveryEpochs(every) => epoch > 0 && epoch.is_multiple_of(every),
+            CheckpointSchedule::EveryEpochs(_) => self.may_checkpoint_at(epoch),
             CheckpointSchedule::Interval(interval) => {
                 self.inner.last_checkpoint.get().elapsed() >= interval
             }

@@ -21,8 +21,8 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::generic::operator::Operator;
-use timely::dataflow::operators::vec::Map;
 use timely::scheduling::SyncActivator;
 
 /// What the keyed operator's logic sees of one record or timer: the backend with the current key
@@ -83,7 +83,6 @@ pub fn worker_of<K: StateKey + ?Sized>(
 }
 
 /// What the operator emits: the user's records, and each checkpoint's handle for the committer.
-#[derive(Clone)]
 enum Emitted<O> {
     Record(O),
     Handle(Vec<u8>),
@@ -107,7 +106,7 @@ pub trait KeyedState<'scope, D> {
     where
         K: StateKey,
         S: 'static,
-        O: Clone + 'static,
+        O: 'static,
         Setup: FnOnce(&KeyedStateBackend) -> Result<S>,
         Logic: FnMut(&mut S, &mut Context<'_, O>, D) -> Result<()> + 'static,
         OnTimer: FnMut(&mut S, &mut Context<'_, O>, &FiredTimer) -> Result<()> + 'static;
@@ -125,7 +124,7 @@ impl<'scope, D: ExchangeData> KeyedState<'scope, D> for StreamVec<'scope, u64, D
     where
         K: StateKey,
         S: 'static,
-        O: Clone + 'static,
+        O: 'static,
         Setup: FnOnce(&KeyedStateBackend) -> Result<S>,
         Logic: FnMut(&mut S, &mut Context<'_, O>, D) -> Result<()> + 'static,
         OnTimer: FnMut(&mut S, &mut Context<'_, O>, &FiredTimer) -> Result<()> + 'static,
@@ -239,13 +238,11 @@ impl<'scope, D: ExchangeData> KeyedState<'scope, D> for StreamVec<'scope, u64, D
                     }
                 },
             );
-        let records = emitted.clone().flat_map(|e| match e {
-            Emitted::Record(r) => Some(r),
-            Emitted::Handle(_) => None,
-        });
-        let handles = emitted.flat_map(|e| match e {
-            Emitted::Handle(h) => Some(h),
-            Emitted::Record(_) => None,
+        // Split, each item moved to one side (two filters of a cloned stream would copy every
+        // record once more).
+        let (records, handles) = emitted.ok_err(|e| match e {
+            Emitted::Record(r) => Ok(r),
+            Emitted::Handle(h) => Err(h),
         });
         (records, Checkpoints::new(job.clone(), handles))
     }
