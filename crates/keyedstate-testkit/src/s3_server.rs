@@ -1,41 +1,61 @@
 //! A real S3-compatible server on loopback for the object-store tests: moto's standalone server
 //! (`moto_server`, PyPI `moto[server]`, installed by `scripts/setup.sh`), started on a free port,
-//! waited for, and stopped on drop, also when a test fails.
+//! waited for until it answers HTTP, and stopped on drop, also when a test fails.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a test waits for the server to answer, and for a request that fails with a
+/// connection error to succeed: a loaded CI machine starts Python slowly.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A running `moto_server`, killed on drop.
 pub struct S3Server {
     child: Child,
     port: u16,
+    /// moto's own output, quoted when the server fails a test.
+    log: PathBuf,
 }
 
 impl S3Server {
-    /// Starts a server on a free loopback port and waits until it listens (60 s at most).
+    /// Starts a server on a free loopback port and waits until it answers an HTTP request
+    /// (60 s at most). A listening socket is not enough: an accepted connection of a server
+    /// still starting can be reset, which is how a CI run once failed creating a bucket.
     pub fn start() -> S3Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
+        let log =
+            std::env::temp_dir().join(format!("keyedstate-moto-{}-{port}.log", std::process::id()));
+        let output = std::fs::File::create(&log).expect("a log file for moto_server");
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(output)
             .spawn()
             .expect("moto_server runs (scripts/setup.sh installs it: pip install 'moto[server]')");
-        let server = S3Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on port {port} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        let mut server = S3Server { child, port, log };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "moto_server on port {port} exited ({status}) before it answered: {}",
+                    server.log_tail()
+                );
+            }
+            match server.request("GET", "/") {
+                Ok(response) if response.starts_with("HTTP/1.") => return server,
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                outcome => panic!(
+                    "moto_server did not answer on port {port} within {PATIENCE:?} ({outcome:?}): {}",
+                    server.log_tail()
+                ),
+            }
         }
-        server
     }
 
     /// `http://127.0.0.1:<port>`: what `AWS_ENDPOINT_URL` is set to.
@@ -55,21 +75,45 @@ impl S3Server {
         ]
     }
 
-    /// Creates `bucket` (moto takes an unsigned request).
+    /// Creates `bucket` (moto takes an unsigned request). A connection error is retried, as
+    /// an S3 client retries it: creating a bucket one already owns succeeds in us-east-1.
     pub fn create_bucket(&self, bucket: &str) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        let response = loop {
+            match self.request("PUT", &format!("/{bucket}")) {
+                Ok(response) => break response,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!("creating bucket {bucket}: {e}: {}", self.log_tail()),
+            }
+        };
         assert!(
             response.starts_with("HTTP/1.1 200"),
             "creating bucket {bucket}: {response}"
         );
+    }
+
+    /// One unsigned request with an empty body on a connection of its own; the whole response.
+    fn request(&self, method: &str, path: &str) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    }
+
+    /// The end of moto's output, for a failure message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("moto_server's output ends:\n{}", tail.join("\n"))
     }
 }
 
@@ -77,6 +121,7 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
