@@ -14,7 +14,8 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A running `moto_server`, killed on drop.
 pub struct S3Server {
-    child: Child,
+    /// In a mutex so that `&self` calls can see whether it exited.
+    child: std::sync::Mutex<Child>,
     port: u16,
     /// moto's own output, quoted when the server fails a test.
     log: PathBuf,
@@ -38,24 +39,17 @@ impl S3Server {
             .stderr(output)
             .spawn()
             .expect("moto_server runs (scripts/setup.sh installs it: pip install 'moto[server]')");
-        let mut server = S3Server { child, port, log };
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "moto_server on port {port} exited ({status}) before it answered: {}",
-                    server.log_tail()
-                );
-            }
-            match server.request("GET", "/") {
-                Ok(response) if response.starts_with("HTTP/1.") => return server,
-                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-                outcome => panic!(
-                    "moto_server did not answer on port {port} within {PATIENCE:?} ({outcome:?}): {}",
-                    server.log_tail()
-                ),
-            }
-        }
+        let server = S3Server {
+            child: std::sync::Mutex::new(child),
+            port,
+            log,
+        };
+        let response = server.request_patiently("GET", "/");
+        assert!(
+            response.starts_with("HTTP/1."),
+            "moto_server on port {port} answered no HTTP: {response}"
+        );
+        server
     }
 
     /// `http://127.0.0.1:<port>`: what `AWS_ENDPOINT_URL` is set to.
@@ -78,20 +72,38 @@ impl S3Server {
     /// Creates `bucket` (moto takes an unsigned request). A connection error is retried, as
     /// an S3 client retries it: creating a bucket one already owns succeeds in us-east-1.
     pub fn create_bucket(&self, bucket: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        let response = loop {
-            match self.request("PUT", &format!("/{bucket}")) {
-                Ok(response) => break response,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
-                Err(e) => panic!("creating bucket {bucket}: {e}: {}", self.log_tail()),
-            }
-        };
+        let response = self.request_patiently("PUT", &format!("/{bucket}"));
         assert!(
             response.starts_with("HTTP/1.1 200"),
             "creating bucket {bucket}: {response}"
         );
+    }
+
+    /// [`Self::request`], retried on connection errors for [`PATIENCE`]; panics, quoting
+    /// moto's output, when the server exits or does not answer in time.
+    fn request_patiently(&self, method: &str, path: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let exited = self.child.lock().unwrap().try_wait();
+            if let Ok(Some(status)) = exited {
+                panic!(
+                    "moto_server on port {} exited ({status}): {}",
+                    self.port,
+                    self.log_tail()
+                );
+            }
+            match self.request(method, path) {
+                Ok(response) => return response,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!(
+                    "{method} {path} on moto_server (port {}): {e} after {PATIENCE:?}: {}",
+                    self.port,
+                    self.log_tail()
+                ),
+            }
+        }
     }
 
     /// One unsigned request with an empty body on a connection of its own; the whole response.
@@ -111,16 +123,17 @@ impl S3Server {
     /// The end of moto's output, for a failure message.
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(20)..];
         format!("moto_server's output ends:\n{}", tail.join("\n"))
     }
 }
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
 }
