@@ -28,6 +28,7 @@ pub struct EntryKey<'a> {
 }
 
 impl<'a> EntryKey<'a> {
+    #[inline]
     pub fn new(bytes: &'a [u8], key_group: u16, prefix_len: usize) -> Self {
         debug_assert!(bytes.len() >= prefix_len);
         EntryKey {
@@ -38,15 +39,18 @@ impl<'a> EntryKey<'a> {
     }
 
     /// The whole key, key-group prefix included.
+    #[inline]
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
 
+    #[inline]
     pub fn key_group(&self) -> u16 {
         self.key_group
     }
 
     /// The framed key and namespace, without the key-group prefix.
+    #[inline]
     pub fn key_and_namespace(&self) -> &'a [u8] {
         &self.bytes[self.prefix_len..]
     }

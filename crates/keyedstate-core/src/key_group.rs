@@ -169,11 +169,13 @@ impl KeyGroupRange {
         false
     }
 
+    #[inline]
     pub fn contains(self, key_group: u16) -> bool {
         (self.start..=self.end).contains(&key_group)
     }
 
     /// Position of `key_group` inside the range, for per-key-group arrays.
+    #[inline]
     pub fn offset_of(self, key_group: u16) -> usize {
         usize::from(key_group - self.start)
     }

@@ -123,6 +123,7 @@ impl Shared {
     }
 
     /// Builds the entry key of the current key in `namespace` (framed) into `self.entry`.
+    #[inline]
     pub(crate) fn prepare(&mut self, namespace: &[u8]) -> Result<(u16, usize)> {
         if self.closed {
             return Err(Error::closed("the backend is closed"));
@@ -142,18 +143,26 @@ impl Shared {
     }
 }
 
+#[inline]
 pub(crate) fn lock(shared: &RefCell<Shared>) -> Result<RefMut<'_, Shared>> {
+    match shared.try_borrow_mut() {
+        Ok(guard) => Ok(guard),
+        Err(_) => Err(in_use()),
+    }
+}
+
+/// The error of a backend call made while the backend is borrowed.
+#[cold]
+fn in_use() -> Error {
     // User functions (reduce, aggregate, the callbacks of map iteration and of timers) run with
     // the backend released, and may use any state. A key's, namespace's or value's `Serialize`
     // and `Deserialize` run while it is held, as do the callbacks of `scan_raw` (raw bytes, for
     // tools): a backend call from there is this error, not a deadlock or a panic.
-    shared.try_borrow_mut().map_err(|_| {
-        Error::invalid_argument(
-            "the backend is in use by the call that is running this code: a key's, namespace's \
-             or value's Serialize or Deserialize impl, or a scan_raw callback, may not call the \
-             backend or its states",
-        )
-    })
+    Error::invalid_argument(
+        "the backend is in use by the call that is running this code: a key's, namespace's or \
+         value's Serialize or Deserialize impl, or a scan_raw callback, may not call the backend \
+         or its states",
+    )
 }
 
 impl KeyedStateBackend {

@@ -92,6 +92,7 @@ impl<E: Keyed> KeyGroupTable<E> {
     }
 
     /// The entry of `key` in the key group at `offset`.
+    #[inline]
     pub(crate) fn get_at(&self, offset: usize, key: &[u8]) -> Option<&E> {
         self.groups[offset].find(self.hash(key), |e| same_key(e.key(), key))
     }
@@ -119,6 +120,7 @@ impl<E: Keyed> KeyGroupTable<E> {
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self, key: EntryKey<'_>) -> Option<&E> {
         self.get_at(self.offset(key), key.key_and_namespace())
     }

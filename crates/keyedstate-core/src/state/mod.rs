@@ -99,6 +99,7 @@ impl StateHandle {
     }
 
     /// The state's TTL configuration and the current time by its clock, if it has a TTL.
+    #[inline]
     pub(crate) fn ttl_now(&self) -> Option<(&StateTtlConfig, u64)> {
         self.ttl
             .as_ref()
