@@ -167,8 +167,22 @@ pub trait StateBackend: KeyGroupSource + Send {
 
     fn set_key_codec(&mut self, codec: &str);
 
+    /// The stored value, list or accumulator at `key`, borrowed until the engine's next call:
+    /// the heap lends its slot's bytes, RocksDB a buffer of its own, so the typed layer decodes
+    /// without a copy of its own.
+    fn get_ref(&mut self, state: StateId, key: EntryKey<'_>) -> Result<Option<&[u8]>>;
+
     /// Reads a value, list or accumulator into `out` (cleared first); false when absent.
-    fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool>;
+    fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
+        out.clear();
+        match self.get_ref(state, key)? {
+            Some(value) => {
+                out.extend_from_slice(value);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()>;
 

@@ -8,6 +8,7 @@
 mod slot;
 mod table;
 mod ttl_cleanup;
+mod user_map;
 
 pub use keyedstate_core::SortedTable;
 
@@ -28,18 +29,17 @@ use keyedstate_core::{
     MaxParallelism, RawEntry, Result, SnapshotKind, StateBackend, StateId, StateKind, StateMeta,
 };
 use slot::Slot;
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use table::{Bytes, KeyGroupTable, Keyed};
+use user_map::UserMap;
 
 /// A map state's entry: its key (framed key and namespace) and its map, ordered like RocksDB's
 /// keys.
 #[derive(Clone)]
 pub(crate) struct MapSlot {
     key: Bytes,
-    pub(crate) map: BTreeMap<Bytes, Bytes>,
+    pub(crate) map: UserMap,
 }
 
 impl Keyed for Slot {
@@ -196,7 +196,7 @@ impl Table {
                 None => table.scan(f),
             },
             Table::Map(table) => visit_table(table, sorted_group, &mut |group, entry| {
-                for (user_key, value) in &entry.map {
+                for (user_key, value) in entry.map.iter() {
                     let parts = split_key_and_namespace(group, &entry.key, user_key)?;
                     if f(RawEntry { parts, value })?.is_break() {
                         return Ok(ControlFlow::Break(()));
@@ -346,16 +346,13 @@ impl StateBackend for HeapBackend {
         self.registry.set_key_codec(codec);
     }
 
-    fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
+    fn get_ref(&mut self, state: StateId, key: EntryKey<'_>) -> Result<Option<&[u8]>> {
         self.clean_up(state)?;
-        out.clear();
-        let found = match self.tables.get(state) {
-            Some(Table::Plain(table)) => table.get(key).map(Slot::value),
-            Some(Table::Sorted(table)) => table.get(key),
-            _ => return Err(wrong_table(state, VALUE_TABLE)),
-        };
-        out.extend_from_slice(found.unwrap_or_default());
-        Ok(found.is_some())
+        match self.tables.get(state) {
+            Some(Table::Plain(table)) => Ok(table.get(key).map(Slot::value)),
+            Some(Table::Sorted(table)) => Ok(table.get(key)),
+            _ => Err(wrong_table(state, VALUE_TABLE)),
+        }
     }
 
     fn multi_get(
@@ -442,18 +439,10 @@ impl StateBackend for HeapBackend {
             .map(state)?
             .get_or_insert_with(key, |key| MapSlot {
                 key: Bytes::from_slice(key),
-                map: BTreeMap::new(),
+                map: UserMap::default(),
             })
             .map;
-        match map.get_mut(user_key) {
-            Some(slot) => {
-                slot.clear();
-                slot.extend_from_slice(value);
-            }
-            None => {
-                map.insert(Bytes::from_slice(user_key), Bytes::from_slice(value));
-            }
-        }
+        map.put(user_key, value);
         Ok(())
     }
 
@@ -477,8 +466,7 @@ impl StateBackend for HeapBackend {
         f: &mut MapScan<'_>,
     ) -> Result<()> {
         if let Some(entry) = self.map(state)?.get(key) {
-            let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-            for (user_key, value) in entry.map.range::<[u8], _>((from, Bound::Unbounded)) {
+            for (user_key, value) in entry.map.after(after) {
                 if f(user_key, value)?.is_break() {
                     break;
                 }

@@ -98,9 +98,9 @@ fn clean_map(
     };
     let mut scratch = Vec::new();
     let mut expired = Vec::new();
-    for (user_key, value) in map {
+    for (user_key, value) in map.iter() {
         if unexpired(value, false, ttl_millis, now, &mut scratch)? == Unexpired::Nothing {
-            expired.push(user_key.clone());
+            expired.push(user_key.to_vec());
         }
     }
     if expired.is_empty() {

@@ -48,6 +48,8 @@ pub struct RocksDbBackend {
     read_options: ReadOptions,
     /// Reused for map entry keys (`[entry key][user key]`), so map access does not allocate.
     key_buf: Vec<u8>,
+    /// What `get_ref` lends: the last value read from RocksDB, copied out of its pinned slice.
+    read_buf: Vec<u8>,
     /// Unique per instance (a restored one gets a new one), so names in `shared/` never repeat.
     backend_id: String,
     registry_files: Arc<Mutex<SstRegistry>>,
@@ -141,6 +143,7 @@ impl RocksDbBackend {
             write_options,
             read_options: ReadOptions::default(),
             key_buf: Vec::new(),
+            read_buf: Vec::new(),
             backend_id: new_instance_id(),
             created_cf_options: Vec::new(),
             registry_files: Arc::new(Mutex::new(SstRegistry {
@@ -577,6 +580,13 @@ impl StateBackend for RocksDbBackend {
 
     fn set_key_codec(&mut self, codec: &str) {
         self.registry.set_key_codec(codec);
+    }
+
+    fn get_ref(&mut self, state: StateId, key: EntryKey<'_>) -> Result<Option<&[u8]>> {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let found = self.get(state, key, &mut buf);
+        self.read_buf = buf;
+        Ok(found?.then_some(self.read_buf.as_slice()))
     }
 
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {

@@ -74,14 +74,19 @@ impl<V: 'static> ListState<V> {
         scratch: &mut Scratch,
         ttl: Option<(&crate::ttl::StateTtlConfig, u64)>,
     ) -> Result<Vec<V>> {
+        let Some((config, now)) = ttl else {
+            // No TTL: decoded from the engine's own bytes.
+            return match engine.get_ref(id, key)? {
+                Some(stored) => list_elements(stored)
+                    .map(|e| self.codec.decode(e?))
+                    .collect(),
+                None => Ok(Vec::new()),
+            };
+        };
+        // TTL may rewrite or delete the list: its bytes are copied out of the engine first.
         if !engine.get(id, key, &mut scratch.value)? {
             return Ok(Vec::new());
         }
-        let Some((config, now)) = ttl else {
-            return list_elements(&scratch.value)
-                .map(|e| self.codec.decode(e?))
-                .collect();
-        };
         // Each element expires on its own; expired ones are dropped and renewed ones
         // restamped, and the list is written back only if that changed it.
         let Scratch {

@@ -334,12 +334,17 @@ fn read_entry<T: 'static>(
     ttl: Option<(&StateTtlConfig, u64)>,
     codec: &dyn Codec<T>,
 ) -> Result<Option<T>> {
+    let Some((config, now)) = ttl else {
+        // No TTL: decoded from the engine's own bytes.
+        return engine
+            .get_ref(id, key)?
+            .map(|v| codec.decode(v))
+            .transpose();
+    };
+    // A TTL may delete or rewrite the entry: its bytes are copied out of the engine first.
     if !engine.get(id, key, &mut scratch.value)? {
         return Ok(None);
     }
-    let Some((config, now)) = ttl else {
-        return codec.decode(&scratch.value).map(Some);
-    };
     let Scratch {
         value: stored,
         user_key: renewed,
