@@ -1,28 +1,52 @@
 //! [`UserMap`]: the user keys and values of one map-state entry, in the byte order of the user
 //! keys (the order RocksDB holds them in, which iteration and snapshots follow).
 //!
-//! Most maps are small (a few to some dozens of user keys per key and namespace), and a lookup
-//! in them is on the path of every `MapState::get` and `put`. A `BTreeMap<Bytes, Bytes>` searched
-//! them linearly, comparing each user key through `memcmp`: about 270 of a `mapGet`'s 860
-//! instructions with 10 user keys. So a small map is one vector sorted by user key, searched by
-//! bisection with a comparison that decides on the first 8 bytes as one big-endian word (the
-//! same order as comparing them byte by byte; fixed-width `ks1` integers are 8 bytes or fewer);
-//! past [`SMALL`] entries, where inserting into the vector would move many entries, the map
-//! becomes a `BTreeMap`.
+//! A lookup in it is on the path of every `MapState::get` and `put`. It is a `BTreeMap`, whose
+//! nodes keep their keys side by side, so a lookup in a small map scans one or two cache lines
+//! of keys (a sorted vector of key-value pairs, bisected or scanned, was 15-30% slower at
+//! 500,000 maps: its probes and pairs spread over more lines). What costs is the comparison:
+//! with `[u8]` keys, each step of the scan calls `memcmp`, about 270 of a `mapGet`'s 860
+//! instructions with 10 user keys. So the keys are [`UserKey`]s, whose order decides on the
+//! first 8 bytes as one big-endian word (the same order as byte by byte: fixed-width `ks1`
+//! integers are 8 bytes or fewer), and a lookup of a key of up to 16 bytes compares as a
+//! `UserKey` too, built inline without allocating; longer keys are looked up as bytes.
 
 use crate::table::Bytes;
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-/// The most entries a map holds as a sorted vector.
-const SMALL: usize = 32;
+/// A user key, ordered as its bytes are, compared a word at a time.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct UserKey(Bytes);
 
-#[derive(Clone)]
-pub(crate) enum UserMap {
-    Small(Vec<(Bytes, Bytes)>),
-    Large(BTreeMap<Bytes, Bytes>),
+impl Ord for UserKey {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(&self.0, &other.0)
+    }
 }
+
+impl PartialOrd for UserKey {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+// Sound for `BTreeMap` because `compare` is the byte order, the order of `[u8]`.
+impl Borrow<[u8]> for UserKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Keys up to this long are looked up as a [`UserKey`] built inline (no allocation).
+const INLINE_KEY: usize = 16;
+
+#[derive(Clone, Default)]
+pub(crate) struct UserMap(BTreeMap<UserKey, Bytes>);
 
 /// The byte order of `a` and `b`, with the first 8 bytes compared as one word.
 #[inline]
@@ -37,80 +61,53 @@ fn compare(a: &[u8], b: &[u8]) -> Ordering {
     }
 }
 
-impl Default for UserMap {
-    fn default() -> Self {
-        UserMap::Small(Vec::new())
-    }
-}
-
 impl UserMap {
     pub(crate) fn len(&self) -> usize {
-        match self {
-            UserMap::Small(entries) => entries.len(),
-            UserMap::Large(map) => map.len(),
-        }
+        self.0.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    #[inline]
-    fn search(entries: &[(Bytes, Bytes)], user_key: &[u8]) -> Result<usize, usize> {
-        entries.binary_search_by(|(key, _)| compare(key, user_key))
+        self.0.is_empty()
     }
 
     #[inline]
     pub(crate) fn get(&self, user_key: &[u8]) -> Option<&[u8]> {
-        match self {
-            UserMap::Small(entries) => Self::search(entries, user_key)
-                .ok()
-                .map(|at| entries[at].1.as_slice()),
-            UserMap::Large(map) => map.get(user_key).map(Bytes::as_slice),
+        let value = if user_key.len() <= INLINE_KEY {
+            self.0.get(&UserKey(Bytes::from_slice(user_key)))
+        } else {
+            self.0.get(user_key)
+        };
+        value.map(Bytes::as_slice)
+    }
+
+    #[inline]
+    fn get_mut(&mut self, user_key: &[u8]) -> Option<&mut Bytes> {
+        if user_key.len() <= INLINE_KEY {
+            self.0.get_mut(&UserKey(Bytes::from_slice(user_key)))
+        } else {
+            self.0.get_mut(user_key)
         }
     }
 
     /// Sets the value of `user_key`, inserting it if it is new.
     pub(crate) fn put(&mut self, user_key: &[u8], value: &[u8]) {
-        match self {
-            UserMap::Small(entries) => match Self::search(entries, user_key) {
-                Ok(at) => {
-                    let slot = &mut entries[at].1;
-                    slot.clear();
-                    slot.extend_from_slice(value);
-                }
-                Err(at) => {
-                    entries.insert(at, (Bytes::from_slice(user_key), Bytes::from_slice(value)));
-                    if entries.len() > SMALL {
-                        *self = UserMap::Large(std::mem::take(entries).into_iter().collect());
-                    }
-                }
-            },
-            UserMap::Large(map) => match map.get_mut(user_key) {
-                Some(slot) => {
-                    slot.clear();
-                    slot.extend_from_slice(value);
-                }
-                None => {
-                    map.insert(Bytes::from_slice(user_key), Bytes::from_slice(value));
-                }
-            },
+        match self.get_mut(user_key) {
+            Some(slot) => {
+                slot.clear();
+                slot.extend_from_slice(value);
+            }
+            None => {
+                self.0.insert(
+                    UserKey(Bytes::from_slice(user_key)),
+                    Bytes::from_slice(value),
+                );
+            }
         }
     }
 
-    /// Removes `user_key`, if present. A large map stays large: a map that once grew is likely
-    /// to grow again, and moving it back and forth would cost more than it saves.
+    /// Removes `user_key`, if present.
     pub(crate) fn remove(&mut self, user_key: &[u8]) {
-        match self {
-            UserMap::Small(entries) => {
-                if let Ok(at) = Self::search(entries, user_key) {
-                    entries.remove(at);
-                }
-            }
-            UserMap::Large(map) => {
-                map.remove(user_key);
-            }
-        }
+        self.0.remove(user_key);
     }
 
     /// The entries in user-key order.
@@ -120,36 +117,20 @@ impl UserMap {
 
     /// The entries whose user key sorts after `after` (all of them for `None`), in order.
     pub(crate) fn after(&self, after: Option<&[u8]>) -> Iter<'_> {
-        match self {
-            UserMap::Small(entries) => {
-                let start = after.map_or(0, |after| {
-                    entries.partition_point(|(key, _)| compare(key, after) != Ordering::Greater)
-                });
-                Iter::Small(entries[start..].iter())
-            }
-            UserMap::Large(map) => {
-                let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-                Iter::Large(map.range::<[u8], _>((from, Bound::Unbounded)))
-            }
-        }
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Iter(self.0.range::<[u8], _>((from, Bound::Unbounded)))
     }
 }
 
 /// The entries of a [`UserMap`], in user-key order.
-pub(crate) enum Iter<'a> {
-    Small(std::slice::Iter<'a, (Bytes, Bytes)>),
-    Large(std::collections::btree_map::Range<'a, Bytes, Bytes>),
-}
+pub(crate) struct Iter<'a>(std::collections::btree_map::Range<'a, UserKey, Bytes>);
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, value) = match self {
-            Iter::Small(entries) => entries.next().map(|(key, value)| (key, value))?,
-            Iter::Large(entries) => entries.next()?,
-        };
-        Some((key.as_slice(), value.as_slice()))
+        let (key, value) = self.0.next()?;
+        Some((key.0.as_slice(), value.as_slice()))
     }
 }
 
@@ -189,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn small_and_large_maps_order_lookup_and_iterate_as_a_btree_map() {
+    fn maps_order_lookup_and_iterate_as_a_btree_map_of_bytes() {
         // Keys of every length around the 8-byte word: shorter, equal, longer, sharing prefixes.
         let mut keys = Vec::new();
         for i in 0u64..60 {
