@@ -96,11 +96,12 @@ impl TimerStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Memtable {
     /// A hash of skip lists, one per key (`crate::memtable`): record accesses 2-3x faster, but
-    /// a checkpoint's flush sorts the memtable in its synchronous part (`docs/config.md`).
+    /// a checkpoint's flush first sorts the memtable, in the asynchronous part: checkpoints
+    /// take 2.5-3.5x as long to complete, with the same pause (`docs/config.md`).
     #[default]
     KeyHash,
-    /// RocksDB's skip list over the whole memtable, as Flink's backend uses: shorter
-    /// checkpoint pauses, slower record access.
+    /// RocksDB's skip list over the whole memtable, as Flink's backend uses: checkpoints that
+    /// complete sooner, slower record access.
     SkipList,
 }
 
