@@ -5,7 +5,7 @@
 use crate::MapSlot;
 use crate::Table;
 use crate::slot::Slot;
-use crate::table::KeyGroupTable;
+use crate::table::{Bytes, KeyGroupTable};
 use keyedstate_core::Result;
 use keyedstate_core::ttl::{Unexpired, unexpired};
 
@@ -100,7 +100,7 @@ fn clean_map(
     let mut expired = Vec::new();
     for (user_key, value) in map.iter() {
         if unexpired(value, false, ttl_millis, now, &mut scratch)? == Unexpired::Nothing {
-            expired.push(user_key.to_vec());
+            expired.push(Bytes::from_slice(user_key));
         }
     }
     if expired.is_empty() {

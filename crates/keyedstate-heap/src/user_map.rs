@@ -15,6 +15,7 @@ use crate::table::Bytes;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::ops::Bound;
 
 /// A user key, ordered as its bytes are, compared a word at a time.
@@ -80,28 +81,28 @@ impl UserMap {
         value.map(Bytes::as_slice)
     }
 
-    #[inline]
-    fn get_mut(&mut self, user_key: &[u8]) -> Option<&mut Bytes> {
-        if user_key.len() <= INLINE_KEY {
-            self.0.get_mut(&UserKey(Bytes::from_slice(user_key)))
-        } else {
-            self.0.get_mut(user_key)
-        }
-    }
-
-    /// Sets the value of `user_key`, inserting it if it is new.
+    /// Sets the value of `user_key`, inserting it if it is new. A short key is built inline
+    /// once and found with one search, whether it is new or not; a long one is searched as
+    /// bytes first, so that updating it does not allocate.
     pub(crate) fn put(&mut self, user_key: &[u8], value: &[u8]) {
-        match self.get_mut(user_key) {
-            Some(slot) => {
-                slot.clear();
-                slot.extend_from_slice(value);
+        let replace = |slot: &mut Bytes| {
+            slot.clear();
+            slot.extend_from_slice(value);
+        };
+        if user_key.len() <= INLINE_KEY {
+            match self.0.entry(UserKey(Bytes::from_slice(user_key))) {
+                Entry::Occupied(mut entry) => replace(entry.get_mut()),
+                Entry::Vacant(entry) => {
+                    entry.insert(Bytes::from_slice(value));
+                }
             }
-            None => {
-                self.0.insert(
-                    UserKey(Bytes::from_slice(user_key)),
-                    Bytes::from_slice(value),
-                );
-            }
+        } else if let Some(slot) = self.0.get_mut(user_key) {
+            replace(slot);
+        } else {
+            self.0.insert(
+                UserKey(Bytes::from_slice(user_key)),
+                Bytes::from_slice(value),
+            );
         }
     }
 
