@@ -29,6 +29,7 @@ use keyedstate_core::{
     MaxParallelism, RawEntry, Result, SnapshotKind, StateBackend, StateId, StateKind, StateMeta,
 };
 use slot::Slot;
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use table::{Bytes, KeyGroupTable, Keyed};
@@ -45,6 +46,14 @@ pub(crate) struct MapSlot {
 impl Keyed for Slot {
     fn key(&self) -> &[u8] {
         Slot::key(self)
+    }
+
+    fn sort_copy(&self) -> Cow<'_, Self> {
+        match self {
+            // 24 bytes, no allocation.
+            Slot::Inline { .. } => Cow::Owned(self.clone()),
+            Slot::Spilled(_) => Cow::Borrowed(self),
+        }
     }
 }
 

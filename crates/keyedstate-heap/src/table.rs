@@ -4,6 +4,7 @@
 
 use keyedstate_core::{EntryKey, KeyGroupRange, Result};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -15,6 +16,12 @@ pub(crate) type Bytes = SmallVec<[u8; 16]>;
 /// table's slot can hold key and value together (see [`crate::slot`]).
 pub(crate) trait Keyed: Clone {
     fn key(&self) -> &[u8];
+
+    /// The entry as a sorted scan visits it: a copy when copying is cheap (a plain slot with
+    /// its bytes inline), otherwise a reference (see [`KeyGroupTable::scan_group`]).
+    fn sort_copy(&self) -> Cow<'_, Self> {
+        Cow::Borrowed(self)
+    }
 }
 
 /// One key group's entries.
@@ -39,16 +46,19 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
     a == b
 }
 
-/// The first 16 bytes of `key`, zero-padded, as a big-endian number. Of two keys whose prefixes
+/// The first 16 bytes of `key`, zero-padded, as a big-endian number (two words, so that a sorted
+/// pair of it and a reference is 24 bytes, not padded to a `u128`'s 16-byte alignment). Of two
+/// keys whose prefixes
 /// differ, the smaller prefix is the lexicographically smaller key (a key that ends inside the
 /// prefix pads with zeros, and is then a prefix of the other, or smaller at the first byte that
 /// differs); equal prefixes need the keys compared.
 #[inline]
-fn sort_prefix(key: &[u8]) -> u128 {
+fn sort_prefix(key: &[u8]) -> (u64, u64) {
     let mut word = [0u8; 16];
     let n = key.len().min(16);
     word[..n].copy_from_slice(&key[..n]);
-    u128::from_be_bytes(word)
+    let prefix = u128::from_be_bytes(word);
+    ((prefix >> 64) as u64, prefix as u64)
 }
 
 #[derive(Clone)]
@@ -208,17 +218,26 @@ impl<E: Keyed> KeyGroupTable<E> {
             return Ok(ControlFlow::Continue(()));
         }
         let group = &self.groups[self.range.offset_of(key_group)];
-        let mut entries: Vec<(u128, &E)> = group
-            .iter()
-            .map(|e| (if sorted { sort_prefix(e.key()) } else { 0 }, e))
-            .collect();
-        if sorted {
-            // Compared by the prefix held beside each entry first: no pointer chased into the
-            // table (a cache miss per comparison at scale) unless two prefixes are equal.
-            entries
-                .sort_unstable_by(|(pa, a), (pb, b)| pa.cmp(pb).then_with(|| a.key().cmp(b.key())));
+        if !sorted {
+            for entry in group.iter() {
+                if f(key_group, entry)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            return Ok(ControlFlow::Continue(()));
         }
-        for (_, entry) in entries {
+        let mut order: Vec<((u64, u64), &E)> =
+            group.iter().map(|e| (sort_prefix(e.key()), e)).collect();
+        // Compared by the prefix held beside each entry first: no pointer chased into the table
+        // (a cache miss per comparison at scale) unless two prefixes are equal.
+        order.sort_unstable_by(|(pa, a), (pb, b)| pa.cmp(pb).then_with(|| a.key().cmp(b.key())));
+        // Sorted, the entries are in random places of the table. A loop that does nothing but
+        // copy them out lets the processor wait for many of those cache misses at once; the
+        // visits below (framing, checksums) between two reads of the table would let it wait
+        // for one at a time.
+        let entries: Vec<Cow<'_, E>> = order.iter().map(|(_, e)| e.sort_copy()).collect();
+        drop(order);
+        for entry in &entries {
             if f(key_group, entry)?.is_break() {
                 return Ok(ControlFlow::Break(()));
             }
