@@ -46,12 +46,11 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
     a == b
 }
 
-/// The first 16 bytes of `key`, zero-padded, as a big-endian number (two words, so that a sorted
-/// pair of it and a reference is 24 bytes, not padded to a `u128`'s 16-byte alignment). Of two
-/// keys whose prefixes
-/// differ, the smaller prefix is the lexicographically smaller key (a key that ends inside the
-/// prefix pads with zeros, and is then a prefix of the other, or smaller at the first byte that
-/// differs); equal prefixes need the keys compared.
+/// The first 16 bytes of `key`, zero-padded, as a big-endian number in two words (so that a
+/// sorted pair of it and a reference is 24 bytes, not padded to a `u128`'s 16-byte alignment).
+/// Of two keys whose prefixes differ, the smaller prefix is the lexicographically smaller key
+/// (a key that ends inside the prefix pads with zeros, and is then a prefix of the other, or
+/// smaller at the first byte that differs); equal prefixes need the keys compared.
 #[inline]
 fn sort_prefix(key: &[u8]) -> (u64, u64) {
     let mut word = [0u8; 16];
@@ -219,12 +218,7 @@ impl<E: Keyed> KeyGroupTable<E> {
         }
         let group = &self.groups[self.range.offset_of(key_group)];
         if !sorted {
-            for entry in group.iter() {
-                if f(key_group, entry)?.is_break() {
-                    return Ok(ControlFlow::Break(()));
-                }
-            }
-            return Ok(ControlFlow::Continue(()));
+            return visit_each(key_group, group.iter(), f);
         }
         let mut order: Vec<((u64, u64), &E)> =
             group.iter().map(|e| (sort_prefix(e.key()), e)).collect();
@@ -237,13 +231,22 @@ impl<E: Keyed> KeyGroupTable<E> {
         // for one at a time.
         let entries: Vec<Cow<'_, E>> = order.iter().map(|(_, e)| e.sort_copy()).collect();
         drop(order);
-        for entry in &entries {
-            if f(key_group, entry)?.is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
-        }
-        Ok(ControlFlow::Continue(()))
+        visit_each(key_group, entries.iter().map(|e| &**e), f)
     }
+}
+
+/// Calls `f` on each of `entries` of `key_group` until it breaks.
+fn visit_each<'e, E: 'e>(
+    key_group: u16,
+    entries: impl Iterator<Item = &'e E>,
+    f: &mut TableScan<'_, E>,
+) -> Result<ControlFlow<()>> {
+    for entry in entries {
+        if f(key_group, entry)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 #[cfg(test)]
