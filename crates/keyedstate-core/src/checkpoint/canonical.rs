@@ -37,18 +37,39 @@ fn kind_of(byte: u8) -> Option<StateKind> {
     })
 }
 
-/// A writer that knows how many bytes it has written.
-struct Counting<W> {
+/// Bytes on their way to a writer, gathered into large writes: a snapshot's entries are tens
+/// of bytes each, and a write of each (the storage's writer, its buffer, its checksum) costs
+/// more than encoding it.
+struct Gathering<W> {
     inner: W,
+    /// Encoded bytes not yet written.
+    pending: Vec<u8>,
     written: u64,
 }
 
-impl<W: Write> Counting<W> {
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+/// Pending bytes that are written out.
+const WRITE_AT: usize = 64 * 1024;
+
+impl<W: Write> Gathering<W> {
+    /// Where the next byte goes in the file.
+    fn position(&self) -> u64 {
+        self.written + self.pending.len() as u64
+    }
+
+    /// Writes the pending bytes out if there are enough of them.
+    fn write_if_full(&mut self) -> Result<()> {
+        if self.pending.len() >= WRITE_AT {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
         self.inner
-            .write_all(bytes)
+            .write_all(&self.pending)
             .map_err(|e| Error::io("cannot write a full snapshot", e))?;
-        self.written += bytes.len() as u64;
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
         Ok(())
     }
 }
@@ -64,36 +85,33 @@ pub fn write_canonical<W: Write>(
     now_millis: u64,
     out: W,
 ) -> Result<u64> {
-    let mut out = Counting {
+    let mut out = Gathering {
         inner: out,
+        pending: Vec::with_capacity(WRITE_AT + 4096),
         written: 0,
     };
-    let mut buf = Vec::with_capacity(4096);
+    let buf = &mut out.pending;
     buf.extend_from_slice(MAGIC);
-    put_varint(&mut buf, u64::from(max_parallelism.get()));
+    put_varint(buf, u64::from(max_parallelism.get()));
     buf.extend_from_slice(&range.start().to_be_bytes());
     buf.extend_from_slice(&range.end().to_be_bytes());
-    put_varint(&mut buf, states.len() as u64);
+    put_varint(buf, states.len() as u64);
     for meta in states {
-        put_framed(&mut buf, meta.name.as_bytes());
+        put_framed(buf, meta.name.as_bytes());
         buf.push(kind_byte(meta.kind));
-        put_framed(&mut buf, meta.value_codec.as_bytes());
-        put_framed(
-            &mut buf,
-            meta.user_key_codec.as_deref().unwrap_or("").as_bytes(),
-        );
-        put_varint(&mut buf, meta.ttl.map_or(0, |t| t.millis));
+        put_framed(buf, meta.value_codec.as_bytes());
+        put_framed(buf, meta.user_key_codec.as_deref().unwrap_or("").as_bytes());
+        put_varint(buf, meta.ttl.map_or(0, |t| t.millis));
         put_varint(
-            &mut buf,
+            buf,
             meta.ttl.map_or(0, |t| u64::from(t.incremental_cleanup)),
         );
     }
-    out.put(&buf)?;
     let mut offsets = Vec::with_capacity(range.len());
     // The unexpired elements of a list with a TTL.
     let mut kept = Vec::new();
     for key_group in range.iter() {
-        offsets.push(out.written);
+        offsets.push(out.position());
         for (state, meta) in states.iter().enumerate() {
             let mut failed = None;
             let (ttl, is_list) = (meta.ttl, meta.kind == StateKind::List);
@@ -108,14 +126,14 @@ pub fn write_canonical<W: Write>(
                         }
                     }
                 };
-                buf.clear();
+                let buf = &mut out.pending;
                 buf.push(ENTRY);
-                put_varint(&mut buf, state as u64);
-                put_framed(&mut buf, entry.parts.key);
-                put_framed(&mut buf, entry.parts.namespace);
-                put_framed(&mut buf, entry.parts.user_key);
-                put_framed(&mut buf, value);
-                if let Err(e) = out.put(&buf) {
+                put_varint(buf, state as u64);
+                put_framed(buf, entry.parts.key);
+                put_framed(buf, entry.parts.namespace);
+                put_framed(buf, entry.parts.user_key);
+                put_framed(buf, value);
+                if let Err(e) = out.write_if_full() {
                     failed = Some(e);
                     return Ok(ControlFlow::Break(()));
                 }
@@ -125,12 +143,11 @@ pub fn write_canonical<W: Write>(
                 return Err(e);
             }
         }
-        out.put(&[END_OF_KEY_GROUP])?;
+        out.pending.push(END_OF_KEY_GROUP);
     }
-    let index_at = out.written;
-    buf.clear();
-    put_index(&mut buf, &offsets, index_at);
-    out.put(&buf)?;
+    let index_at = out.position();
+    put_index(&mut out.pending, &offsets, index_at);
+    out.write_pending()?;
     out.inner
         .flush()
         .map_err(|e| Error::io("cannot write a full snapshot", e))?;
