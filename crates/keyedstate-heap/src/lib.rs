@@ -5,6 +5,7 @@
 //! bytes, or for map state an ordered map of user key bytes to value bytes (ordered like
 //! RocksDB's keys, so both engines list a map the same way).
 
+mod probe;
 mod slot;
 mod table;
 mod ttl_cleanup;
@@ -44,6 +45,7 @@ pub(crate) struct MapSlot {
 }
 
 impl Keyed for Slot {
+    #[inline]
     fn key(&self) -> &[u8] {
         Slot::key(self)
     }
@@ -52,8 +54,13 @@ impl Keyed for Slot {
         match self {
             // 24 bytes, no allocation.
             Slot::Inline { .. } => Cow::Owned(self.clone()),
-            Slot::Spilled(_) => Cow::Borrowed(self),
+            Slot::Spilled { .. } => Cow::Borrowed(self),
         }
+    }
+
+    #[inline]
+    fn has_key(&self, key: &[u8]) -> bool {
+        Slot::has_key(self, key)
     }
 }
 
@@ -112,6 +119,25 @@ impl HeapBackend {
     }
 
     /// Runs a step of `state`'s incremental TTL cleanup, if it has one.
+    #[inline]
+    /// Runs `op` on each of `keys` with its bytes, in order, after reading ahead the slots
+    /// their probes start at when `state` is a plain table (see `KeyGroupTable::touch_all`).
+    fn each_read_ahead(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        bytes: &[&[u8]],
+        mut op: impl FnMut(&mut Self, EntryKey<'_>, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(Table::Plain(table)) = self.tables.get(state) {
+            table.touch_all(keys);
+        }
+        for (&key, bytes) in keys.iter().zip(bytes) {
+            op(self, key, bytes)?;
+        }
+        Ok(())
+    }
+
     #[inline]
     fn clean_up(&mut self, state: StateId) -> Result<()> {
         match self.cleans_up.get(state) {
@@ -394,6 +420,23 @@ impl StateBackend for HeapBackend {
             _ => return Err(wrong_table(state, VALUE_TABLE)),
         }
         Ok(())
+    }
+
+    fn put_batch(&mut self, state: StateId, keys: &[EntryKey<'_>], values: &[&[u8]]) -> Result<()> {
+        self.each_read_ahead(state, keys, values, |b, key, value| {
+            b.put(state, key, value)
+        })
+    }
+
+    fn append_batch(
+        &mut self,
+        state: StateId,
+        keys: &[EntryKey<'_>],
+        frames: &[&[u8]],
+    ) -> Result<()> {
+        self.each_read_ahead(state, keys, frames, |b, key, frames| {
+            b.append(state, key, frames)
+        })
     }
 
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()> {

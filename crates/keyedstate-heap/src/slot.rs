@@ -1,8 +1,9 @@
 //! [`Slot`]: one entry of a plain table (value, list, reducing and aggregating state), its key
 //! (framed key and namespace) and its value together, in 24 bytes.
 //!
-//! A lookup in a big table costs its cache misses more than its instructions: the hash table's
-//! control bytes, then the slot, then whatever the slot points to. So key and value of up to
+//! A lookup in a big table costs its cache misses more than its instructions: the slot (the
+//! table is an array of slots, see [`crate::probe`]), then whatever the slot points to. So
+//! key and value of up to
 //! [`INLINE`] bytes in all sit in the slot itself: a `u64` key in the void namespace is 10
 //! bytes (a length byte, 8 bytes, the namespace's empty frame) and a `u64` value 8, so value
 //! state of `u64`s is read with no pointer to follow. (Slots were 16 bytes, inline up to 14,
@@ -10,6 +11,7 @@
 //! access.) Larger entries (lists, strings) spill into one heap allocation that holds key and
 //! value together, inline up to [`SPILLED_INLINE`] bytes.
 
+use crate::table::same_key;
 use smallvec::SmallVec;
 
 /// Bytes of key and value together held in the slot itself.
@@ -27,8 +29,24 @@ pub(crate) enum Slot {
         len: u8,
         data: [u8; INLINE],
     },
-    Spilled(Box<Spilled>),
+    /// The key and value in an allocation of their own, and the key's first bytes here too,
+    /// so that a probe of the table tells keys apart without following the pointer (see
+    /// [`Slot::has_key`]).
+    Spilled {
+        /// The key's length if it is at most [`HEAD`] bytes (then `head` holds all of it),
+        /// else [`LONG`].
+        short_len: u8,
+        head: [u8; HEAD],
+        spilled: Box<Spilled>,
+    },
 }
+
+/// Bytes of a spilled entry's key that its slot holds as well: what is left of 24 bytes
+/// beside the discriminant, the length and the pointer.
+const HEAD: usize = 14;
+
+/// `short_len` of a key longer than [`HEAD`].
+const LONG: u8 = u8::MAX;
 
 #[derive(Clone)]
 pub(crate) struct Spilled {
@@ -37,9 +55,17 @@ pub(crate) struct Spilled {
     bytes: SmallVec<[u8; SPILLED_INLINE]>,
 }
 
+impl Spilled {
+    fn key(&self) -> &[u8] {
+        &self.bytes[..self.key_len as usize]
+    }
+}
+
 // Three slots and a bit to a cache line: a `u64` key and value inline, in a slot half again
 // as large as a `HashMap<u64, u64>`'s.
 const _: () = assert!(std::mem::size_of::<Slot>() == 24);
+// And an empty entry of the table ([`crate::probe`]) costs nothing more.
+const _: () = assert!(std::mem::size_of::<Option<Slot>>() == 24);
 
 impl Slot {
     /// An entry of `key` with `value`.
@@ -58,31 +84,59 @@ impl Slot {
         let mut bytes = SmallVec::with_capacity(len);
         bytes.extend_from_slice(key);
         bytes.extend_from_slice(value);
-        Slot::Spilled(Box::new(Spilled {
-            key_len: u32::try_from(key.len()).expect("an entry key is shorter than 4 GiB"),
-            bytes,
-        }))
-    }
-
-    fn key_len(&self) -> usize {
-        match self {
-            Slot::Inline { key_len, .. } => usize::from(*key_len),
-            Slot::Spilled(spilled) => spilled.key_len as usize,
+        let mut head = [0; HEAD];
+        let n = key.len().min(HEAD);
+        head[..n].copy_from_slice(&key[..n]);
+        Slot::Spilled {
+            short_len: if key.len() <= HEAD { n as u8 } else { LONG },
+            head,
+            spilled: Box::new(Spilled {
+                key_len: u32::try_from(key.len()).expect("an entry key is shorter than 4 GiB"),
+                bytes,
+            }),
         }
     }
 
+    /// Whether this is the entry of `key`: compared in the slot itself when the key is
+    /// inline or at most [`HEAD`] bytes, so that passing other entries costs no cache miss.
+    #[inline]
+    pub(crate) fn has_key(&self, key: &[u8]) -> bool {
+        match self {
+            Slot::Inline { key_len, data, .. } => same_key(&data[..usize::from(*key_len)], key),
+            Slot::Spilled {
+                short_len: LONG,
+                head,
+                spilled,
+            } => key.len() > HEAD && key[..HEAD] == head[..] && spilled.key() == key,
+            Slot::Spilled {
+                short_len, head, ..
+            } => same_key(&head[..usize::from(*short_len)], key),
+        }
+    }
+
+    #[inline]
+    fn key_len(&self) -> usize {
+        match self {
+            Slot::Inline { key_len, .. } => usize::from(*key_len),
+            Slot::Spilled { spilled, .. } => spilled.key_len as usize,
+        }
+    }
+
+    #[inline]
     fn bytes(&self) -> &[u8] {
         match self {
             Slot::Inline { len, data, .. } => &data[..usize::from(*len)],
-            Slot::Spilled(spilled) => &spilled.bytes,
+            Slot::Spilled { spilled, .. } => &spilled.bytes,
         }
     }
 
     /// The framed key and namespace.
+    #[inline]
     pub(crate) fn key(&self) -> &[u8] {
         &self.bytes()[..self.key_len()]
     }
 
+    #[inline]
     pub(crate) fn value(&self) -> &[u8] {
         &self.bytes()[self.key_len()..]
     }
@@ -95,7 +149,7 @@ impl Slot {
                 data[key_len..key_len + value.len()].copy_from_slice(value);
                 *len = (key_len + value.len()) as u8;
             }
-            Slot::Spilled(spilled) => {
+            Slot::Spilled { spilled, .. } => {
                 spilled.bytes.truncate(key_len);
                 spilled.bytes.extend_from_slice(value);
             }
@@ -106,7 +160,7 @@ impl Slot {
     /// Appends `more` to the value (list frames).
     pub(crate) fn append_value(&mut self, more: &[u8]) {
         match self {
-            Slot::Spilled(spilled) => spilled.bytes.extend_from_slice(more),
+            Slot::Spilled { spilled, .. } => spilled.bytes.extend_from_slice(more),
             Slot::Inline { len, data, .. } => {
                 let end = usize::from(*len);
                 if end + more.len() <= INLINE {
@@ -136,7 +190,7 @@ mod tests {
         assert!(matches!(slot, Slot::Inline { .. }));
         check(&slot, b"key", b"value");
         let slot = Slot::new(b"key", &[7; 19]);
-        assert!(matches!(slot, Slot::Spilled(_)));
+        assert!(matches!(slot, Slot::Spilled { .. }));
         check(&slot, b"key", &[7; 19]);
         let slot = Slot::new(&[1; 21], b"");
         assert!(matches!(slot, Slot::Inline { .. }));
@@ -145,6 +199,31 @@ mod tests {
         let slot = Slot::new(&[8; 10], &[9; 8]);
         assert!(matches!(slot, Slot::Inline { .. }));
         check(&slot, &[8; 10], &[9; 8]);
+    }
+
+    #[test]
+    fn has_key_tells_keys_apart_inline_and_spilled_short_and_long() {
+        for key_len in [0, 1, 10, HEAD - 1, HEAD, HEAD + 1, 40] {
+            let key: Vec<u8> = (0..key_len as u8).map(|i| i.wrapping_mul(31)).collect();
+            for value_len in [0, 30] {
+                let slot = Slot::new(&key, &vec![7; value_len]);
+                assert!(slot.has_key(&key), "key of {key_len}, value of {value_len}");
+                let mut shorter = key.clone();
+                shorter.pop();
+                let mut longer = key.clone();
+                longer.push(0);
+                assert!(!slot.has_key(&longer), "key of {key_len}");
+                assert!(
+                    key.is_empty() || !slot.has_key(&shorter),
+                    "key of {key_len}"
+                );
+                for flip in 0..key_len {
+                    let mut other = key.clone();
+                    other[flip] ^= 1;
+                    assert!(!slot.has_key(&other), "key of {key_len}, byte {flip}");
+                }
+            }
+        }
     }
 
     #[test]

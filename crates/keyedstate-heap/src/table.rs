@@ -2,6 +2,7 @@
 //! hash table sits behind an `Arc`: a snapshot clones the `Arc`s (its whole synchronous part),
 //! and the first write to a key group after that copies just that key group (copy-on-write).
 
+use crate::probe::ProbeTable;
 use keyedstate_core::{EntryKey, KeyGroupRange, Result};
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -17,6 +18,12 @@ pub(crate) type Bytes = SmallVec<[u8; 16]>;
 pub(crate) trait Keyed: Clone {
     fn key(&self) -> &[u8];
 
+    /// Whether this is the entry of `key`; an entry may answer without reading all of its key.
+    #[inline]
+    fn has_key(&self, key: &[u8]) -> bool {
+        same_key(self.key(), key)
+    }
+
     /// The entry as a sorted scan visits it: a copy when copying is cheap (a plain slot with
     /// its bytes inline), otherwise a reference (see [`KeyGroupTable::scan_group`]).
     fn sort_copy(&self) -> Cow<'_, Self> {
@@ -25,7 +32,7 @@ pub(crate) trait Keyed: Clone {
 }
 
 /// One key group's entries.
-type Group<E> = hashbrown::HashTable<E>;
+type Group<E> = ProbeTable<E>;
 
 /// A callback visiting (key group, entry).
 pub(crate) type TableScan<'f, E> = dyn FnMut(u16, &E) -> Result<ControlFlow<()>> + 'f;
@@ -33,7 +40,7 @@ pub(crate) type TableScan<'f, E> = dyn FnMut(u16, &E) -> Result<ControlFlow<()>>
 /// Whether two entry keys are equal. Keys of 8 to 16 bytes (a `u64` key in the void namespace
 /// is 10) are compared as two overlapping 8-byte words instead of by a call to `memcmp`.
 #[inline]
-fn same_key(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_key(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
@@ -115,30 +122,29 @@ impl<E: Keyed> KeyGroupTable<E> {
     /// The entry of `key` in the key group at `offset`.
     #[inline]
     pub(crate) fn get_at(&self, offset: usize, key: &[u8]) -> Option<&E> {
-        self.groups[offset].find(self.hash(key), |e| same_key(e.key(), key))
+        self.groups[offset].find(self.hash(key), |e| e.has_key(key))
     }
 
     /// The same, for changing it; a key group a snapshot shares is copied only when the entry
     /// is there.
     pub(crate) fn get_mut_at(&mut self, offset: usize, key: &[u8]) -> Option<&mut E> {
         let hash = self.hash(key);
-        self.groups[offset].find(hash, |e| same_key(e.key(), key))?;
-        Arc::make_mut(&mut self.groups[offset]).find_mut(hash, |e| same_key(e.key(), key))
+        self.groups[offset].find(hash, |e| e.has_key(key))?;
+        Arc::make_mut(&mut self.groups[offset]).find_mut(hash, |e| e.has_key(key))
     }
 
     /// Removes the entry of `key` in the key group at `offset`, if there is one.
     pub(crate) fn remove_at(&mut self, offset: usize, key: &[u8]) {
         let hash = self.hash(key);
-        if self.groups[offset]
-            .find(hash, |e| same_key(e.key(), key))
-            .is_none()
-        {
+        if self.groups[offset].find(hash, |e| e.has_key(key)).is_none() {
             return;
         }
-        let group = Arc::make_mut(&mut self.groups[offset]);
-        if let Ok(entry) = group.find_entry(hash, |e| same_key(e.key(), key)) {
-            entry.remove();
-        }
+        let hasher = &self.hasher;
+        Arc::make_mut(&mut self.groups[offset]).remove(
+            hash,
+            |e| e.has_key(key),
+            |e| hasher.hash_one(e.key()),
+        );
     }
 
     #[inline]
@@ -146,25 +152,40 @@ impl<E: Keyed> KeyGroupTable<E> {
         self.get_at(self.offset(key), key.key_and_namespace())
     }
 
-    /// The entries of `keys`, as `f(i, entry)`: every key hashed first, then the tables probed,
-    /// so that one probe's cache miss does not wait for the next key's hashing.
+    /// The entries of `keys`, as `f(i, entry)`: every key hashed and its table entry read
+    /// first ([`Self::touch_all`]), then the tables probed.
     pub(crate) fn get_many(
         &self,
         keys: &[EntryKey<'_>],
         f: &mut dyn FnMut(usize, Option<&E>) -> Result<()>,
     ) -> Result<()> {
-        let hashes: Vec<u64> = keys
-            .iter()
-            .map(|key| self.hash(key.key_and_namespace()))
-            .collect();
+        let hashes = self.touch_all(keys);
         for (i, (key, &hash)) in keys.iter().zip(&hashes).enumerate() {
             let bytes = key.key_and_namespace();
             f(
                 i,
-                self.groups[self.offset(*key)].find(hash, |e| same_key(e.key(), bytes)),
+                self.groups[self.offset(*key)].find(hash, |e| e.has_key(bytes)),
             )?;
         }
         Ok(())
+    }
+
+    /// Hashes `keys` and reads the table entry each probe will start at, in a loop of its
+    /// own, so that the cache misses of a batch overlap (see [`ProbeTable::touch`]); returns
+    /// the hashes.
+    pub(crate) fn touch_all(&self, keys: &[EntryKey<'_>]) -> Vec<u64> {
+        let hashes: Vec<u64> = keys
+            .iter()
+            .map(|key| self.hash(key.key_and_namespace()))
+            .collect();
+        let occupied = keys
+            .iter()
+            .zip(&hashes)
+            .filter(|&(key, &hash)| self.groups[self.offset(*key)].touch(hash))
+            .count();
+        // The reads are the point: kept, though their result is not used.
+        std::hint::black_box(occupied);
+        hashes
     }
 
     pub(crate) fn get_mut(&mut self, key: EntryKey<'_>) -> Option<&mut E> {
@@ -185,14 +206,12 @@ impl<E: Keyed> KeyGroupTable<E> {
         let hash = self.hash(bytes);
         let offset = self.offset(key);
         let hasher = &self.hasher;
-        Arc::make_mut(&mut self.groups[offset])
-            .entry(
-                hash,
-                |e| same_key(e.key(), bytes),
-                |e| hasher.hash_one(e.key()),
-            )
-            .or_insert_with(|| make(bytes))
-            .into_mut()
+        Arc::make_mut(&mut self.groups[offset]).get_or_insert_with(
+            hash,
+            |e| e.has_key(bytes),
+            |e| hasher.hash_one(e.key()),
+            || make(bytes),
+        )
     }
 
     /// Visits every entry in key-group order.
