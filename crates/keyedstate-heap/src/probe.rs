@@ -11,9 +11,9 @@
 //! Deletion shifts the entries after the removed one back where their probe sequences allow
 //! (no tombstones), so a lookup stops at the first empty entry.
 
-/// The most entries per entry of the array, as a fraction: 5/8. At that load a hit probes
-/// about 1.8 entries and a miss about 4 (Knuth's estimates for linear probing); the table
-/// then doubles, to 5/16.
+/// How full the array may be, in entries per slot: 5/8. At that load a hit probes about 1.8
+/// slots and a miss about 4 (Knuth's estimates for linear probing); past it the array
+/// doubles, to 5/16 full.
 const MAX_LOAD: (usize, usize) = (5, 8);
 
 /// The array's length when the first entry arrives.
