@@ -118,8 +118,6 @@ impl HeapBackend {
         self
     }
 
-    /// Runs a step of `state`'s incremental TTL cleanup, if it has one.
-    #[inline]
     /// Runs `op` on each of `keys` with its bytes, in order, after reading ahead the slots
     /// their probes start at when `state` is a plain table (see `KeyGroupTable::touch_all`).
     fn each_read_ahead(
@@ -138,6 +136,7 @@ impl HeapBackend {
         Ok(())
     }
 
+    /// Runs a step of `state`'s incremental TTL cleanup, if it has one.
     #[inline]
     fn clean_up(&mut self, state: StateId) -> Result<()> {
         match self.cleans_up.get(state) {

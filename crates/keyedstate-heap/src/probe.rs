@@ -76,25 +76,26 @@ impl<E> ProbeTable<E> {
         }
     }
 
+    /// The index of the entry that `eq` accepts, if there is one.
     #[inline]
-    pub(crate) fn find(&self, hash: u64, eq: impl FnMut(&E) -> bool) -> Option<&E> {
-        if self.len == 0 {
-            return None;
-        }
-        match self.probe(hash, eq) {
-            Probe::Found(i) => self.slots[i].as_ref(),
-            Probe::Vacant(_) => None,
+    fn position(&self, hash: u64, eq: impl FnMut(&E) -> bool) -> Option<usize> {
+        match self.len {
+            0 => None,
+            _ => match self.probe(hash, eq) {
+                Probe::Found(i) => Some(i),
+                Probe::Vacant(_) => None,
+            },
         }
     }
 
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, eq: impl FnMut(&E) -> bool) -> Option<&E> {
+        self.slots[self.position(hash, eq)?].as_ref()
+    }
+
     pub(crate) fn find_mut(&mut self, hash: u64, eq: impl FnMut(&E) -> bool) -> Option<&mut E> {
-        if self.len == 0 {
-            return None;
-        }
-        match self.probe(hash, eq) {
-            Probe::Found(i) => self.slots[i].as_mut(),
-            Probe::Vacant(_) => None,
-        }
+        let i = self.position(hash, eq)?;
+        self.slots[i].as_mut()
     }
 
     /// The entry that `eq` accepts, made by `make` and inserted when there is none; `rehash`
@@ -162,12 +163,7 @@ impl<E> ProbeTable<E> {
         eq: impl FnMut(&E) -> bool,
         rehash: impl Fn(&E) -> u64,
     ) -> Option<E> {
-        if self.len == 0 {
-            return None;
-        }
-        let Probe::Found(found) = self.probe(hash, eq) else {
-            return None;
-        };
+        let found = self.position(hash, eq)?;
         let removed = self.slots[found].take();
         self.len -= 1;
         // Every entry up to the next empty one may have probed past the hole: an entry moves

@@ -2,11 +2,10 @@
 //! (framed key and namespace) and its value together, in 24 bytes.
 //!
 //! A lookup in a big table costs its cache misses more than its instructions: the slot (the
-//! table is an array of slots, see [`crate::probe`]), then whatever the slot points to. So
-//! key and value of up to
-//! [`INLINE`] bytes in all sit in the slot itself: a `u64` key in the void namespace is 10
-//! bytes (a length byte, 8 bytes, the namespace's empty frame) and a `u64` value 8, so value
-//! state of `u64`s is read with no pointer to follow. (Slots were 16 bytes, inline up to 14,
+//! table is an array of slots, see [`crate::probe`]), then whatever the slot points to. So key
+//! and value of up to [`INLINE`] bytes in all sit in the slot itself: a `u64` key in the void
+//! namespace is 10 bytes (a length byte, 8 bytes, the namespace's empty frame) and a `u64`
+//! value 8, so value state of `u64`s is read with no pointer to follow. (Slots were 16 bytes, inline up to 14,
 //! until fixed-width keys made that 18: every such entry spilled, a second dependent miss per
 //! access.) Larger entries (lists, strings) spill into one heap allocation that holds key and
 //! value together, inline up to [`SPILLED_INLINE`] bytes.
