@@ -118,20 +118,25 @@ impl HeapBackend {
         self
     }
 
-    /// Runs `op` on each of `keys` with its bytes, in order, after reading ahead the slots
-    /// their probes start at when `state` is a plain table (see `KeyGroupTable::touch_all`).
-    fn each_read_ahead(
+    /// Writes each of `keys` with its bytes, in order, by `write` on its slot (created empty
+    /// when absent), as that many single writes would: every key is hashed and the slot its
+    /// probe starts at read first (see `KeyGroupTable::touch_all`), so the cache misses of the
+    /// batch overlap, and each write then probes with the hash it already has.
+    fn write_each(
         &mut self,
         state: StateId,
         keys: &[EntryKey<'_>],
         bytes: &[&[u8]],
-        mut op: impl FnMut(&mut Self, EntryKey<'_>, &[u8]) -> Result<()>,
+        write: impl Fn(&mut Slot, &[u8]),
     ) -> Result<()> {
-        if let Some(Table::Plain(table)) = self.tables.get(state) {
-            table.touch_all(keys);
-        }
-        for (&key, bytes) in keys.iter().zip(bytes) {
-            op(self, key, bytes)?;
+        let hashes = self.plain(state)?.touch_all(keys);
+        for ((&key, bytes), hash) in keys.iter().zip(bytes).zip(hashes) {
+            // Per write, as the single calls do: a TTL cleanup step may change the table.
+            self.clean_up(state)?;
+            let slot = self
+                .plain(state)?
+                .get_or_insert_hashed(key, hash, |key| Slot::new(key, &[]));
+            write(slot, bytes);
         }
         Ok(())
     }
@@ -422,9 +427,13 @@ impl StateBackend for HeapBackend {
     }
 
     fn put_batch(&mut self, state: StateId, keys: &[EntryKey<'_>], values: &[&[u8]]) -> Result<()> {
-        self.each_read_ahead(state, keys, values, |b, key, value| {
-            b.put(state, key, value)
-        })
+        if let Some(Table::Sorted(_)) = self.tables.get(state) {
+            return keys
+                .iter()
+                .zip(values)
+                .try_for_each(|(&key, value)| self.put(state, key, value));
+        }
+        self.write_each(state, keys, values, Slot::set_value)
     }
 
     fn append_batch(
@@ -433,9 +442,7 @@ impl StateBackend for HeapBackend {
         keys: &[EntryKey<'_>],
         frames: &[&[u8]],
     ) -> Result<()> {
-        self.each_read_ahead(state, keys, frames, |b, key, frames| {
-            b.append(state, key, frames)
-        })
+        self.write_each(state, keys, frames, Slot::append_value)
     }
 
     fn append(&mut self, state: StateId, key: EntryKey<'_>, frames: &[u8]) -> Result<()> {

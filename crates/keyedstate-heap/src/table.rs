@@ -197,13 +197,24 @@ impl<E: Keyed> KeyGroupTable<E> {
     }
 
     /// The entry at `key`, created with `make(key bytes)` when absent.
+    #[inline]
     pub(crate) fn get_or_insert_with(
         &mut self,
         key: EntryKey<'_>,
         make: impl FnOnce(&[u8]) -> E,
     ) -> &mut E {
+        let hash = self.hash(key.key_and_namespace());
+        self.get_or_insert_hashed(key, hash, make)
+    }
+
+    /// [`Self::get_or_insert_with`] for a key whose hash is known (by [`Self::touch_all`]).
+    pub(crate) fn get_or_insert_hashed(
+        &mut self,
+        key: EntryKey<'_>,
+        hash: u64,
+        make: impl FnOnce(&[u8]) -> E,
+    ) -> &mut E {
         let bytes = key.key_and_namespace();
-        let hash = self.hash(bytes);
         let offset = self.offset(key);
         let hasher = &self.hasher;
         Arc::make_mut(&mut self.groups[offset]).get_or_insert_with(
