@@ -909,6 +909,7 @@ impl StateBackend for RocksDbBackend {
                 families.iter().map(|(meta, _)| meta.name.clone()).collect(),
             )?),
         };
+        let background_errors = snapshot::int_property(db, None, "rocksdb.background-errors")?;
         for (_, cf) in &families {
             db.flush_cf_opt(cf, &flush)
                 .map_err(map_err("flushing before a snapshot"))?;
@@ -916,6 +917,7 @@ impl StateBackend for RocksDbBackend {
         let barrier = match paused {
             Some(paused) => Some(snapshot::Barrier {
                 sequence: db.latest_sequence_number(),
+                background_errors,
                 paused,
             }),
             None => {

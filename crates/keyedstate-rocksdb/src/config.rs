@@ -96,8 +96,9 @@ impl TimerStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Memtable {
     /// A hash of skip lists, one per key (`crate::memtable`): record accesses 2-3x faster, but
-    /// a checkpoint's flush first sorts the memtable, in the asynchronous part: checkpoints
-    /// take 2.5-3.5x as long to complete, with the same pause (`docs/config.md`).
+    /// a checkpoint's flush first sorts the memtable (an array of its entries, sorted once),
+    /// in the asynchronous part: checkpoints take about 1.2x as long to complete, with the
+    /// same pause (`docs/config.md`).
     #[default]
     KeyHash,
     /// RocksDB's skip list over the whole memtable, as Flink's backend uses: checkpoints that

@@ -1,7 +1,9 @@
 //! The one place RocksDB's C API is reached directly, for what the rocksdb crate does not wrap:
 //! a compaction filter that can rewrite a value it has not been given as `'static` bytes (the
 //! TTL filter drops expired elements from a list); the live files of an instance with their
-//! sequence numbers, and the ingestion of another instance's own SST files (a rescale).
+//! sequence numbers, and the ingestion of another instance's own SST files (a rescale); and
+//! the entry point of keyedstate's one C++ file, `cpp/sorted_flush.cc` (the key-hash memtable's
+//! sorted flush, which needs RocksDB's C++ classes).
 //!
 //! A filter *factory* is installed, not a filter: RocksDB may run one filter object on several
 //! compaction threads at once, while each filter a factory creates serves one compaction, so it
@@ -235,6 +237,27 @@ pub(crate) fn partition_files_by_first_key_byte(options: &mut Options) {
         sys::rocksdb_options_set_sst_partitioner_factory(options.as_raw_ptr(), factory);
         sys::rocksdb_sst_partitioner_factory_destroy(factory);
     }
+}
+
+unsafe extern "C" {
+    /// `cpp/sorted_flush.cc`: wraps the memtable factory the options hold; 0, or -1 when
+    /// they hold none.
+    fn keyedstate_sorted_flush_memtable(options: *mut sys::rocksdb_options_t) -> c_int;
+}
+
+/// Gives the memtable already set on `options` (the key-hash one) a sorted flush: its
+/// immutable memtables hand a flush their entries from an array sorted once, not from a skip
+/// list built entry by entry (`cpp/sorted_flush.cc`, `crate::memtable`).
+pub(crate) fn sort_memtable_flushes(options: &mut Options) {
+    // SAFETY: `options.as_raw_ptr()` is a valid `rocksdb_options_t` while `options` is
+    // borrowed; the C++ side only replaces its `memtable_factory` shared_ptr (wrapping the one
+    // there), which the options then own. It compiles against the headers librocksdb-sys
+    // built RocksDB from, with the defines that shape `Options` (build.rs).
+    let status = unsafe { keyedstate_sorted_flush_memtable(options.as_raw_ptr()) };
+    debug_assert_eq!(
+        status, 0,
+        "the key-hash memtable is set before its flush is sorted"
+    );
 }
 
 /// Compacts exactly the files `names` of column family `cf` (names as [`live_files`] gives

@@ -9,10 +9,14 @@
 //! (`prefix_same_as_start`). Timer states keep the plain skip list: their pops walk key groups
 //! in timestamp order, across keys.
 //!
-//! The cost: a flush must sort the memtable (RocksDB builds a skip list of every entry for it),
-//! and an incremental checkpoint's synchronous part waits for the flush, so its pause grows
-//! with the entries written since the last flush. `Memtable::SkipList` keeps RocksDB's skip
-//! list for jobs that want the shorter pause (`docs/config.md` has both measured).
+//! A flush must hand RocksDB the memtable's entries in order. RocksDB's own HashSkipList does
+//! that by building a skip list of every entry, one insert at a time (most of an incremental
+//! checkpoint's time at 50,000 changed keys). keyedstate wraps it (`cpp/sorted_flush.cc`,
+//! installed by [`crate::ffi::sort_memtable_flushes`]): the wrapper also notes every inserted
+//! entry in an array, and an immutable memtable's total-order iterator sorts that array once
+//! (by the first 16 bytes of each key, then RocksDB's comparator) instead. RocksDB checks
+//! each flush's key order and entry count, and fails a flush that is wrong; the checkpoint that
+//! waits for it then fails with that error. `Memtable::SkipList` keeps RocksDB's skip list.
 //!
 //! Updates are in place (`inplace_update_support`, with either memtable): a put of a value no larger than the one
 //! the mutable memtable holds for that key overwrites it instead of adding an entry, so a hot
@@ -66,6 +70,7 @@ pub(crate) fn use_key_hash_memtable(opts: &mut Options, prefix_len: usize, bucke
         branching_factor: 4,
     });
     opts.set_inplace_update_support(true);
+    crate::ffi::sort_memtable_flushes(opts);
 }
 
 /// Read options for an iteration over more than one key (a key group, a state).

@@ -77,6 +77,9 @@ pub(crate) struct SstRegistry {
 pub(crate) struct Barrier {
     /// The sequence number of the last write before the snapshot.
     pub(crate) sequence: u64,
+    /// RocksDB's count of background errors at the barrier (`rocksdb.background-errors`): one
+    /// more while waiting for the flush means it failed.
+    pub(crate) background_errors: u64,
     /// The instance, with automatic compactions of the switched column families off until the
     /// native checkpoint is taken.
     pub(crate) paused: CompactionsPaused,
@@ -140,17 +143,19 @@ impl Barrier {
             let cf = db
                 .cf_handle(name)
                 .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))?;
-            while db
-                .property_int_value_cf(cf, "rocksdb.num-immutable-mem-table")
-                .map_err(|e| {
-                    Error::io(
-                        "reading a RocksDB property",
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?
-                .unwrap_or(0)
-                > 0
-            {
+            while int_property(db, Some(cf), "rocksdb.num-immutable-mem-table")? > 0 {
+                // A flush that failed (a full disk, say) leaves its memtable immutable for good:
+                // RocksDB counts it as a background error, and a flush asked for now returns it.
+                if int_property(db, None, "rocksdb.background-errors")? > self.background_errors {
+                    let cause = db
+                        .flush_cf(cf)
+                        .err()
+                        .map_or_else(|| "a background error".to_owned(), |e| e.to_string());
+                    return Err(Error::io(
+                        format!("checkpoint {checkpoint_id}: the memtables' flush failed: {cause}"),
+                        std::io::Error::other(cause),
+                    ));
+                }
                 if std::time::Instant::now() > deadline {
                     return Err(Error::io(
                         format!("checkpoint {checkpoint_id}: the memtables' flush took over 600 s"),
@@ -199,6 +204,21 @@ impl Barrier {
         }
         Ok(())
     }
+}
+
+/// An integer property of the instance (`cf`: of that column family), 0 when RocksDB has none.
+pub(crate) fn int_property(db: &DB, cf: Option<&rocksdb::ColumnFamily>, name: &str) -> Result<u64> {
+    match cf {
+        Some(cf) => db.property_int_value_cf(cf, name),
+        None => db.property_int_value(name),
+    }
+    .map(|value| value.unwrap_or(0))
+    .map_err(|e| {
+        Error::io(
+            format!("reading the RocksDB property {name}"),
+            std::io::Error::other(e.to_string()),
+        )
+    })
 }
 
 impl SstRegistry {

@@ -1,0 +1,34 @@
+//! Compiles keyedstate's one C++ file, `cpp/sorted_flush.cc` (the key-hash memtable's sorted
+//! flush, see src/memtable.rs), against the RocksDB sources librocksdb-sys builds: the same
+//! headers, the same C++ standard and the defines that shape RocksDB's classes, so the
+//! classes it shares with librocksdb (Options, MemTableRep) have one layout.
+
+fn main() {
+    let rocksdb_sys = std::env::var("DEP_ROCKSDB_CARGO_MANIFEST_DIR")
+        .expect("librocksdb-sys (links = \"rocksdb\") tells its sources' directory");
+    let source = std::path::Path::new(&rocksdb_sys).join("rocksdb");
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file("cpp/sorted_flush.cc")
+        .include(source.join("include"))
+        .include(&source)
+        .std("c++20")
+        .define("NDEBUG", Some("1"))
+        .define("HAVE_ALIGNED_NEW", None)
+        .define("HAVE_UINT128_EXTENSION", None)
+        .warnings(true)
+        .extra_warnings(false);
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        build
+            .define("OS_LINUX", None)
+            .define("ROCKSDB_PLATFORM_POSIX", None)
+            .define("ROCKSDB_LIB_IO_POSIX", None);
+    } else if std::env::var("CARGO_CFG_TARGET_FAMILY").as_deref() == Ok("unix") {
+        build
+            .define("ROCKSDB_PLATFORM_POSIX", None)
+            .define("ROCKSDB_LIB_IO_POSIX", None);
+    }
+    build.compile("keyedstate_sorted_flush");
+    println!("cargo:rerun-if-changed=cpp/sorted_flush.cc");
+}
