@@ -63,10 +63,12 @@ impl RocksDbBackend {
 
     /// Like [`Self::restore`], returning the engine itself.
     pub fn restore_engine(
-        config: RocksDbConfig,
+        mut config: RocksDbConfig,
         metadata: &CheckpointMetadata,
         storage: &Arc<dyn CheckpointStorage>,
     ) -> Result<Self> {
+        // Not for any instance a restore opens, empty ones included: see `RocksDbConfig::row_cache`.
+        config.row_cache = false;
         let range = config.key_group_range;
         if metadata.max_parallelism != config.max_parallelism {
             return Err(Error::incompatible_state(format!(
