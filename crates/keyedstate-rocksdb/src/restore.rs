@@ -67,7 +67,8 @@ impl RocksDbBackend {
         metadata: &CheckpointMetadata,
         storage: &Arc<dyn CheckpointStorage>,
     ) -> Result<Self> {
-        // Not for any instance a restore opens, empty ones included: see `RocksDbConfig::row_cache`.
+        // No row cache for any instance a restore opens, empty ones included (see
+        // `RocksDbConfig::row_cache`).
         config.row_cache = false;
         let range = config.key_group_range;
         if metadata.max_parallelism != config.max_parallelism {
