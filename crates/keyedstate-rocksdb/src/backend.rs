@@ -130,11 +130,7 @@ impl RocksDbBackend {
                 ColumnFamilyDescriptor::new(name, options)
             })
             .collect();
-        let db_options = match restored {
-            None => config.new_instance_db_options(),
-            Some(_) => config.db_options(),
-        };
-        let db = DB::open_cf_descriptors(&db_options, &db_dir, descriptors)
+        let db = DB::open_cf_descriptors(&config.read_write_db_options(), &db_dir, descriptors)
             .map_err(map_err(&format!("opening {}", db_dir.display())))?;
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);

@@ -24,7 +24,7 @@ impl RawBaseline {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options.clone()));
         let db =
-            DB::open_cf_descriptors(&config.new_instance_db_options(), &config.path, descriptors)
+            DB::open_cf_descriptors(&config.read_write_db_options(), &config.path, descriptors)
                 .map_err(map_err("opening the raw baseline"))?;
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);

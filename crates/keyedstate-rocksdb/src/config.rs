@@ -217,9 +217,10 @@ impl RocksDbConfig {
         self.timer_store == TimerStore::Heap && is_timer_state(name)
     }
 
-    /// Database-wide options of an instance opened empty: [`Self::db_options`] with the row
-    /// cache, if [`Self::row_cache`] asks for one.
-    pub(crate) fn new_instance_db_options(&self) -> Options {
+    /// Database-wide options of an instance this process writes: [`Self::db_options`] with the
+    /// row cache, if [`Self::row_cache`] asks for one (a restore clears it for every instance
+    /// it opens). Read-only instances only scan, which a row cache does not serve.
+    pub(crate) fn read_write_db_options(&self) -> Options {
         let mut opts = self.db_options();
         if self.row_cache {
             opts.set_row_cache(self.memory.cache());
