@@ -1,13 +1,13 @@
 // keyedstate's key-hash memtable with a sorted flush (see src/memtable.rs for the Rust side).
 //
-// RocksDB's HashSkipList memtable finds a key's entries through a hash of per-key skip lists,
-// which makes record access fast, but its total-order iterator (what a flush reads) builds a
-// new skip list of every entry, one insert at a time: for a memtable of 50,000 entries that is
-// most of an incremental checkpoint's time. This rep delegates everything to a HashSkipList
-// rep, and also notes each inserted entry in an array. Once the memtable is immutable (the
-// only state a flush reads), its total-order iterator sorts that array instead: by the first
-// 16 bytes of each user key, then, for equal prefixes, by the memtable's own comparator. A
-// mutable memtable's total-order iterator is the HashSkipList's own.
+// RocksDB's hash memtables (HashLinkList, keyedstate's, and HashSkipList) find a key's entries
+// through a hash of the key, which makes record access fast, but their total-order iterator
+// (what a flush reads) builds a new skip list of every entry, one insert at a time: for a
+// memtable of 50,000 entries that is most of an incremental checkpoint's time. This rep
+// delegates everything to the hash rep, and also notes each inserted entry in an array. Once
+// the memtable is immutable (the only state a flush reads), its total-order iterator sorts
+// that array instead: by the first 16 bytes of each user key, then, for equal prefixes, by the
+// memtable's own comparator. A mutable memtable's total-order iterator is the hash rep's own.
 //
 // The prefix order agrees with the comparator only for the bytewise comparator (RocksDB's
 // default, the one keyedstate's column families use): a key's first 16 bytes, zero-padded, as a
@@ -131,20 +131,24 @@ class SortedFlushRep : public MemTableRep {
                  Allocator* allocator)
       : MemTableRep(allocator), inner_(std::move(inner)), compare_(compare) {}
 
+  // A handle is the inner rep's own (a skip list's is its entry, a hash linked list's the
+  // node that holds the entry), so the entry is taken from the buffer Allocate hands out.
   KeyHandle Allocate(const size_t len, char** buf) override {
-    return inner_->Allocate(len, buf);
+    KeyHandle handle = inner_->Allocate(len, buf);
+    allocated_ = {handle, *buf};
+    return handle;
   }
 
   // Inserts come from one writer at a time (concurrent inserts are not supported, see the
-  // factory), and never after MarkReadOnly.
+  // factory), each right after the Allocate of its entry, and never after MarkReadOnly.
   void Insert(KeyHandle handle) override {
     inner_->Insert(handle);
-    entries_.push_back(static_cast<const char*>(handle));
+    Note(handle);
   }
 
   bool InsertKey(KeyHandle handle) override {
     if (!inner_->InsertKey(handle)) return false;
-    entries_.push_back(static_cast<const char*>(handle));
+    Note(handle);
     return true;
   }
 
@@ -176,7 +180,7 @@ class SortedFlushRep : public MemTableRep {
   }
 
   MemTableRep::Iterator* GetIterator(Arena* arena) override {
-    if (!read_only_.load(std::memory_order_acquire)) {
+    if (!read_only_.load(std::memory_order_acquire) || unsorted_) {
       return inner_->GetIterator(arena);
     }
     std::call_once(sorted_once_, [this] { Sort(); });
@@ -199,6 +203,17 @@ class SortedFlushRep : public MemTableRep {
   }
 
  private:
+  // Notes the entry of `handle`; an insert of a handle other than the last allocated one
+  // (which RocksDB's single-writer insert path never makes) leaves the flush to the inner
+  // rep's own total-order iterator, slower but right.
+  void Note(KeyHandle handle) {
+    if (handle != allocated_.handle) {
+      unsorted_ = true;
+      return;
+    }
+    entries_.push_back(allocated_.entry);
+  }
+
   void Sort() {
     sorted_.reserve(entries_.size());
     for (const char* entry : entries_) {
@@ -215,6 +230,12 @@ class SortedFlushRep : public MemTableRep {
 
   std::unique_ptr<MemTableRep> inner_;
   const MemTableRep::KeyComparator& compare_;
+  struct Allocated {
+    KeyHandle handle = nullptr;
+    const char* entry = nullptr;
+  };
+  Allocated allocated_;
+  bool unsorted_ = false;
   std::vector<const char*> entries_;
   std::atomic<bool> read_only_{false};
   std::once_flag sorted_once_;
@@ -251,11 +272,20 @@ class SortedFlushFactory : public MemTableRepFactory {
 }  // namespace
 }  // namespace keyedstate
 
-// Wraps the memtable factory set on `options` (keyedstate sets RocksDB's HashSkipList first)
-// in the sorted-flush rep above. Returns 0, or -1 when no factory is set.
-extern "C" int keyedstate_sorted_flush_memtable(rocksdb_options_t* options) {
-  auto& factory = options->rep.memtable_factory;
-  if (!factory) return -1;
-  factory = std::make_shared<keyedstate::SortedFlushFactory>(factory);
-  return 0;
+// Sets keyedstate's key-hash memtable on `options`: RocksDB's HashLinkList with `buckets`
+// buckets, in the sorted-flush rep above. The factory's logging is off: by default a
+// HashLinkList logs a warning string for every bucket that reaches 4,096 entries and, in
+// every total-order iterator of a mutable memtable (a scan), adds each bucket's entry count
+// to a histogram, a call per bucket that made a scan of 500,000 buckets cost tens of
+// milliseconds. Buckets become skip lists past 256 entries (RocksDB's default).
+extern "C" void keyedstate_key_hash_memtable(rocksdb_options_t* options,
+                                             size_t buckets) {
+  using rocksdb::MemTableRepFactory;
+  std::shared_ptr<MemTableRepFactory> hash(
+      rocksdb::NewHashLinkListRepFactory(buckets, /*huge_page_tlb_size=*/0,
+                                         /*bucket_entries_logging_threshold=*/0,
+                                         /*if_log_bucket_dist_when_flash=*/false,
+                                         /*threshold_use_skiplist=*/256));
+  options->rep.memtable_factory =
+      std::make_shared<keyedstate::SortedFlushFactory>(std::move(hash));
 }

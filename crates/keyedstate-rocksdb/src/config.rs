@@ -95,10 +95,9 @@ impl TimerStore {
 /// The memtable of keyed state's column families (timers always use the skip list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Memtable {
-    /// A hash of skip lists, one per key (`crate::memtable`): record accesses 2-3x faster, but
-    /// a checkpoint's flush first sorts the memtable (an array of its entries, sorted once),
-    /// in the asynchronous part: checkpoints take about 1.2x as long to complete, with the
-    /// same pause (`docs/config.md`).
+    /// A hash table of sorted linked lists, one per key (`crate::memtable`): record accesses
+    /// several times faster, but a checkpoint's flush first sorts the memtable (an array of
+    /// its entries, sorted once), in the asynchronous part (`docs/config.md`).
     #[default]
     KeyHash,
     /// RocksDB's skip list over the whole memtable, as Flink's backend uses: checkpoints that
@@ -167,8 +166,9 @@ pub struct RocksDbConfig {
     /// The memtable of keyed state's column families.
     pub memtable: Memtable,
     /// Hash buckets of each `Memtable::KeyHash` memtable: 8 bytes each, allocated with the
-    /// memtable and charged to the write-buffer budget (100,000: 800 KB per memtable of each
-    /// keyed state; fewer for jobs with many states, at some cost per record: docs/config.md).
+    /// memtable and charged to the write-buffer budget (500,000: 4 MB per memtable of each
+    /// keyed state; fewer for jobs with many states or few keys per subtask, at some cost per
+    /// record when a memtable holds more keys than buckets: docs/config.md).
     pub key_hash_buckets: usize,
     /// A row cache in the memory budget's cache for an instance opened empty (true by
     /// default): RocksDB keeps the result of a point read from an SST file, so a read of state

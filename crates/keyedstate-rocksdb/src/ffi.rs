@@ -240,24 +240,21 @@ pub(crate) fn partition_files_by_first_key_byte(options: &mut Options) {
 }
 
 unsafe extern "C" {
-    /// `cpp/sorted_flush.cc`: wraps the memtable factory the options hold; 0, or -1 when
-    /// they hold none.
-    fn keyedstate_sorted_flush_memtable(options: *mut sys::rocksdb_options_t) -> c_int;
+    /// `cpp/sorted_flush.cc`: sets the key-hash memtable (a HashLinkList of `buckets`
+    /// buckets in the sorted-flush rep) as the options' memtable factory.
+    fn keyedstate_key_hash_memtable(options: *mut sys::rocksdb_options_t, buckets: usize);
 }
 
-/// Gives the memtable already set on `options` (the key-hash one) a sorted flush: its
-/// immutable memtables hand a flush their entries from an array sorted once, not from a skip
-/// list built entry by entry (`cpp/sorted_flush.cc`, `crate::memtable`).
-pub(crate) fn sort_memtable_flushes(options: &mut Options) {
+/// Sets the key-hash memtable on `options`: RocksDB's hash table of sorted linked lists with
+/// `buckets` buckets, its logging off, whose immutable memtables hand a flush their entries
+/// from an array sorted once, not from a skip list built entry by entry
+/// (`cpp/sorted_flush.cc`, `crate::memtable`).
+pub(crate) fn use_key_hash_memtable(options: &mut Options, buckets: usize) {
     // SAFETY: `options.as_raw_ptr()` is a valid `rocksdb_options_t` while `options` is
-    // borrowed; the C++ side only replaces its `memtable_factory` shared_ptr (wrapping the one
-    // there), which the options then own. It compiles against the headers librocksdb-sys
-    // built RocksDB from, with the defines that shape `Options` (build.rs).
-    let status = unsafe { keyedstate_sorted_flush_memtable(options.as_raw_ptr()) };
-    debug_assert_eq!(
-        status, 0,
-        "the key-hash memtable is set before its flush is sorted"
-    );
+    // borrowed; the C++ side only replaces its `memtable_factory` shared_ptr, which the
+    // options then own. It compiles against the headers librocksdb-sys built RocksDB from,
+    // with the defines that shape `Options` (build.rs).
+    unsafe { keyedstate_key_hash_memtable(options.as_raw_ptr(), buckets) }
 }
 
 /// Compacts exactly the files `names` of column family `cf` (names as [`live_files`] gives

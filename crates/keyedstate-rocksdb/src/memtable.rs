@@ -1,22 +1,30 @@
-//! The memtable of keyed state: a hash of skip lists, one per key (RocksDB's `HashSkipList`),
-//! found by a prefix extractor that cuts an entry key after `[key group][framed key]`.
+//! The memtable of keyed state: a hash table of sorted linked lists, one per key (RocksDB's
+//! `HashLinkList`), found by a prefix extractor that cuts an entry key after
+//! `[key group][framed key]`.
 //!
 //! Every access of a record goes to one key's entries, so a lookup or insert hashes to that
-//! key's bucket and searches only its entries (a value, the namespaces of a window operator, a
+//! key's bucket and walks only its entries (a value, the namespaces of a window operator, a
 //! map's user keys) instead of a skip list over the whole memtable; `docs/config.md` has the
-//! measurements. What must see more than one key (scans of a key group or state, snapshots)
-//! reads in total order (`total_order_seek`); a map's iteration stays within its key's prefix
+//! measurements. A bucket holds its entries in a sorted linked list, so a key with one entry
+//! (a value state's) is one node behind its bucket's pointer: a read or in-place update costs
+//! the bucket and the node, two cache misses, where a hash of skip lists (RocksDB's
+//! `HashSkipList`, keyedstate's memtable until 2026-12-07) also reads a skip-list header and
+//! searches the several keys that share a bucket through it. A bucket past 256 entries (a big
+//! map, a list with many appends in one memtable) becomes a skip list of its own.
+//! What must see more than one key (scans of a key group or state, snapshots) reads in total
+//! order (`total_order_seek`); a map's iteration stays within its key's prefix
 //! (`prefix_same_as_start`). Timer states keep the plain skip list: their pops walk key groups
 //! in timestamp order, across keys.
 //!
-//! A flush must hand RocksDB the memtable's entries in order. RocksDB's own HashSkipList does
-//! that by building a skip list of every entry, one insert at a time (most of an incremental
-//! checkpoint's time at 50,000 changed keys). keyedstate wraps it (`cpp/sorted_flush.cc`,
-//! installed by [`crate::ffi::sort_memtable_flushes`]): the wrapper also notes every inserted
-//! entry in an array, and an immutable memtable's total-order iterator sorts that array once
-//! (by the first 16 bytes of each key, then RocksDB's comparator) instead. RocksDB checks
-//! each flush's key order and entry count, and fails a flush that is wrong; the checkpoint that
-//! waits for it then fails with that error. `Memtable::SkipList` keeps RocksDB's skip list.
+//! A flush must hand RocksDB the memtable's entries in order. RocksDB's hash memtables do that
+//! by building a skip list of every entry, one insert at a time (most of an incremental
+//! checkpoint's time at 50,000 changed keys). keyedstate wraps the memtable
+//! (`cpp/sorted_flush.cc`, installed by [`crate::ffi::use_key_hash_memtable`]): the wrapper
+//! also notes every inserted entry in an array, and an immutable memtable's total-order
+//! iterator sorts that array once (by the first 16 bytes of each key, then RocksDB's
+//! comparator) instead. RocksDB checks each flush's key order and entry count, and fails a
+//! flush that is wrong; the checkpoint that waits for it then fails with that error.
+//! `Memtable::SkipList` keeps RocksDB's skip list.
 //!
 //! Updates are in place (`inplace_update_support`, with either memtable): a put of a value no larger than the one
 //! the mutable memtable holds for that key overwrites it instead of adding an entry, so a hot
@@ -27,13 +35,14 @@
 //! chunk per iterator, see `MapIter`), and merges (list appends) are never in place.
 
 use keyedstate_core::key_layout::get_framed;
-use rocksdb::{MemtableFactory, Options, ReadOptions, SliceTransform};
+use rocksdb::{Options, ReadOptions, SliceTransform};
 
-/// The default hash buckets per memtable (`RocksDbConfig::key_hash_buckets`): 100,000 pointers
-/// (800 KB), allocated with each memtable and charged to its memory.
-/// Fewer buckets make the per-bucket lists longer, more make the table a cache burden; at
-/// 500,000 keys 100,000 measured best of 20,000, 100,000 and 1,000,000 (`docs/config.md`).
-pub(crate) const BUCKETS: usize = 100_000;
+/// The default hash buckets per memtable (`RocksDbConfig::key_hash_buckets`): 500,000 pointers
+/// (4 MB), allocated and zeroed with each memtable and charged to its memory.
+/// Fewer buckets make the per-bucket lists longer; more cost the checkpoint's pause, whose
+/// memtable switch creates the next memtable (1,000,000 buckets: a 5.2-5.3 ms pause against
+/// 3.6-3.9 ms, records no faster at 500,000 keys; `docs/config.md`).
+pub(crate) const BUCKETS: usize = 500_000;
 
 /// The name RocksDB records for the extractor; a database opened with another fails to open.
 const EXTRACTOR: &str = "keyedstate.key-prefix.v1";
@@ -64,13 +73,8 @@ pub(crate) fn use_key_hash_memtable(opts: &mut Options, prefix_len: usize, bucke
         key_prefix_2
     };
     opts.set_prefix_extractor(SliceTransform::create(EXTRACTOR, extract, None));
-    opts.set_memtable_factory(MemtableFactory::HashSkipList {
-        bucket_count: buckets,
-        height: 4,
-        branching_factor: 4,
-    });
+    crate::ffi::use_key_hash_memtable(opts, buckets);
     opts.set_inplace_update_support(true);
-    crate::ffi::sort_memtable_flushes(opts);
 }
 
 /// Read options for an iteration over more than one key (a key group, a state).

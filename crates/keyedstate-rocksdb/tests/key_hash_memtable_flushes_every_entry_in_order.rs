@@ -3,7 +3,9 @@
 //! more than 16 bytes, keys shorter than 16, several versions of one key (merge operands of a
 //! list, values that grow and cannot be updated in place, deletions) and map entries in several
 //! namespaces must all reach the checkpoint's files, in order (RocksDB fails a flush whose keys
-//! are out of order), and read back as RocksDB's skip-list memtable writes them.
+//! are out of order), and read back as RocksDB's skip-list memtable writes them. One key has
+//! more entries in a memtable than a bucket keeps in a linked list (256), so its bucket becomes
+//! a skip list. Writes reach the memtable as they come (no write buffer), one entry each.
 
 use keyedstate_core::checkpoint::{CheckpointCoordinator, CheckpointStorage, DirectoryStorage};
 use keyedstate_core::{
@@ -30,6 +32,7 @@ fn run(dir: &Path, memtable: Memtable) -> (Vec<StateDigest>, StateDigest) {
     let range = max_p.full_range();
     let mut config = RocksDbConfig::new(dir.join("db"), max_p, range);
     config.memtable = memtable;
+    config.write_batch_entries = 0;
     let backend = RocksDbBackend::open(config).unwrap();
     let storage: Arc<dyn CheckpointStorage> =
         Arc::new(DirectoryStorage::new(dir.join("checkpoints")).unwrap());
@@ -92,6 +95,22 @@ fn write_round(backend: &KeyedStateBackend, round: u32) {
             }
         }
     }
+    // The hot key: 400 map entries and 300 list appends in this round's memtable, read back
+    // from it before the flush.
+    backend.set_current_key("hot").unwrap();
+    map.set_namespace(&(9u32, 9u32)).unwrap();
+    for user_key in 0..400u32 {
+        map.put(&user_key, &u64::from(round + user_key)).unwrap();
+    }
+    for i in 0..300u32 {
+        list.add(&(round * 1_000 + i)).unwrap();
+    }
+    assert_eq!(map.get(&0).unwrap(), Some(u64::from(round)));
+    assert_eq!(map.get(&399).unwrap(), Some(u64::from(round + 399)));
+    assert_eq!(map.keys().unwrap(), (0..400u32).collect::<Vec<_>>());
+    let hot_list = list.get().unwrap();
+    assert_eq!(hot_list.len(), 300 * (round as usize + 1));
+    assert_eq!(hot_list.last(), Some(&(round * 1_000 + 299)));
 }
 
 /// Whether an OPTIONS file under `db` records the sorted-flush memtable factory.
