@@ -249,7 +249,7 @@ unsafe extern "C" {
 /// `buckets` buckets, its logging off, whose immutable memtables hand a flush their entries
 /// from an array sorted once, not from a skip list built entry by entry
 /// (`cpp/sorted_flush.cc`, `crate::memtable`).
-pub(crate) fn use_key_hash_memtable(options: &mut Options, buckets: usize) {
+pub(crate) fn set_sorted_hash_link_list(options: &mut Options, buckets: usize) {
     // SAFETY: `options.as_raw_ptr()` is a valid `rocksdb_options_t` while `options` is
     // borrowed; the C++ side only replaces its `memtable_factory` shared_ptr, which the
     // options then own. It compiles against the headers librocksdb-sys built RocksDB from,

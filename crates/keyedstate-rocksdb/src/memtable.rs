@@ -19,7 +19,7 @@
 //! A flush must hand RocksDB the memtable's entries in order. RocksDB's hash memtables do that
 //! by building a skip list of every entry, one insert at a time (most of an incremental
 //! checkpoint's time at 50,000 changed keys). keyedstate wraps the memtable
-//! (`cpp/sorted_flush.cc`, installed by [`crate::ffi::use_key_hash_memtable`]): the wrapper
+//! (`cpp/sorted_flush.cc`, installed by [`crate::ffi::set_sorted_hash_link_list`]): the wrapper
 //! also notes every inserted entry in an array, and an immutable memtable's total-order
 //! iterator sorts that array once (by the first 16 bytes of each key, then RocksDB's
 //! comparator) instead. RocksDB checks each flush's key order and entry count, and fails a
@@ -73,8 +73,7 @@ pub(crate) fn use_key_hash_memtable(opts: &mut Options, prefix_len: usize, bucke
         key_prefix_2
     };
     opts.set_prefix_extractor(SliceTransform::create(EXTRACTOR, extract, None));
-    crate::ffi::use_key_hash_memtable(opts, buckets);
-    opts.set_inplace_update_support(true);
+    crate::ffi::set_sorted_hash_link_list(opts, buckets);
 }
 
 /// Read options for an iteration over more than one key (a key group, a state).
