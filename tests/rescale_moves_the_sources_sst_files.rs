@@ -29,8 +29,8 @@ fn sst_inodes(dir: &Path) -> BTreeSet<u64> {
 
 /// A job of `parallelism` RocksDB subtasks whose instances hold each key in several versions on
 /// different levels: round 0 compacted to the last level, then rounds 1 to `l0_files` (updates
-/// and deletions) each flushed by a checkpoint into an L0 file. Returns the job and the last
-/// checkpoint.
+/// and deletions) each followed by a checkpoint, which holds them in its write-ahead log (a
+/// restore replays the log into L0 files). Returns the job and the last checkpoint.
 fn layered_job(
     max_parallelism: u32,
     parallelism: u32,
@@ -69,14 +69,16 @@ fn a_scale_in_links_every_source_file_and_the_newest_versions_win() {
     let restored =
         job::restore_subtask(Engine::RocksDb, &metadata, &storage, 1, 0, work.path()).unwrap();
     assert_eq!(restored.digest().unwrap(), job.digest());
-    // Every SST of the new instance is a checkpoint file itself: nothing was rewritten.
+    // Every SST of the new instance is a checkpoint file itself, but for those RocksDB wrote
+    // when it replayed each source's log (the writes since its last flush): at most one per
+    // source and column family (value, list, map, count). Nothing else was rewritten.
     let checkpoint_files = sst_inodes(&dir.path().join("checkpoints/shared"));
     let instance_files = sst_inodes(&work.path().join("subtask-0/db"));
-    assert!(!instance_files.is_empty());
+    let replayed = instance_files.difference(&checkpoint_files).count();
+    assert!(instance_files.len() > replayed, "no file was moved");
     assert!(
-        instance_files.is_subset(&checkpoint_files),
-        "{} of {} files rewritten",
-        instance_files.difference(&checkpoint_files).count(),
+        replayed <= 2 * 4,
+        "{replayed} of {} files rewritten",
         instance_files.len()
     );
     // Writes after the move are newer than every moved version, before and after compaction.

@@ -1,7 +1,8 @@
-//! Compiles keyedstate's one C++ file, `cpp/sorted_flush.cc` (the key-hash memtable's sorted
-//! flush, see src/memtable.rs), against the RocksDB sources librocksdb-sys builds: the same
+//! Compiles keyedstate's C++ files, `cpp/sorted_flush.cc` (the key-hash memtable's sorted
+//! flush, see src/memtable.rs) and `cpp/live_files.cc` (a checkpoint's capture of the live
+//! files, see src/live_files.rs), against the RocksDB sources librocksdb-sys builds: the same
 //! headers, the same C++ standard and the defines that shape RocksDB's classes, so the
-//! classes it shares with librocksdb (Options, MemTableRep) have one layout.
+//! classes they share with librocksdb (Options, MemTableRep, DB) have one layout.
 
 fn main() {
     let rocksdb_sys = std::env::var("DEP_ROCKSDB_CARGO_MANIFEST_DIR")
@@ -11,6 +12,7 @@ fn main() {
     build
         .cpp(true)
         .file("cpp/sorted_flush.cc")
+        .file("cpp/live_files.cc")
         .include(source.join("include"))
         .include(&source)
         .std("c++20")
@@ -29,6 +31,7 @@ fn main() {
             .define("ROCKSDB_PLATFORM_POSIX", None)
             .define("ROCKSDB_LIB_IO_POSIX", None);
     }
-    build.compile("keyedstate_sorted_flush");
+    build.compile("keyedstate_cpp");
     println!("cargo:rerun-if-changed=cpp/sorted_flush.cc");
+    println!("cargo:rerun-if-changed=cpp/live_files.cc");
 }

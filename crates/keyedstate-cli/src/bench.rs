@@ -414,7 +414,8 @@ fn bench_checkpoints(
             value.update(&(key + u64::from(round) + 7))?;
         }
         let (elapsed, synchronous, metadata) = checkpoint(&mut coordinator)?;
-        // What this checkpoint added: new shared files (SSTs that changed) and its own files.
+        // What this checkpoint added: new shared files (SST files and closed logs) and its own
+        // files (MANIFEST, CURRENT, OPTIONS, the open log's copy).
         let new = || metadata.files().filter(|f| !previous.contains(&f.path));
         shared_bytes += new().filter(|f| f.is_shared()).map(|f| f.size).sum::<u64>();
         bytes += new().map(|f| f.size).sum::<u64>();
@@ -425,10 +426,10 @@ fn bench_checkpoints(
     backend.close()?;
     let n = f64::from(rounds);
     report(engine.name(), name, n / total.as_secs_f64());
-    // Only incremental checkpoints add SST files; the ratio is what the targets speak of.
+    // Only incremental checkpoints add shared files.
     let sst = if shared_bytes > 0 {
         format!(
-            ", of which {} bytes of new SST files (written / new SST: {:.2})",
+            ", of which {} bytes of new shared files (written / new shared: {:.2})",
             shared_bytes / u64::from(rounds),
             bytes as f64 / shared_bytes as f64
         )

@@ -1,13 +1,15 @@
 //! [`RocksDbBackend`]: one RocksDB instance per subtask, one column family per state, keys laid
-//! out as `docs/formats.md` says, writes without the WAL.
+//! out as `docs/formats.md` says, writes to the write-ahead log (not synced), which checkpoints
+//! copy instead of flushing the memtables.
 //!
 //! The instance directory holds `db/` (the live database) and `snapshots/` (native RocksDB
 //! checkpoints while their asynchronous part runs).
 
 use crate::config::{RocksDbConfig, TimerStore};
 use crate::error::map_err;
+use crate::ffi::LiveFiles;
 use crate::memtable;
-use crate::snapshot::{self, RocksDbSnapshot, SstFiles, SstRegistry};
+use crate::snapshot::{self, RocksDbSnapshot, SharedFiles, SharedRegistry};
 use crate::write_buffer::{Kind, WriteBuffer};
 use keyedstate_core::SortedTable;
 use keyedstate_core::backend::{BatchRead, EntryScan, MapScan, Registration, StateRegistry};
@@ -18,7 +20,6 @@ use keyedstate_core::{
     EntryKey, Error, KeyGroupRange, KeyedStateBackend, MaxParallelism, RawEntry, Result,
     StateBackend, StateId, StateMeta,
 };
-use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode, Options,
     ReadOptions, WriteBatch, WriteOptions,
@@ -52,7 +53,7 @@ pub struct RocksDbBackend {
     read_buf: Vec<u8>,
     /// Unique per instance (a restored one gets a new one), so names in `shared/` never repeat.
     backend_id: String,
-    registry_files: Arc<Mutex<SstRegistry>>,
+    registry_files: Arc<Mutex<SharedRegistry>>,
     /// Options of the column families created after open. RocksDB keeps raw pointers to their
     /// merge operator and compaction filter, so they must outlive the database (declared after
     /// `db`, they are dropped after it).
@@ -83,7 +84,7 @@ fn ttl_cell<'c>(
 impl RocksDbBackend {
     /// Opens a new, empty instance in `config.path`.
     pub fn new(config: RocksDbConfig) -> Result<Self> {
-        Self::open_instance(config, None, SstFiles::default())
+        Self::open_instance(config, None, SharedFiles::default())
     }
 
     /// A new instance wrapped in the typed API.
@@ -96,7 +97,7 @@ impl RocksDbBackend {
     pub(crate) fn open_instance(
         config: RocksDbConfig,
         restored: Option<&[StateMeta]>,
-        confirmed: SstFiles,
+        confirmed: SharedFiles,
     ) -> Result<Self> {
         let range = config.key_group_range;
         if u32::from(range.end()) >= config.max_parallelism.get() {
@@ -132,8 +133,8 @@ impl RocksDbBackend {
             .collect();
         let db = DB::open_cf_descriptors(&config.read_write_db_options(), &db_dir, descriptors)
             .map_err(map_err(&format!("opening {}", db_dir.display())))?;
-        let mut write_options = WriteOptions::default();
-        write_options.disable_wal(true);
+        // The WAL is on (not synced): a checkpoint copies it instead of flushing the memtables.
+        let write_options = WriteOptions::default();
         let write_batch_entries = config.write_batch_entries;
         let mut backend = RocksDbBackend {
             db: Some(Arc::new(db)),
@@ -146,8 +147,7 @@ impl RocksDbBackend {
             read_buf: Vec::new(),
             backend_id: new_instance_id(),
             created_cf_options: Vec::new(),
-            registry_files: Arc::new(Mutex::new(SstRegistry {
-                flush_in_sync: false,
+            registry_files: Arc::new(Mutex::new(SharedRegistry {
                 confirmed,
                 pending: Default::default(),
             })),
@@ -885,58 +885,60 @@ impl StateBackend for RocksDbBackend {
     ) -> Result<Box<dyn AsyncSnapshot>> {
         self.write_out()?;
         let db = self.db()?;
-        let snapshots = self.config.path.join("snapshots");
-        let native_dir = snapshots.join(format!("chk-{checkpoint_id}"));
-        // A leftover of an earlier attempt at this id (a crash) would make RocksDB refuse.
-        let _ = std::fs::remove_dir_all(&native_dir);
-        std::fs::create_dir_all(&snapshots)
-            .map_err(|e| Error::io(format!("cannot create {}", snapshots.display()), e))?;
-        // Writes go without the WAL, so the memtables must reach SST files first. The memtables
-        // are switched here and flushed in the background; the asynchronous part waits for
-        // that and takes the native checkpoint without a further flush, refusing it if a later
-        // write reached its files. After such a refusal this part flushes and checkpoints
-        // itself, as before (docs/config.md, "Checkpoint pause").
-        let in_sync = std::mem::take(&mut snapshot::lock(&self.registry_files).flush_in_sync)
-            || self.config.suspend_compactions;
-        let mut flush = FlushOptions::default();
-        flush.set_wait(in_sync);
-        let families = self.column_families()?;
-        // Before the switch: no compaction may start between it and the native checkpoint.
-        let paused = match in_sync {
-            true => None,
-            false => Some(snapshot::CompactionsPaused::new(
-                Arc::clone(self.db.as_ref().ok_or_else(closed)?),
-                families.iter().map(|(meta, _)| meta.name.clone()).collect(),
-            )?),
-        };
-        let background_errors = snapshot::int_property(db, None, "rocksdb.background-errors")?;
-        for (_, cf) in &families {
-            db.flush_cf_opt(cf, &flush)
-                .map_err(map_err("flushing before a snapshot"))?;
-        }
-        let barrier = match paused {
-            Some(paused) => Some(snapshot::Barrier {
-                sequence: db.latest_sequence_number(),
-                background_errors,
-                paused,
-            }),
-            None => {
-                Checkpoint::new(db)
-                    .and_then(|c| c.create_checkpoint(&native_dir))
-                    .map_err(map_err(&format!(
-                        "creating a RocksDB checkpoint in {}",
-                        native_dir.display()
-                    )))?;
-                None
+        // Every write is in the write-ahead log (RocksDB's `write` with the WAL on, not synced):
+        // the capture lists the SST files and the log with the bytes written so far, and the
+        // asynchronous part copies them. Nothing is flushed or written here; until the capture
+        // is dropped RocksDB deletes none of its files (docs/config.md, "Checkpoint pause").
+        let files =
+            LiveFiles::capture(Arc::clone(self.db.as_ref().ok_or_else(closed)?)).map_err(|e| {
+                Error::io(
+                    format!("checkpoint {checkpoint_id}: listing the live files: {e}"),
+                    std::io::Error::other(e),
+                )
+            })?;
+        let wal_bytes: u64 = files
+            .files
+            .iter()
+            .filter(|f| f.is_wal)
+            .map(|f| f.size)
+            .sum();
+        if wal_bytes > self.config.checkpoint_wal_bytes {
+            // So that later checkpoints copy SST files instead of a long log: the memtables
+            // are switched here and flushed in the background, then RocksDB drops the log. A
+            // column family whose earlier switch is still being flushed is left alone: a
+            // second switch would wait for that flush (RocksDB stalls it rather than let
+            // immutable memtables pile up), and the next checkpoint looks again.
+            let mut flush = FlushOptions::default();
+            flush.set_wait(false);
+            for (_, cf) in self.column_families()? {
+                let flushing = db
+                    .property_int_value_cf(cf, "rocksdb.num-immutable-mem-table")
+                    .map_err(map_err("reading rocksdb.num-immutable-mem-table"))?
+                    .unwrap_or(0);
+                if flushing == 0 {
+                    db.flush_cf_opt(cf, &flush)
+                        .map_err(map_err("flushing a long write-ahead log"))?;
+                }
             }
-        };
+        }
+        let native_dir = self
+            .config
+            .path
+            .join("snapshots")
+            .join(format!("chk-{checkpoint_id}"));
         let confirmed = snapshot::lock(&self.registry_files).confirmed.clone();
         Ok(Box::new(RocksDbSnapshot {
             checkpoint_id,
             now: self.config.clock.now_millis(),
             kind,
             native_dir,
-            barrier,
+            immutable: files
+                .files
+                .iter()
+                .filter(|f| f.immutable())
+                .map(|f| f.name.clone())
+                .collect(),
+            files: Some(files),
             config: self.config.clone(),
             states: self.registry.metas().to_vec(),
             key_codec: self.registry.key_codec().map(str::to_owned),
@@ -960,9 +962,8 @@ impl StateBackend for RocksDbBackend {
 
     fn compact(&mut self) -> Result<()> {
         self.write_out()?;
-        // Not while a snapshot's asynchronous part is taking its native checkpoint: it may
-        // hold no compaction of writes made after its synchronous part (see `Barrier`).
-        sole(&mut self.db)?;
+        // Also while a snapshot's asynchronous part makes its native checkpoint: the files it
+        // captured are not deleted until it is done (see `ffi::LiveFiles`).
         self.compact_all()
     }
 

@@ -26,8 +26,8 @@ impl RawBaseline {
         let db =
             DB::open_cf_descriptors(&config.read_write_db_options(), &config.path, descriptors)
                 .map_err(map_err("opening the raw baseline"))?;
-        let mut write_options = WriteOptions::default();
-        write_options.disable_wal(true);
+        // As the backend writes: to the write-ahead log, not synced.
+        let write_options = WriteOptions::default();
         Ok(RawBaseline {
             db,
             names: column_families.iter().map(|n| n.to_string()).collect(),

@@ -96,11 +96,11 @@ impl TimerStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Memtable {
     /// A hash table of sorted linked lists, one per key (`crate::memtable`): record accesses
-    /// several times faster, but a checkpoint's flush first sorts the memtable (an array of
-    /// its entries, sorted once), in the asynchronous part (`docs/config.md`).
+    /// several times faster, but a flush first sorts the memtable (an array of its entries,
+    /// sorted once), in the background (`docs/config.md`).
     #[default]
     KeyHash,
-    /// RocksDB's skip list over the whole memtable, as Flink's backend uses: checkpoints that
+    /// RocksDB's skip list over the whole memtable, as Flink's backend uses: flushes that
     /// complete sooner, slower record access.
     SkipList,
 }
@@ -178,6 +178,13 @@ pub struct RocksDbConfig {
     /// a restore with rescale clips with them, and the files a restore moves in may hold those
     /// of earlier clips, which RocksDB's row cache does not handle.
     pub row_cache: bool,
+    /// How long a write-ahead log a checkpoint may copy before its synchronous part also has
+    /// the memtables flushed (in the background), in bytes; 8 MiB by default. A checkpoint
+    /// flushes nothing: it copies the log written since the last flush, which RocksDB then
+    /// replays on restore. Past this many bytes the flush makes later checkpoints copy SST
+    /// files instead. 0 flushes at every checkpoint (each still copies its log). See
+    /// `docs/config.md`, "Checkpoint pause".
+    pub checkpoint_wal_bytes: u64,
     /// No compaction starts by itself while a restore clips the instance: the files it linked
     /// unread are checked before a compaction reads them (`restore::Unverified`).
     pub(crate) suspend_compactions: bool,
@@ -208,6 +215,7 @@ impl RocksDbConfig {
             memtable: Memtable::KeyHash,
             key_hash_buckets: crate::memtable::BUCKETS,
             row_cache: true,
+            checkpoint_wal_bytes: 8 << 20,
             suspend_compactions: false,
         }
     }

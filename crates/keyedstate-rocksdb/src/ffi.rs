@@ -2,8 +2,9 @@
 //! a compaction filter that can rewrite a value it has not been given as `'static` bytes (the
 //! TTL filter drops expired elements from a list); the live files of an instance with their
 //! sequence numbers, and the ingestion of another instance's own SST files (a rescale); and
-//! the entry point of keyedstate's one C++ file, `cpp/sorted_flush.cc` (the key-hash memtable's
-//! sorted flush, which needs RocksDB's C++ classes).
+//! the entry points of keyedstate's C++ files, `cpp/sorted_flush.cc` (the key-hash memtable's
+//! sorted flush, which needs RocksDB's C++ classes) and `cpp/live_files.cc` (a checkpoint's
+//! capture of the live files, `GetLiveFilesStorageInfo`, which the C API lacks).
 //!
 //! A filter *factory* is installed, not a filter: RocksDB may run one filter object on several
 //! compaction threads at once, while each filter a factory creates serves one compaction, so it
@@ -290,6 +291,137 @@ pub(crate) fn compact_files(
         );
         sys::rocksdb_compaction_options_destroy(options);
         take_error(error)
+    }
+}
+
+/// A live file of an instance as [`LiveFiles::capture`] lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveFile {
+    /// Its name in its directory (`000012.sst`, `000015.log`, `MANIFEST-000005`, `CURRENT`).
+    pub name: String,
+    /// The directory that holds it.
+    pub directory: std::path::PathBuf,
+    /// The bytes that belong to the capture: a write-ahead log file or the MANIFEST may have
+    /// grown since (`trim_to_size`), and only its first `size` bytes are the capture's.
+    pub size: u64,
+    pub trim_to_size: bool,
+    /// The contents to write instead of reading the file (CURRENT, which may be replaced).
+    pub replacement: Option<Vec<u8>>,
+    pub is_wal: bool,
+}
+
+impl LiveFile {
+    /// Whether the file never changes under its name: an SST file, or a write-ahead log file
+    /// RocksDB closed (it reuses no log file: `recycle_log_file_num` is 0), whose copy a later
+    /// checkpoint of the instance may reference instead of uploading it again.
+    pub(crate) fn immutable(&self) -> bool {
+        self.name.ends_with(".sst") || (self.is_wal && !self.trim_to_size)
+    }
+}
+
+unsafe extern "C" {
+    /// `cpp/live_files.cc`.
+    fn keyedstate_live_files_capture(
+        db: *mut sys::rocksdb_t,
+        error: *mut *mut c_char,
+    ) -> *mut c_void;
+    fn keyedstate_live_files_count(capture: *const c_void) -> usize;
+    #[allow(clippy::too_many_arguments)] // the C signature
+    fn keyedstate_live_files_at(
+        capture: *const c_void,
+        i: usize,
+        name: *mut *const c_char,
+        name_len: *mut usize,
+        directory: *mut *const c_char,
+        directory_len: *mut usize,
+        size: *mut u64,
+        trim_to_size: *mut c_uchar,
+        replacement: *mut *const c_char,
+        replacement_len: *mut usize,
+        kind: *mut c_int,
+    );
+    fn keyedstate_live_files_release(capture: *mut c_void);
+}
+
+/// The live files of an instance at one instant, none of them deleted until this is dropped
+/// (RocksDB's file deletions are off for as long; each capture turns them off once).
+pub(crate) struct LiveFiles {
+    /// Keeps the instance open while deletions are off (the backend waits for it to close).
+    db: Arc<rocksdb::DB>,
+    raw: *mut c_void,
+    pub files: Vec<LiveFile>,
+}
+
+// SAFETY: `raw` is only used by `drop`, on whatever thread holds the capture: RocksDB's
+// EnableFileDeletions takes the instance's own locks, and nothing else touches the capture.
+unsafe impl Send for LiveFiles {}
+
+impl LiveFiles {
+    /// Turns `db`'s file deletions off and lists its live files without a flush: its SST
+    /// files, its MANIFEST and write-ahead log files with their sizes now (the log holds every
+    /// write made so far), CURRENT and OPTIONS.
+    pub(crate) fn capture(db: Arc<rocksdb::DB>) -> std::result::Result<Self, String> {
+        let mut error: *mut c_char = std::ptr::null_mut();
+        // SAFETY: `db.as_raw_ptr()` is a valid open `rocksdb_t` while `db` is held; the C++
+        // side only calls DB methods on it. On failure it returns null and a malloc'd message.
+        let raw = unsafe { keyedstate_live_files_capture(db.as_raw_ptr(), &mut error) };
+        if raw.is_null() {
+            // SAFETY: `error` is the message the failed capture allocated, used once here.
+            return Err(unsafe { take_error(error) }
+                .err()
+                .unwrap_or_else(|| "capturing the live files failed".to_owned()));
+        }
+        let mut capture = LiveFiles {
+            db,
+            raw,
+            files: Vec::new(),
+        };
+        // SAFETY: `raw` is a live capture until `drop` releases it; each index is below its
+        // count, and the strings it points at (valid until the release) are copied here.
+        unsafe {
+            let count = keyedstate_live_files_count(raw);
+            for i in 0..count {
+                let (mut name, mut name_len) = (std::ptr::null(), 0);
+                let (mut directory, mut directory_len) = (std::ptr::null(), 0);
+                let (mut replacement, mut replacement_len) = (std::ptr::null(), 0);
+                let (mut size, mut trim, mut kind) = (0u64, 0u8, 0);
+                keyedstate_live_files_at(
+                    raw,
+                    i,
+                    &mut name,
+                    &mut name_len,
+                    &mut directory,
+                    &mut directory_len,
+                    &mut size,
+                    &mut trim,
+                    &mut replacement,
+                    &mut replacement_len,
+                    &mut kind,
+                );
+                let bytes = |ptr: *const c_char, len: usize| {
+                    std::slice::from_raw_parts(ptr.cast::<u8>(), len).to_vec()
+                };
+                let text = |ptr, len| String::from_utf8_lossy(&bytes(ptr, len)).into_owned();
+                capture.files.push(LiveFile {
+                    name: text(name, name_len),
+                    directory: text(directory, directory_len).into(),
+                    size,
+                    trim_to_size: trim != 0,
+                    replacement: (replacement_len > 0).then(|| bytes(replacement, replacement_len)),
+                    is_wal: kind == 1,
+                });
+            }
+        }
+        Ok(capture)
+    }
+}
+
+impl Drop for LiveFiles {
+    fn drop(&mut self) {
+        // SAFETY: `raw` is the capture made in `capture`, released exactly once here, while
+        // `self.db` still keeps the instance open.
+        unsafe { keyedstate_live_files_release(self.raw) };
+        let _ = &self.db;
     }
 }
 

@@ -1,8 +1,9 @@
 //! keyedstate-rocksdb: the RocksDB backend, the engine for state larger than memory.
 //!
 //! One RocksDB instance per subtask, one column family per registered state, every key prefixed
-//! with its key group (see `docs/formats.md`), list appends through a merge operator, writes
-//! without the WAL, and one memory budget shared by every instance of the process.
+//! with its key group (see `docs/formats.md`), list appends through a merge operator, writes to
+//! a write-ahead log that checkpoints copy (no flush per checkpoint), and one memory budget
+//! shared by every instance of the process.
 
 mod backend;
 mod baseline;

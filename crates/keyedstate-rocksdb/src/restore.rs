@@ -22,7 +22,7 @@ use crate::RocksDbBackend;
 use crate::backend::{existing_column_families, open_read_only, scan_key_group_in};
 use crate::config::{RescaleMethod, RocksDbConfig, TimerStore};
 use crate::error::map_err;
-use crate::snapshot::SstFiles;
+use crate::snapshot::SharedFiles;
 use crate::transfer::{Job, run_bounded};
 use keyedstate_core::backend::put_raw_entry;
 use keyedstate_core::checkpoint::canonical::{CanonicalSnapshot, restore_canonical};
@@ -185,7 +185,7 @@ impl RocksDbBackend {
             files: linked,
             concurrency: config.transfer_concurrency,
         };
-        let confirmed = SstFiles {
+        let confirmed = SharedFiles {
             storage: storage.describe(),
             files: files
                 .iter()

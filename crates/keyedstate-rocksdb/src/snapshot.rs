@@ -1,14 +1,17 @@
-//! RocksDB snapshots. The synchronous part (in `backend.rs`) switches the memtables, to be
-//! flushed in the background, and notes the sequence number of the last write they hold (the
-//! barrier). The asynchronous part here, while the task goes on writing: waits for those
-//! flushes, takes a native RocksDB checkpoint without a further flush (hard links of the live
-//! files into `snapshots/chk-<id>` of the instance directory), and refuses it if any of its
-//! files holds a write after the barrier (a flush of a later memtable got in first: the next
-//! synchronous part then flushes and checkpoints itself); then
+//! RocksDB snapshots. The synchronous part (in `backend.rs`) captures the instance's live files
+//! ([`LiveFiles`]): its SST files, MANIFEST and write-ahead log with the bytes they hold at the
+//! barrier, file deletions off until the capture is dropped. Every write goes to the log, so the
+//! log holds what the memtables do and nothing is flushed for a checkpoint. The asynchronous
+//! part, while the task goes on writing, makes a native RocksDB checkpoint of the capture in
+//! `snapshots/chk-<id>` of the instance directory (SST and closed log files hard-linked, the
+//! MANIFEST and the open log copied up to the captured size, CURRENT written as captured, as
+//! RocksDB's own Checkpoint does), drops the capture, and then
 //! - incremental: uploads the SST files that no confirmed checkpoint already holds to `shared/`
-//!   (named `<instance id>-<file>`, unique per instance), and MANIFEST, CURRENT, OPTIONS to the
-//!   checkpoint's own directory;
-//! - full: opens the native checkpoint read-only and writes the canonical full snapshot.
+//!   (named `<instance id>-<file>`, unique per instance), and MANIFEST, CURRENT, OPTIONS and the
+//!   log files to the checkpoint's own directory; a restore opens them and RocksDB replays the
+//!   log;
+//! - full: opens the native checkpoint read-only (which replays the log) and writes the
+//!   canonical full snapshot.
 //!
 //! Timers kept in memory ([`TimerStore::Heap`](crate::TimerStore::Heap)) are captured as their
 //! key groups' `Arc`s: a full snapshot writes them with the other states; an incremental one
@@ -16,6 +19,7 @@
 
 use crate::backend::{open_read_only, scan_key_group_in};
 use crate::config::RocksDbConfig;
+use crate::ffi::LiveFiles;
 use crate::transfer::{Job, run_bounded};
 use keyedstate_core::SortedTable;
 use keyedstate_core::backend::EntryScan;
@@ -28,19 +32,20 @@ use keyedstate_core::{
     AsyncSnapshot, Error, KeyGroupSource, Result, SnapshotKind, StateId, StateMeta,
 };
 use rocksdb::DB;
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// SST files of an instance held by checkpoints in one storage, by their local name.
+/// Files of an instance in `shared/` of one storage (SST files and closed write-ahead log
+/// files), by their local name.
 #[derive(Default, Clone)]
-pub(crate) struct SstFiles {
+pub(crate) struct SharedFiles {
     /// `CheckpointStorage::describe` of the storage that holds them.
     pub(crate) storage: String,
     pub(crate) files: HashMap<String, FileRef>,
 }
 
-impl SstFiles {
+impl SharedFiles {
     /// The stored copy of local file `name`, if it is held in `storage`.
     fn get(&self, storage: &str, name: &str) -> Option<&FileRef> {
         if self.storage == storage {
@@ -51,177 +56,55 @@ impl SstFiles {
     }
 }
 
-/// The SST files of an instance that checkpoints hold.
+/// The shared files of an instance that checkpoints hold.
 #[derive(Default)]
-pub(crate) struct SstRegistry {
+pub(crate) struct SharedRegistry {
     /// Files of the last completed checkpoint (or of the restored one): later checkpoints into
     /// the same storage reference them without upload. Into another storage, everything is
     /// uploaded.
-    pub(crate) confirmed: SstFiles,
+    pub(crate) confirmed: SharedFiles,
     /// Files of checkpoints still in flight, by checkpoint id.
-    pub(crate) pending: BTreeMap<u64, SstFiles>,
-    /// The next synchronous part flushes and takes the native checkpoint itself: an
-    /// asynchronous part found a write after its barrier in its files.
-    pub(crate) flush_in_sync: bool,
+    pub(crate) pending: BTreeMap<u64, SharedFiles>,
 }
 
-/// What the asynchronous part needs to take the native checkpoint the synchronous part did not.
-///
-/// Why the check below is sound: a write after the barrier reaches an SST file only by a flush
-/// of a later memtable, whose files keep its writes' sequence numbers (all above the barrier's),
-/// or by a compaction that reads such a file. No compaction starts between the synchronous
-/// part and the native checkpoint: automatic ones are off (`paused`), and the backend's own
-/// wait for the asynchronous part. (A RocksDB snapshot at the barrier would keep compactions
-/// from zeroing later writes' sequence numbers, but the in-place-update memtable supports no
-/// snapshots.) Compactions running at the barrier read only files written before it.
-pub(crate) struct Barrier {
-    /// The sequence number of the last write before the snapshot.
-    pub(crate) sequence: u64,
-    /// RocksDB's count of background errors at the barrier (`rocksdb.background-errors`): one
-    /// more while waiting for the flush means it failed.
-    pub(crate) background_errors: u64,
-    /// The instance, with automatic compactions of the switched column families off until the
-    /// native checkpoint is taken.
-    pub(crate) paused: CompactionsPaused,
-}
-
-/// Automatic compactions of some column families, turned off; on again when dropped.
-pub(crate) struct CompactionsPaused {
-    db: Arc<DB>,
-    families: Vec<String>,
-}
-
-impl CompactionsPaused {
-    /// Turns automatic compactions of `families` off (those already running go on).
-    pub(crate) fn new(db: Arc<DB>, families: Vec<String>) -> Result<Self> {
-        let mut paused = CompactionsPaused {
-            db,
-            families: Vec::with_capacity(families.len()),
-        };
-        for name in families {
-            set_auto_compactions(&paused.db, &name, false)?;
-            paused.families.push(name);
-        }
-        Ok(paused)
-    }
-}
-
-impl Drop for CompactionsPaused {
-    fn drop(&mut self) {
-        for name in &self.families {
-            if let Err(e) = set_auto_compactions(&self.db, name, true) {
-                tracing::warn!(error = %e, family = %name, "cannot turn compactions on again");
-            }
-        }
-    }
-}
-
-fn set_auto_compactions(db: &DB, name: &str, on: bool) -> Result<()> {
-    let cf = db
-        .cf_handle(name)
-        .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))?;
-    let value = if on { "false" } else { "true" };
-    db.set_options_cf(cf, &[("disable_auto_compactions", value)])
-        .map_err(|e| {
+/// Makes the native checkpoint of `files` in `dir` (a new directory): what RocksDB's own
+/// Checkpoint writes, from a capture taken earlier. Files that may have grown since (the open
+/// write-ahead log, the MANIFEST) are copied up to their captured size, CURRENT is written as
+/// captured, and the others, immutable, are hard-linked (copied where a link fails).
+fn write_native_checkpoint(files: &LiveFiles, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    for file in &files.files {
+        let dest = dir.join(&file.name);
+        let source = file.directory.join(&file.name);
+        let failed = |e| {
             Error::io(
-                format!("setting disable_auto_compactions={value} on '{name}'"),
-                std::io::Error::other(e.to_string()),
+                format!("cannot copy {} to {}", source.display(), dest.display()),
+                e,
             )
-        })
-}
-
-impl Barrier {
-    /// Waits for the switched memtables to reach SST files, takes the native checkpoint into
-    /// `dir` without flushing, and checks that none of its SST files holds a write after the
-    /// barrier (each file's largest sequence number, from the live files before and after the
-    /// checkpoint; a file seen in neither was written and compacted away meanwhile, and is
-    /// refused too).
-    fn take_checkpoint(self, checkpoint_id: u64, dir: &std::path::Path) -> Result<()> {
-        let (db, sequence) = (&*self.paused.db, self.sequence);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        for name in &self.paused.families {
-            let cf = db
-                .cf_handle(name)
-                .ok_or_else(|| Error::corruption(format!("column family '{name}' is missing")))?;
-            while int_property(db, Some(cf), "rocksdb.num-immutable-mem-table")? > 0 {
-                // A flush that failed (a full disk, say) leaves its memtable immutable for good:
-                // RocksDB counts it as a background error, and a flush asked for now returns it.
-                if int_property(db, None, "rocksdb.background-errors")? > self.background_errors {
-                    let cause = db
-                        .flush_cf(cf)
-                        .err()
-                        .map_or_else(|| "a background error".to_owned(), |e| e.to_string());
-                    return Err(Error::io(
-                        format!("checkpoint {checkpoint_id}: the memtables' flush failed: {cause}"),
-                        std::io::Error::other(cause),
-                    ));
-                }
-                if std::time::Instant::now() > deadline {
-                    return Err(Error::io(
-                        format!("checkpoint {checkpoint_id}: the memtables' flush took over 600 s"),
-                        std::io::Error::from(std::io::ErrorKind::TimedOut),
-                    ));
-                }
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
-        }
-        let seqnos = |files: Vec<crate::ffi::SstMeta>| {
-            files
-                .into_iter()
-                .map(|f| (f.name.trim_start_matches('/').to_owned(), f.largest_seqno))
-                .collect::<HashMap<String, u64>>()
         };
-        let mut known = seqnos(crate::ffi::live_files(db));
-        rocksdb::checkpoint::Checkpoint::new(db)
-            .and_then(|c| c.create_checkpoint_with_log_size(dir, u64::MAX))
-            .map_err(|e| {
-                Error::io(
-                    format!("creating a RocksDB checkpoint in {}: {e}", dir.display()),
-                    std::io::Error::other(e.to_string()),
-                )
-            })?;
-        known.extend(seqnos(crate::ffi::live_files(db)));
-        drop(self.paused);
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.ends_with(".sst") {
-                continue;
+        if let Some(contents) = &file.replacement {
+            std::fs::write(&dest, contents).map_err(failed)?;
+        } else if file.trim_to_size {
+            let mut from = std::fs::File::open(&source).map_err(failed)?;
+            let mut to = std::fs::File::create(&dest).map_err(failed)?;
+            let copied = std::io::copy(&mut std::io::Read::take(&mut from, file.size), &mut to)
+                .map_err(failed)?;
+            if copied != file.size {
+                return Err(Error::corruption(format!(
+                    "{} holds {copied} bytes, fewer than the {} RocksDB listed",
+                    source.display(),
+                    file.size
+                )));
             }
-            match known.get(&name) {
-                Some(&seqno) if seqno <= sequence => {}
-                _ => {
-                    return Err(Error::declined(format!(
-                        "checkpoint {checkpoint_id} declined: its file {name} may hold writes \
-                         made after its synchronous part (a flush got in first); the next \
-                         checkpoint flushes in its synchronous part"
-                    )));
-                }
-            }
+        } else if std::fs::hard_link(&source, &dest).is_err() {
+            std::fs::copy(&source, &dest).map_err(failed)?;
         }
-        Ok(())
     }
+    Ok(())
 }
 
-/// An integer property of the instance (`cf`: of that column family), 0 when RocksDB has none.
-pub(crate) fn int_property(db: &DB, cf: Option<&rocksdb::ColumnFamily>, name: &str) -> Result<u64> {
-    match cf {
-        Some(cf) => db.property_int_value_cf(cf, name),
-        None => db.property_int_value(name),
-    }
-    .map(|value| value.unwrap_or(0))
-    .map_err(|e| {
-        Error::io(
-            format!("reading the RocksDB property {name}"),
-            std::io::Error::other(e.to_string()),
-        )
-    })
-}
-
-impl SstRegistry {
+impl SharedRegistry {
     pub(crate) fn complete(&mut self, checkpoint_id: u64) {
         // A full snapshot (or one this instance had no part in) holds no SST files: nothing may
         // be referenced without upload after it, since its completion lets retention drop the
@@ -236,7 +119,7 @@ impl SstRegistry {
     }
 }
 
-pub(crate) fn lock(registry: &Mutex<SstRegistry>) -> std::sync::MutexGuard<'_, SstRegistry> {
+pub(crate) fn lock(registry: &Mutex<SharedRegistry>) -> std::sync::MutexGuard<'_, SharedRegistry> {
     registry.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -247,14 +130,17 @@ pub(crate) struct RocksDbSnapshot {
     pub(crate) now: u64,
     pub(crate) kind: SnapshotKind,
     pub(crate) native_dir: PathBuf,
-    /// `Some` when the native checkpoint is still to take (see [`Barrier`]).
-    pub(crate) barrier: Option<Barrier>,
+    /// The live files at the barrier; taken when the native checkpoint is made of them.
+    pub(crate) files: Option<LiveFiles>,
+    /// Those of them that never change under their name ([`crate::ffi::LiveFile::immutable`]):
+    /// uploaded to `shared/` once, referenced by later checkpoints.
+    pub(crate) immutable: HashSet<String>,
     pub(crate) config: RocksDbConfig,
     pub(crate) states: Vec<StateMeta>,
     pub(crate) key_codec: Option<String>,
     pub(crate) backend_id: String,
-    pub(crate) confirmed: SstFiles,
-    pub(crate) registry: Arc<Mutex<SstRegistry>>,
+    pub(crate) confirmed: SharedFiles,
+    pub(crate) registry: Arc<Mutex<SharedRegistry>>,
     /// The states kept in memory, by state id.
     pub(crate) heap_timers: HashMap<StateId, SortedTable>,
 }
@@ -273,10 +159,12 @@ impl AsyncSnapshot for RocksDbSnapshot {
         attempt: &CheckpointAttempt,
         subtask: u32,
     ) -> Result<SubtaskHandle> {
-        if let Some(barrier) = self.barrier.take() {
-            barrier
-                .take_checkpoint(self.checkpoint_id, &self.native_dir)
-                .inspect_err(|_| lock(&self.registry).flush_in_sync = true)?;
+        if let Some(files) = self.files.take() {
+            // A leftover of an earlier attempt at this id (a crash) is replaced.
+            let _ = std::fs::remove_dir_all(&self.native_dir);
+            write_native_checkpoint(&files, &self.native_dir)?;
+            // RocksDB may delete what compactions and flushes replaced since the barrier.
+            drop(files);
         }
         let (snapshot, heap_timers) = match self.kind {
             SnapshotKind::Incremental => (
@@ -318,15 +206,15 @@ impl RocksDbSnapshot {
         let mut jobs: Vec<Job<FileRef>> = Vec::new();
         let created: Arc<Mutex<Vec<String>>> = Arc::default();
         for name in names {
-            let reused = name
-                .ends_with(".sst")
+            let shared = self.immutable.contains(&name);
+            let reused = shared
                 .then(|| self.confirmed.get(&storage_id, &name))
                 .flatten();
             if let Some(file) = reused {
                 files.push((name, Some(file.clone())));
                 continue;
             }
-            let dest = if name.ends_with(".sst") {
+            let dest = if shared {
                 format!("shared/{}-{name}", self.backend_id)
             } else {
                 attempt.native_file_path(subtask, &name)
@@ -360,13 +248,13 @@ impl RocksDbSnapshot {
                 file: file.unwrap_or_else(|| results.next().expect("one result per job")),
             })
             .collect();
-        let ssts = files
+        let shared = files
             .iter()
-            .filter(|f| f.name.ends_with(".sst"))
+            .filter(|f| self.immutable.contains(&f.name))
             .map(|f| (f.name.clone(), f.file.clone()));
-        let held = SstFiles {
+        let held = SharedFiles {
             storage: storage_id,
-            files: ssts.collect(),
+            files: shared.collect(),
         };
         lock(&self.registry)
             .pending

@@ -11,8 +11,9 @@
 //! A list append is a merge operand, and merging is concatenation (`crate::merge`): appends onto
 //! a buffered put or delete become a put of the concatenation, appends onto nothing buffered a
 //! merge of the concatenated frames, which a read appends to RocksDB's value.
-//! Writes go without the WAL in any case (a checkpoint is the durable copy), so buffered writes
-//! are exactly as durable as the memtable's.
+//! A checkpoint's synchronous part writes the buffer out first, so the write-ahead log it
+//! captures holds every write; the log is not synced (a checkpoint is the durable copy), so
+//! buffered writes are exactly as durable as the memtable's.
 //!
 //! Layout: keys and values back to back in one arena, and a hash table of slots pointing into
 //! it; a write of a key already buffered appends its new value and repoints the slot (the old
