@@ -41,10 +41,25 @@ impl<V: 'static> ListState<V> {
         let ttl = self.handle.ttl_now();
         self.handle
             .with_keys(keys, |engine, id, entry_keys, scratch| {
-                entry_keys
-                    .iter()
-                    .map(|&key| self.read(engine, id, key, scratch, ttl))
-                    .collect()
+                if ttl.is_some() {
+                    // Each list judged and, where that changed it, rewritten as a read does.
+                    return entry_keys
+                        .iter()
+                        .map(|&key| self.read(engine, id, key, scratch, ttl))
+                        .collect();
+                }
+                let mut lists: Vec<Vec<V>> = std::iter::repeat_with(Vec::new)
+                    .take(entry_keys.len())
+                    .collect();
+                engine.multi_get(id, entry_keys, &mut |i, stored| {
+                    if let Some(stored) = stored {
+                        lists[i] = list_elements(stored)
+                            .map(|e| self.codec.decode(e?))
+                            .collect::<Result<_>>()?;
+                    }
+                    Ok(())
+                })?;
+                Ok(lists)
             })
     }
 

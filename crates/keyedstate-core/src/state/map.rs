@@ -50,15 +50,37 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
     /// as the current key would return them, under one lock; the current key stays as it was.
     pub fn get_batch<K: StateKey>(&self, entries: &[(K, UK)]) -> Result<Vec<Option<UV>>> {
         let ttl = self.handle.ttl_now();
-        self.handle.with_keys(
-            entries.iter().map(|(key, _)| key),
-            |engine, id, keys, scratch| {
-                keys.iter()
-                    .zip(entries)
-                    .map(|(&key, (_, user_key))| self.read(engine, id, key, user_key, scratch, ttl))
-                    .collect()
-            },
-        )
+        if ttl.is_some() {
+            // Each value judged and, when expired or renewed, rewritten as a read does.
+            return self.handle.with_keys(
+                entries.iter().map(|(key, _)| key),
+                |engine, id, keys, scratch| {
+                    keys.iter()
+                        .zip(entries)
+                        .map(|(&key, (_, user_key))| {
+                            self.read(engine, id, key, user_key, scratch, ttl)
+                        })
+                        .collect()
+                },
+            );
+        }
+        let mut encoded = Vec::new();
+        let mut ends = Vec::with_capacity(entries.len());
+        for (_, user_key) in entries {
+            self.key_codec.encode(user_key, &mut encoded)?;
+            ends.push(encoded.len());
+        }
+        let user_keys = super::split_at_ends(&encoded, &ends);
+        self.handle
+            .with_keys(entries.iter().map(|(key, _)| key), |engine, id, keys, _| {
+                let mut values: Vec<Option<UV>> =
+                    std::iter::repeat_with(|| None).take(keys.len()).collect();
+                engine.map_multi_get(id, keys, &user_keys, &mut |i, stored| {
+                    values[i] = stored.map(|v| self.value_codec.decode(v)).transpose()?;
+                    Ok(())
+                })?;
+                Ok(values)
+            })
     }
 
     /// Puts each `(key, user key, value)` in order, as [`Self::put`] with each key as the
