@@ -250,24 +250,6 @@ pub trait StateBackend: KeyGroupSource + Send {
 
     fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()>;
 
-    /// Reads user key `user_keys[i]` of the map at `keys[i]`, calling `f(i, value)` once for
-    /// each `i`, in any order. The default reads them one by one; RocksDB reads them with one
-    /// `MultiGet`.
-    fn map_multi_get(
-        &mut self,
-        state: StateId,
-        keys: &[EntryKey<'_>],
-        user_keys: &[&[u8]],
-        f: &mut BatchRead<'_>,
-    ) -> Result<()> {
-        let mut out = Vec::new();
-        for (i, (&key, user_key)) in keys.iter().zip(user_keys).enumerate() {
-            let found = self.map_get(state, key, user_key, &mut out)?;
-            f(i, found.then_some(out.as_slice()))?;
-        }
-        Ok(())
-    }
-
     /// Puts `values[i]` at user key `user_keys[i]` of the map at `keys[i]`, in order. The
     /// default puts them one by one; RocksDB writes one `WriteBatch`.
     fn map_put_batch(

@@ -655,33 +655,6 @@ impl StateBackend for RocksDbBackend {
         Ok(())
     }
 
-    fn map_multi_get(
-        &mut self,
-        state: StateId,
-        keys: &[EntryKey<'_>],
-        user_keys: &[&[u8]],
-        f: &mut BatchRead<'_>,
-    ) -> Result<()> {
-        // The entries' RocksDB keys (entry key, then user key) back to back, then as in
-        // `multi_get`: one MultiGet in key order.
-        let mut bytes = Vec::new();
-        let mut ends = Vec::with_capacity(keys.len());
-        for (key, user_key) in keys.iter().zip(user_keys) {
-            bytes.extend_from_slice(key.bytes());
-            bytes.extend_from_slice(user_key);
-            ends.push(bytes.len());
-        }
-        let starts = std::iter::once(0).chain(ends.iter().copied());
-        let map_keys: Vec<EntryKey<'_>> = keys
-            .iter()
-            .zip(starts.zip(&ends))
-            .map(|(key, (start, &end))| {
-                EntryKey::new(&bytes[start..end], key.key_group(), self.prefix_len)
-            })
-            .collect();
-        self.multi_get(state, &map_keys, f)
-    }
-
     fn put_batch(&mut self, state: StateId, keys: &[EntryKey<'_>], values: &[&[u8]]) -> Result<()> {
         if self.heap_timers.contains_key(&state) {
             for (&key, value) in keys.iter().zip(values) {

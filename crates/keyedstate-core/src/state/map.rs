@@ -49,38 +49,19 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
     /// The values at `(key, user key)` of each entry, in order, as [`Self::get`] with each key
     /// as the current key would return them, under one lock; the current key stays as it was.
     pub fn get_batch<K: StateKey>(&self, entries: &[(K, UK)]) -> Result<Vec<Option<UV>>> {
+        // Entry by entry, not through RocksDB's MultiGet: measured on 2026-12-07, a MultiGet of
+        // the entries' keys made the batch 0.6-0.8x as fast as per-record reads, where these
+        // reads are 1.0-1.1x (docs/performance.md).
         let ttl = self.handle.ttl_now();
-        if ttl.is_some() {
-            // Each value judged and, when expired or renewed, rewritten as a read does.
-            return self.handle.with_keys(
-                entries.iter().map(|(key, _)| key),
-                |engine, id, keys, scratch| {
-                    keys.iter()
-                        .zip(entries)
-                        .map(|(&key, (_, user_key))| {
-                            self.read(engine, id, key, user_key, scratch, ttl)
-                        })
-                        .collect()
-                },
-            );
-        }
-        let mut encoded = Vec::new();
-        let mut ends = Vec::with_capacity(entries.len());
-        for (_, user_key) in entries {
-            self.key_codec.encode(user_key, &mut encoded)?;
-            ends.push(encoded.len());
-        }
-        let user_keys = super::split_at_ends(&encoded, &ends);
-        self.handle
-            .with_keys(entries.iter().map(|(key, _)| key), |engine, id, keys, _| {
-                let mut values: Vec<Option<UV>> =
-                    std::iter::repeat_with(|| None).take(keys.len()).collect();
-                engine.map_multi_get(id, keys, &user_keys, &mut |i, stored| {
-                    values[i] = stored.map(|v| self.value_codec.decode(v)).transpose()?;
-                    Ok(())
-                })?;
-                Ok(values)
-            })
+        self.handle.with_keys(
+            entries.iter().map(|(key, _)| key),
+            |engine, id, keys, scratch| {
+                keys.iter()
+                    .zip(entries)
+                    .map(|(&key, (_, user_key))| self.read(engine, id, key, user_key, scratch, ttl))
+                    .collect()
+            },
+        )
     }
 
     /// Puts each `(key, user key, value)` in order, as [`Self::put`] with each key as the
