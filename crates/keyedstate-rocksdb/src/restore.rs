@@ -185,6 +185,8 @@ impl RocksDbBackend {
             files: linked,
             concurrency: config.transfer_concurrency,
         };
+        // The SST files only: RocksDB replays the logs at the opening below and then deletes
+        // them, so no later checkpoint of this instance holds them.
         let confirmed = SharedFiles {
             storage: storage.describe(),
             files: files

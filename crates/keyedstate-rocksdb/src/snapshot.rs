@@ -6,10 +6,10 @@
 //! `snapshots/chk-<id>` of the instance directory (SST and closed log files hard-linked, the
 //! MANIFEST and the open log copied up to the captured size, CURRENT written as captured, as
 //! RocksDB's own Checkpoint does), drops the capture, and then
-//! - incremental: uploads the SST files that no confirmed checkpoint already holds to `shared/`
-//!   (named `<instance id>-<file>`, unique per instance), and MANIFEST, CURRENT, OPTIONS and the
-//!   log files to the checkpoint's own directory; a restore opens them and RocksDB replays the
-//!   log;
+//! - incremental: uploads the SST files and closed log files that no confirmed checkpoint
+//!   already holds to `shared/` (named `<instance id>-<file>`, unique per instance), and
+//!   MANIFEST, CURRENT, OPTIONS and the open log's copy to the checkpoint's own directory; a
+//!   restore opens them and RocksDB replays the logs;
 //! - full: opens the native checkpoint read-only (which replays the log) and writes the
 //!   canonical full snapshot.
 //!
