@@ -1,5 +1,5 @@
 // The live files of a RocksDB instance captured at one instant, to be copied later (see
-// `LiveFiles` in src/ffi.rs for the Rust side, src/snapshot.rs for its use).
+// `LiveFileCapture` in src/ffi.rs for the Rust side, src/snapshot.rs for its use).
 //
 // RocksDB's Checkpoint does both in one call: it turns file deletions off, lists the live files
 // (GetLiveFilesStorageInfo: the SST files, the MANIFEST and the write-ahead log files with the

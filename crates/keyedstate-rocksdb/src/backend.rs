@@ -7,7 +7,7 @@
 
 use crate::config::{RocksDbConfig, TimerStore};
 use crate::error::map_err;
-use crate::ffi::LiveFiles;
+use crate::ffi::LiveFileCapture;
 use crate::memtable;
 use crate::snapshot::{self, RocksDbSnapshot, SharedFiles, SharedRegistry};
 use crate::write_buffer::{Kind, WriteBuffer};
@@ -889,8 +889,8 @@ impl StateBackend for RocksDbBackend {
         // the capture lists the SST files and the log with the bytes written so far, and the
         // asynchronous part copies them. Nothing is flushed or written here; until the capture
         // is dropped RocksDB deletes none of its files (docs/config.md, "Checkpoint pause").
-        let files =
-            LiveFiles::capture(Arc::clone(self.db.as_ref().ok_or_else(closed)?)).map_err(|e| {
+        let files = LiveFileCapture::capture(Arc::clone(self.db.as_ref().ok_or_else(closed)?))
+            .map_err(|e| {
                 Error::io(
                     format!("checkpoint {checkpoint_id}: listing the live files: {e}"),
                     std::io::Error::other(e),
@@ -963,7 +963,7 @@ impl StateBackend for RocksDbBackend {
     fn compact(&mut self) -> Result<()> {
         self.write_out()?;
         // Also while a snapshot's asynchronous part makes its native checkpoint: the files it
-        // captured are not deleted until it is done (see `ffi::LiveFiles`).
+        // captured are not deleted until it is done (see `ffi::LiveFileCapture`).
         self.compact_all()
     }
 

@@ -294,7 +294,7 @@ pub(crate) fn compact_files(
     }
 }
 
-/// A live file of an instance as [`LiveFiles::capture`] lists it.
+/// A live file of an instance as [`LiveFileCapture::capture`] lists it.
 #[derive(Debug, Clone)]
 pub(crate) struct LiveFile {
     /// Its name in its directory (`000012.sst`, `000015.log`, `MANIFEST-000005`, `CURRENT`).
@@ -345,7 +345,7 @@ unsafe extern "C" {
 
 /// The live files of an instance at one instant, none of them deleted until this is dropped
 /// (RocksDB's file deletions are off for as long; each capture turns them off once).
-pub(crate) struct LiveFiles {
+pub(crate) struct LiveFileCapture {
     /// Keeps the instance open while deletions are off (the backend waits for it to close).
     db: Arc<rocksdb::DB>,
     raw: *mut c_void,
@@ -354,9 +354,9 @@ pub(crate) struct LiveFiles {
 
 // SAFETY: `raw` is only used by `drop`, on whatever thread holds the capture: RocksDB's
 // EnableFileDeletions takes the instance's own locks, and nothing else touches the capture.
-unsafe impl Send for LiveFiles {}
+unsafe impl Send for LiveFileCapture {}
 
-impl LiveFiles {
+impl LiveFileCapture {
     /// Turns `db`'s file deletions off and lists its live files without a flush: its SST
     /// files, its MANIFEST and write-ahead log files with their sizes now (the log holds every
     /// write made so far), CURRENT and OPTIONS.
@@ -371,7 +371,7 @@ impl LiveFiles {
                 .err()
                 .unwrap_or_else(|| "capturing the live files failed".to_owned()));
         }
-        let mut capture = LiveFiles {
+        let mut capture = LiveFileCapture {
             db,
             raw,
             files: Vec::new(),
@@ -416,7 +416,7 @@ impl LiveFiles {
     }
 }
 
-impl Drop for LiveFiles {
+impl Drop for LiveFileCapture {
     fn drop(&mut self) {
         // SAFETY: `raw` is the capture made in `capture`, released exactly once here, while
         // `self.db` still keeps the instance open.

@@ -1,5 +1,5 @@
 //! RocksDB snapshots. The synchronous part (in `backend.rs`) captures the instance's live files
-//! ([`LiveFiles`]): its SST files, MANIFEST and write-ahead log with the bytes they hold at the
+//! ([`LiveFileCapture`]): its SST files, MANIFEST and write-ahead log with the bytes they hold at the
 //! barrier, file deletions off until the capture is dropped. Every write goes to the log, so the
 //! log holds what the memtables do and nothing is flushed for a checkpoint. The asynchronous
 //! part, while the task goes on writing, makes a native RocksDB checkpoint of the capture in
@@ -19,7 +19,7 @@
 
 use crate::backend::{open_read_only, scan_key_group_in};
 use crate::config::RocksDbConfig;
-use crate::ffi::LiveFiles;
+use crate::ffi::LiveFileCapture;
 use crate::transfer::{Job, run_bounded};
 use keyedstate_core::SortedTable;
 use keyedstate_core::backend::EntryScan;
@@ -71,7 +71,7 @@ pub(crate) struct SharedRegistry {
 /// Checkpoint writes, from a capture taken earlier. Files that may have grown since (the open
 /// write-ahead log, the MANIFEST) are copied up to their captured size, CURRENT is written as
 /// captured, and the others, immutable, are hard-linked (copied where a link fails).
-fn write_native_checkpoint(files: &LiveFiles, dir: &Path) -> Result<()> {
+fn write_native_checkpoint(files: &LiveFileCapture, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     for file in &files.files {
@@ -131,7 +131,7 @@ pub(crate) struct RocksDbSnapshot {
     pub(crate) kind: SnapshotKind,
     pub(crate) native_dir: PathBuf,
     /// The live files at the barrier; taken when the native checkpoint is made of them.
-    pub(crate) files: Option<LiveFiles>,
+    pub(crate) files: Option<LiveFileCapture>,
     /// Those of them that never change under their name ([`crate::ffi::LiveFile::immutable`]):
     /// uploaded to `shared/` once, referenced by later checkpoints.
     pub(crate) immutable: HashSet<String>,
