@@ -120,10 +120,17 @@ impl Run {
 
     /// Process 0's line on its restore, if it restored.
     fn restore_line(&self) -> Option<String> {
+        self.log_line("restored checkpoint")
+    }
+
+    /// Whether worker 0 has restored a checkpoint or found none, and so started its epochs.
+    fn started(&self) -> bool {
+        self.restore_line().is_some() || self.log_line("started without a checkpoint").is_some()
+    }
+
+    fn log_line(&self, text: &str) -> Option<String> {
         let log = std::fs::read_to_string(&self.logs[0]).ok()?;
-        log.lines()
-            .find(|l| l.contains("restored checkpoint"))
-            .map(str::to_owned)
+        log.lines().find(|l| l.contains(text)).map(str::to_owned)
     }
 }
 
@@ -198,13 +205,14 @@ fn kill_loop_at(
         let layout = LAYOUTS[kill as usize % LAYOUTS.len()];
         let mut run = Run::start(dir.path(), &job, layout, 8, kill);
         // A run after the first restores first (its processes connect, worker 0 opens the
-        // root, every worker restores): the kill comes at a random point after that. The
+        // root, every worker restores; or finds no checkpoint, when none completed before
+        // the last kill, and starts afresh): the kill comes at a random point after that. The
         // first run starts afresh and is given time for a first checkpoint.
         if kill == 0 {
             std::thread::sleep(Duration::from_millis(800));
         } else {
             let deadline = Instant::now() + Duration::from_secs(20);
-            while run.restore_line().is_none() && Instant::now() < deadline {
+            while !run.started() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

@@ -183,14 +183,19 @@ const OFFSETS: &str = "partition-offsets";
 fn run_worker(worker: &mut Worker, args: &Args, config: JobConfig) -> Result<()> {
     let started = Instant::now();
     let job = Job::start(worker, config)?;
-    if let (0, Some(restored)) = (job.index(), job.restored()) {
+    match (job.index(), job.restored()) {
         // Every worker restores its key groups at once; worker 0 speaks for them.
-        println!(
+        (0, Some(restored)) => println!(
             "timely-sessions: worker 0 of {} restored checkpoint {} in {} ms",
             job.peers(),
             restored.checkpoint_id,
             started.elapsed().as_millis()
-        );
+        ),
+        (0, None) => println!(
+            "timely-sessions: worker 0 of {} started without a checkpoint",
+            job.peers()
+        ),
+        _ => {}
     }
     let offsets_state = job
         .operator_state()
