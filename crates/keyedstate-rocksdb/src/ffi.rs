@@ -346,8 +346,9 @@ unsafe extern "C" {
 /// The live files of an instance at one instant, none of them deleted until this is dropped
 /// (RocksDB's file deletions are off for as long; each capture turns them off once).
 pub(crate) struct LiveFileCapture {
-    /// Keeps the instance open while deletions are off (the backend waits for it to close).
-    db: Arc<rocksdb::DB>,
+    /// Keeps the instance open while deletions are off (the backend waits for it to close);
+    /// never read.
+    _db: Arc<rocksdb::DB>,
     raw: *mut c_void,
     pub files: Vec<LiveFile>,
 }
@@ -372,7 +373,7 @@ impl LiveFileCapture {
                 .unwrap_or_else(|| "capturing the live files failed".to_owned()));
         }
         let mut capture = LiveFileCapture {
-            db,
+            _db: db,
             raw,
             files: Vec::new(),
         };
@@ -419,9 +420,8 @@ impl LiveFileCapture {
 impl Drop for LiveFileCapture {
     fn drop(&mut self) {
         // SAFETY: `raw` is the capture made in `capture`, released exactly once here, while
-        // `self.db` still keeps the instance open.
+        // `self._db` (dropped after this) still keeps the instance open.
         unsafe { keyedstate_live_files_release(self.raw) };
-        let _ = &self.db;
     }
 }
 
