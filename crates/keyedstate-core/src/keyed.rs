@@ -78,7 +78,8 @@ pub(crate) struct Shared {
     key_group: u16,
     /// `[key group][framed current key]` in its first `prefix_end` bytes, set once per key (the
     /// key is encoded in place, its bytes at `key_start..prefix_end`); then a framed namespace:
-    /// the entry key of the access under way. Only the namespace is rewritten per access.
+    /// the entry key of the last access (the void namespace right after `set_current_key`).
+    /// Only the namespace is rewritten, and only when an access names another one.
     pub(crate) entry: Vec<u8>,
     key_start: usize,
     prefix_end: usize,
@@ -123,23 +124,35 @@ impl Shared {
     }
 
     /// Builds the entry key of the current key in `namespace` (framed) into `self.entry`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn prepare(&mut self, namespace: &[u8]) -> Result<(u16, usize)> {
-        if self.closed {
-            return Err(Error::closed("the backend is closed"));
-        }
+        // A closed backend has no current key (`close` clears it), so one check covers both.
         if !self.has_key {
-            return Err(Error::invalid_argument(
-                "no current key: call set_current_key before accessing state",
-            ));
+            return Err(self.no_key());
         }
-        self.entry.truncate(self.prefix_end);
-        // The void namespace (one byte, its empty frame) is the common case: a push, not a copy.
-        match namespace {
-            [byte] => self.entry.push(*byte),
-            _ => self.entry.extend_from_slice(namespace),
+        // The namespace of the last access is usually this one (`set_current_key` appends the
+        // void namespace): a compare, not a rewrite.
+        let kept = match namespace {
+            // One byte (the void namespace's frame): no call to `memcmp`.
+            [byte] => {
+                self.entry.len() == self.prefix_end + 1 && self.entry[self.prefix_end] == *byte
+            }
+            _ => self.entry[self.prefix_end..] == *namespace,
+        };
+        if !kept {
+            self.entry.truncate(self.prefix_end);
+            self.entry.extend_from_slice(namespace);
         }
         Ok((self.key_group, self.prefix_len))
+    }
+
+    /// Why there is no current key: the backend is closed, or none was set.
+    #[cold]
+    fn no_key(&self) -> Error {
+        if self.closed {
+            return Error::closed("the backend is closed");
+        }
+        Error::invalid_argument("no current key: call set_current_key before accessing state")
     }
 }
 
@@ -243,6 +256,10 @@ impl KeyedStateBackend {
     pub fn set_current_key_bytes(&self, serialized_key: &[u8]) -> Result<()> {
         let mut guard = lock(&self.shared)?;
         let shared = &mut *guard;
+        if shared.closed {
+            shared.has_key = false;
+            return Err(Error::closed("the backend is closed"));
+        }
         shared.entry.clear();
         put_key_group(&mut shared.entry, 0, shared.prefix_len);
         put_framed(&mut shared.entry, serialized_key);
@@ -534,6 +551,10 @@ impl KeyedStateBackend {
             return Ok(());
         }
         shared.closed = true;
+        // No key is current, and the next key of any type checks `closed` (`adopt_key_type`):
+        // the hot paths need no check of their own.
+        shared.has_key = false;
+        shared.key_type = None;
         shared.engine.close()
     }
 }
@@ -683,10 +704,7 @@ impl KeySpace {
     fn assign(self, buf: &mut [u8], start: usize, key: std::ops::Range<usize>) -> Result<u16> {
         let key_group = self.max_parallelism.key_group_of(&buf[key]);
         if !self.range.contains(key_group) {
-            return Err(Error::invalid_argument(format!(
-                "key group {key_group} of the key is outside this backend's key groups {}",
-                self.range
-            )));
+            return Err(outside_range(key_group, self.range));
         }
         match self.prefix_len {
             1 => buf[start] = key_group as u8,
@@ -694,6 +712,13 @@ impl KeySpace {
         }
         Ok(key_group)
     }
+}
+
+#[cold]
+fn outside_range(key_group: u16, range: KeyGroupRange) -> Error {
+    Error::invalid_argument(format!(
+        "key group {key_group} of the key is outside this backend's key groups {range}"
+    ))
 }
 
 impl Shared {
@@ -783,18 +808,19 @@ fn adopt_key_type<K: Serialize + DeserializeOwned + 'static>(shared: &mut Shared
 /// Takes the key framed in `shared.entry` after its key-group prefix (its bytes from
 /// `key_start`) as the current key: computes its key group, checks this backend holds it and
 /// writes the prefix. On failure no key is current.
+/// The backend is open: both callers checked (`set_current_key` through the key type, which
+/// `close` clears).
 #[inline]
 fn place_key(shared: &mut Shared, key_start: usize) -> Result<()> {
     shared.has_key = false;
-    if shared.closed {
-        return Err(Error::closed("the backend is closed"));
-    }
     let end = shared.entry.len();
     shared.key_group = shared
         .key_space()
         .assign(&mut shared.entry, 0, key_start..end)?;
     shared.key_start = key_start;
     shared.prefix_end = end;
+    // The void namespace's empty frame, the namespace of most accesses (see `prepare`).
+    shared.entry.push(0);
     shared.has_key = true;
     Ok(())
 }

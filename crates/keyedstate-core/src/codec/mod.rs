@@ -78,15 +78,20 @@ impl Limits {
         Ok(())
     }
 
+    #[inline]
     fn check_decode(&self, bytes: &[u8]) -> Result<()> {
         if bytes.len() > self.limit {
-            return Err(Error::invalid_argument(format!(
-                "stored value of {} bytes exceeds the codec's decode limit of {} bytes",
-                bytes.len(),
-                self.limit
-            )));
+            return Err(self.over_limit(bytes.len()));
         }
         Ok(())
+    }
+
+    #[cold]
+    fn over_limit(&self, len: usize) -> Error {
+        Error::invalid_argument(format!(
+            "stored value of {len} bytes exceeds the codec's decode limit of {} bytes",
+            self.limit
+        ))
     }
 }
 
