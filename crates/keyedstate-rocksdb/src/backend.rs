@@ -5,6 +5,7 @@
 //! The instance directory holds `db/` (the live database) and `snapshots/` (native RocksDB
 //! checkpoints while their asynchronous part runs).
 
+use crate::batch_rep::BatchRep;
 use crate::config::{RocksDbConfig, TimerStore};
 use crate::error::map_err;
 use crate::ffi::LiveFileCapture;
@@ -66,6 +67,8 @@ pub struct RocksDbBackend {
     ttl_millis: HashMap<String, Arc<AtomicU64>>,
     /// The latest point writes, not yet in RocksDB (see [`crate::write_buffer`]).
     writes: WriteBuffer,
+    /// The write buffer's batch as it is written out (see [`crate::batch_rep`]), reused.
+    batch_rep: BatchRep,
     /// By state id: whether the state's point writes go through `writes` (keyed states in
     /// column families; not the timers, whose queues scan RocksDB on every pop).
     buffered: Vec<bool>,
@@ -154,6 +157,7 @@ impl RocksDbBackend {
             heap_timers: HashMap::new(),
             ttl_millis,
             writes: WriteBuffer::new(write_batch_entries, WRITE_BUFFER_BYTES),
+            batch_rep: BatchRep::default(),
             buffered: Vec::new(),
         };
         for meta in states {
@@ -242,14 +246,7 @@ impl RocksDbBackend {
     /// The database and the column family of `state`.
     fn cf(&self, state: StateId) -> Result<(&DB, &ColumnFamily)> {
         let db = self.db()?;
-        let name = &self
-            .registry
-            .metas()
-            .get(state)
-            .ok_or_else(|| unknown(state))?
-            .name;
-        let cf = db.cf_handle(name).ok_or_else(|| unknown(state))?;
-        Ok((db, cf))
+        Ok((db, cf_of(db, &self.registry, state)?))
     }
 
     /// Whether `state`'s point writes are buffered.
@@ -278,29 +275,40 @@ impl RocksDbBackend {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let db = self.db()?;
-        let mut families: Vec<Option<&ColumnFamily>> = Vec::new();
-        let mut batch = WriteBatch::default();
-        self.writes.for_each(|write| {
+        let Self {
+            db,
+            registry,
+            writes,
+            batch_rep: rep,
+            ..
+        } = self;
+        let db = db.as_deref().ok_or_else(closed)?;
+        // Column family ids by state, looked up once per batch.
+        let mut families: Vec<Option<u32>> = Vec::new();
+        let built = writes.for_each(|write| {
             if families.len() <= write.state {
                 families.resize(write.state + 1, None);
             }
             let cf = match families[write.state] {
                 Some(cf) => cf,
                 None => {
-                    let cf = self.cf(write.state)?.1;
+                    let cf = crate::ffi::column_family_id(cf_of(db, registry, write.state)?);
                     families[write.state] = Some(cf);
                     cf
                 }
             };
             match write.kind {
-                Kind::Put => batch.put_cf(cf, write.key, write.value),
-                Kind::Delete => batch.delete_cf(cf, write.key),
-                Kind::Merge => batch.merge_cf(cf, write.key, write.value),
+                Kind::Put => rep.put(cf, write.key, write.value),
+                Kind::Delete => rep.delete(cf, write.key),
+                Kind::Merge => rep.merge(cf, write.key, write.value),
             }
-            Ok::<(), Error>(())
-        })?;
-        db.write_opt(batch, &self.write_options)
+        });
+        if let Err(e) = built {
+            // Half a batch must not go out with the next one; the writes stay buffered.
+            rep.clear();
+            return Err(e);
+        }
+        db.write_opt(rep.take(), &self.write_options)
             .map_err(map_err("writing the buffered writes"))?;
         self.writes.clear();
         Ok(())
@@ -467,6 +475,16 @@ fn already_holds(db_dir: &Path) -> Error {
 /// A fresh id for an instance: 32 hex digits.
 fn new_instance_id() -> String {
     format!("{:032x}", keyedstate_core::unique::unique_id())
+}
+
+/// The column family of `state` in `db`.
+fn cf_of<'d>(db: &'d DB, registry: &StateRegistry, state: StateId) -> Result<&'d ColumnFamily> {
+    let name = &registry
+        .metas()
+        .get(state)
+        .ok_or_else(|| unknown(state))?
+        .name;
+    db.cf_handle(name).ok_or_else(|| unknown(state))
 }
 
 fn unknown(state: StateId) -> Error {

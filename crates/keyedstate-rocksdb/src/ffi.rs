@@ -1,7 +1,8 @@
 //! The one place RocksDB's C API is reached directly, for what the rocksdb crate does not wrap:
 //! a compaction filter that can rewrite a value it has not been given as `'static` bytes (the
 //! TTL filter drops expired elements from a list); the live files of an instance with their
-//! sequence numbers, and the ingestion of another instance's own SST files (a rescale); and
+//! sequence numbers, and the ingestion of another instance's own SST files (a rescale); a
+//! column family's numeric id (what the write buffer's batch bytes name it by); and
 //! the entry points of keyedstate's C++ files, `cpp/sorted_flush.cc` (the key-hash memtable's
 //! sorted flush, which needs RocksDB's C++ classes) and `cpp/live_files.cc` (a checkpoint's
 //! capture of the live files, `GetLiveFilesStorageInfo`, which the C API lacks).
@@ -222,6 +223,14 @@ pub(crate) fn ingest_db_generated_files(
         sys::rocksdb_ingestexternalfileoptions_destroy(options);
         take_error(error)
     }
+}
+
+/// The id of column family `cf` (what a write batch's records name it by, see
+/// [`crate::batch_rep`]); the `rocksdb` crate does not expose it.
+pub(crate) fn column_family_id(cf: &rocksdb::ColumnFamily) -> u32 {
+    use rocksdb::AsColumnFamilyRef;
+    // SAFETY: `cf.inner()` is a valid handle while `cf` is borrowed; the call only reads it.
+    unsafe { sys::rocksdb_column_family_handle_get_id(cf.inner()) }
 }
 
 /// Makes compactions cut their output files where the first byte of the key changes: at every

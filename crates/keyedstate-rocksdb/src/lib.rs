@@ -7,6 +7,7 @@
 
 mod backend;
 mod baseline;
+mod batch_rep;
 mod config;
 mod error;
 mod ffi;
