@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per operation (callgrind) of the heap's and RocksDB's valueGet and valueUpdate
+# (and per record of their batch calls, 1,000 records a call)
 # with every key in cache: repeatable on a noisy machine, unlike times. See
 # examples/instructions.rs; the figures go to docs/performance.md.
 # Usage: scripts/instructions.sh [heap|rocksdb ...]
@@ -13,7 +14,7 @@ engines=("$@"); [ ${#engines[@]} -gt 0 ] || engines=(heap rocksdb)
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 printf 'engine\toperation\tinstructions_per_op\n'
 for engine in "${engines[@]}"; do
-  for op in valueGet valueUpdate; do
+  for op in valueGet valueUpdate valueGetBatch valueUpdateBatch; do
     valgrind --tool=callgrind --toggle-collect='*timed_ops*' --callgrind-out-file="$out/cg" \
       target/release/examples/instructions "$engine" "$op" 2>"$out/log" >/dev/null \
       || { cat "$out/log" >&2; exit 1; }

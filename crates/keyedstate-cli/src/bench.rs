@@ -12,12 +12,13 @@
 use clap::{Args, ValueEnum};
 use keyedstate::checkpoint::{CheckpointCoordinator, CheckpointStorage, DirectoryStorage};
 use keyedstate::codec;
-use keyedstate::job::{self, Engine};
+use keyedstate::heap::HeapBackend;
+use keyedstate::job::Engine;
 use keyedstate::key_layout::{list_elements, put_framed, put_key_group};
 use keyedstate::rocksdb::{Memtable, OptionsProfile, RawBaseline, RocksDbBackend, RocksDbConfig};
 use keyedstate::{
     Error, KeyedStateBackend, ListStateDescriptor, MapStateDescriptor, MaxParallelism, Result,
-    SnapshotKind, ValueStateDescriptor,
+    SnapshotKind, StateEngine, ValueStateDescriptor,
 };
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -200,28 +201,47 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// A fresh backend of `engine` in `dir/name`, as each benchmark group gets one (JMH forks).
-fn fresh_backend(
-    args: &BenchArgs,
-    engine: Engine,
-    dir: &Path,
-    name: &str,
-) -> Result<KeyedStateBackend> {
-    let path = dir.join(format!("{}-{name}", engine.name()));
+/// The workload's groups on `engine`, its type known to the compiler (static dispatch, as an
+/// application that picks its engine at compile time has it): each group on a fresh backend.
+fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) -> Result<()> {
+    let max_p = MaxParallelism::new(2)?;
     match engine {
-        Engine::RocksDb => RocksDbBackend::open(rocksdb_config(args, path)?),
-        Engine::Heap => job::open_subtask(engine, MaxParallelism::new(2)?, 1, 0, &path),
+        Engine::RocksDb => bench_groups(args, engine, order, dir, &|path| {
+            RocksDbBackend::open_typed(rocksdb_config(args, path)?)
+        }),
+        Engine::Heap => bench_groups(args, engine, order, dir, &|_| {
+            HeapBackend::open_typed(max_p, max_p.full_range())
+        }),
     }
 }
 
+/// Opens a fresh backend in a directory (JMH forks: each benchmark group gets one).
+type Open<'a, E> = dyn Fn(PathBuf) -> Result<KeyedStateBackend<E>> + 'a;
+
+/// A fresh backend of `engine` in `dir/name`.
+fn fresh_backend<E: StateEngine + ?Sized>(
+    open: &Open<'_, E>,
+    engine: Engine,
+    dir: &Path,
+    name: &str,
+) -> Result<KeyedStateBackend<E>> {
+    open(dir.join(format!("{}-{name}", engine.name())))
+}
+
 /// The workload's groups, each on a fresh backend holding only its state, in the design's order.
-fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) -> Result<()> {
+fn bench_groups<E: StateEngine + ?Sized>(
+    args: &BenchArgs,
+    engine: Engine,
+    order: &[u64],
+    dir: &Path,
+    open: &Open<'_, E>,
+) -> Result<()> {
     let (w, p) = (args.warmup, args.passes);
     let name = engine.name();
     let runs = |group: &str| args.groups.iter().any(|g| g == group);
 
     if runs("value") {
-        let b = fresh_backend(args, engine, dir, "value")?;
+        let b = fresh_backend(open, engine, dir, "value")?;
         let value = b.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
         for &key in order {
             b.set_current_key(&key)?;
@@ -262,7 +282,7 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
     if runs("list") {
         // One element per key, compacted (RocksDB), read before anything is appended.
         let one_element_lists = |name: &str| -> Result<_> {
-            let b = fresh_backend(args, engine, dir, name)?;
+            let b = fresh_backend(open, engine, dir, name)?;
             let list = b.list_state(&ListStateDescriptor::<u64>::new("list"))?;
             for &key in order {
                 b.set_current_key(&key)?;
@@ -311,7 +331,7 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
     }
 
     if runs("map") {
-        let b = fresh_backend(args, engine, dir, "map")?;
+        let b = fresh_backend(open, engine, dir, "map")?;
         let map = b.map_state(&MapStateDescriptor::<u64, f64>::new("map"))?;
         for &key in order {
             b.set_current_key(&key)?;
@@ -363,7 +383,7 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
         Engine::Heap => &[SnapshotKind::Full],
     };
     for &kind in kinds {
-        bench_checkpoints(args, engine, kind, order, dir)?;
+        bench_checkpoints(args, engine, kind, order, dir, open)?;
     }
     Ok(())
 }
@@ -372,19 +392,20 @@ fn bench_backend(args: &BenchArgs, engine: Engine, order: &[u64], dir: &Path) ->
 /// checkpoint, then `--checkpoint-rounds` rounds of changing a different tenth of the keys
 /// (untimed) and one timed checkpoint (synchronous part, asynchronous part to a local directory,
 /// completion). Checkpoints per second on stdout; pause, time and bytes on stderr.
-fn bench_checkpoints(
+fn bench_checkpoints<E: StateEngine + ?Sized>(
     args: &BenchArgs,
     engine: Engine,
     kind: SnapshotKind,
     order: &[u64],
     dir: &Path,
+    open: &Open<'_, E>,
 ) -> Result<()> {
     let name = if kind == SnapshotKind::Full {
         "checkpointFull"
     } else {
         "checkpointIncremental"
     };
-    let backend = fresh_backend(args, engine, dir, name)?;
+    let backend = fresh_backend(open, engine, dir, name)?;
     let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
     for key in 0..order.len() as u64 {
         backend.set_current_key(&key)?;

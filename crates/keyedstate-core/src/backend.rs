@@ -333,6 +333,32 @@ pub trait StateBackend: KeyGroupSource + Send {
     fn close(&mut self) -> Result<()>;
 }
 
+/// An engine [`crate::KeyedStateBackend`] can drive: any engine type (statically dispatched,
+/// [`crate::KeyedStateBackend::new_typed`]: the compiler sees, and may inline, the engine's
+/// code on the per-record path) or `dyn StateBackend` (chosen at run time,
+/// [`crate::KeyedStateBackend::new`]). Implemented for both; nothing else needs to.
+pub trait StateEngine: StateBackend + AsDynBackend {}
+
+impl<T: StateBackend + AsDynBackend + ?Sized> StateEngine for T {}
+
+/// The engine as a trait object, for the calls that are not per record (timers, snapshots):
+/// code generic over the engine hands it to them without compiling them once per engine.
+pub trait AsDynBackend {
+    fn as_dyn(&mut self) -> &mut dyn StateBackend;
+}
+
+impl<T: StateBackend> AsDynBackend for T {
+    fn as_dyn(&mut self) -> &mut dyn StateBackend {
+        self
+    }
+}
+
+impl AsDynBackend for dyn StateBackend {
+    fn as_dyn(&mut self) -> &mut dyn StateBackend {
+        self
+    }
+}
+
 /// The registered states of one backend instance, with the compatibility rules every engine
 /// applies.
 #[derive(Debug, Default)]

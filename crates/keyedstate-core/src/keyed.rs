@@ -1,7 +1,7 @@
 //! [`KeyedStateBackend`]: the typed face of an engine. It holds the current key (serialized and
 //! assigned to its key group once per record) and hands out state handles.
 
-use crate::backend::{AsyncSnapshot, EntryKey, EntryScan, StateBackend, StateId};
+use crate::backend::{AsyncSnapshot, EntryKey, EntryScan, StateBackend, StateEngine, StateId};
 use crate::checkpoint::{
     CheckpointAttempt, CheckpointStorage, SnapshotKind, StateDigest, SubtaskHandle,
 };
@@ -48,19 +48,35 @@ const RESERVED_PREFIX: &str = "_keyedstate.";
 ///
 /// It belongs to the task thread that wraps the engine (it is neither `Send` nor `Sync`): its
 /// state handles share it through an `Rc`, so a state access takes no atomic lock. The engine
-/// itself (`Box<dyn StateBackend>`) is `Send`: open or restore it anywhere, then wrap it with
-/// [`KeyedStateBackend::new`] on the thread that processes the records. Snapshots' asynchronous
-/// parts ([`PendingSnapshot`]) are `Send` and run on any thread.
-#[derive(Clone)]
-pub struct KeyedStateBackend {
-    shared: SharedCell,
+/// itself is `Send`: open or restore it anywhere, then wrap it with [`KeyedStateBackend::new`]
+/// on the thread that processes the records. Snapshots' asynchronous parts
+/// ([`PendingSnapshot`]) are `Send` and run on any thread.
+///
+/// `E` is the engine's type: `dyn StateBackend` by default (an engine chosen at run time, each
+/// state access a dynamic call), or the engine itself ([`KeyedStateBackend::new_typed`],
+/// `HeapBackend::open_typed`, `RocksDbBackend::open_typed`): then the state handles call the
+/// engine directly and the compiler can inline its per-record code.
+pub struct KeyedStateBackend<E: StateEngine + ?Sized = dyn StateBackend> {
+    shared: SharedCell<E>,
     max_parallelism: MaxParallelism,
     range: KeyGroupRange,
     engine_name: &'static str,
 }
 
+// Not derived: a derive would ask for `E: Clone`, and the clone shares the engine.
+impl<E: StateEngine + ?Sized> Clone for KeyedStateBackend<E> {
+    fn clone(&self) -> Self {
+        KeyedStateBackend {
+            shared: self.shared.clone(),
+            max_parallelism: self.max_parallelism,
+            range: self.range,
+            engine_name: self.engine_name,
+        }
+    }
+}
+
 /// The mutable part of a backend, shared by the backend and its handles on one thread.
-pub(crate) type SharedCell = Rc<RefCell<Shared>>;
+pub(crate) type SharedCell<E = dyn StateBackend> = Rc<RefCell<Shared<E>>>;
 
 /// Scratch buffers reused by every access, so the hot path does not allocate.
 #[derive(Default)]
@@ -69,8 +85,8 @@ pub(crate) struct Scratch {
     pub(crate) user_key: Vec<u8>,
 }
 
-pub(crate) struct Shared {
-    pub(crate) engine: Box<dyn StateBackend>,
+pub(crate) struct Shared<E: ?Sized = dyn StateBackend> {
+    pub(crate) engine: Box<E>,
     max_parallelism: MaxParallelism,
     range: KeyGroupRange,
     prefix_len: usize,
@@ -95,14 +111,14 @@ pub(crate) struct Shared {
     batch: BatchKeys,
 }
 
-impl Shared {
+impl<E: StateEngine + ?Sized> Shared<E> {
     /// The timer queues (created by the first timer service) and the engine, borrowed together.
     pub(crate) fn timers(&mut self) -> Result<(&mut crate::timers::Queues, &mut dyn StateBackend)> {
         let queues = self
             .timer_queues
             .as_deref_mut()
             .ok_or_else(|| Error::invalid_argument("no timer service was created"))?;
-        Ok((queues, &mut *self.engine))
+        Ok((queues, self.engine.as_dyn()))
     }
 
     /// The current key's group, the key-group prefix length and the serialized key.
@@ -157,7 +173,7 @@ impl Shared {
 }
 
 #[inline]
-pub(crate) fn lock(shared: &RefCell<Shared>) -> Result<RefMut<'_, Shared>> {
+pub(crate) fn lock<E: ?Sized>(shared: &RefCell<Shared<E>>) -> Result<RefMut<'_, Shared<E>>> {
     match shared.try_borrow_mut() {
         Ok(guard) => Ok(guard),
         Err(_) => Err(in_use()),
@@ -179,8 +195,24 @@ fn in_use() -> Error {
 }
 
 impl KeyedStateBackend {
-    /// Wraps an engine. The engine's max parallelism and key-group range apply.
+    /// Wraps an engine chosen at run time. The engine's max parallelism and key-group range
+    /// apply.
     pub fn new(engine: Box<dyn StateBackend>) -> Self {
+        Self::wrap(engine)
+    }
+}
+
+impl<E: StateBackend> KeyedStateBackend<E> {
+    /// Wraps an engine of a type known at compile time: the state handles call it directly
+    /// (static dispatch), so the compiler can inline its per-record code into theirs. The
+    /// engine's max parallelism and key-group range apply.
+    pub fn new_typed(engine: E) -> Self {
+        Self::wrap(Box::new(engine))
+    }
+}
+
+impl<E: StateEngine + ?Sized> KeyedStateBackend<E> {
+    fn wrap(engine: Box<E>) -> Self {
         let max_parallelism = engine.max_parallelism();
         let range = engine.key_group_range();
         let engine_name = engine.engine_name();
@@ -209,7 +241,7 @@ impl KeyedStateBackend {
         }
     }
 
-    pub(crate) fn shared(&self) -> SharedCell {
+    pub(crate) fn shared(&self) -> SharedCell<E> {
         self.shared.clone()
     }
 
@@ -289,7 +321,7 @@ impl KeyedStateBackend {
         value: &str,
         user_key: Option<&str>,
         ttl: Option<StateTtlConfig>,
-    ) -> Result<StateHandle> {
+    ) -> Result<StateHandle<E>> {
         if name.starts_with(RESERVED_PREFIX) {
             return Err(Error::invalid_argument(format!(
                 "state name '{name}' is reserved: names starting with '{RESERVED_PREFIX}' are \
@@ -331,7 +363,10 @@ impl KeyedStateBackend {
     }
 
     /// Registers, or gets the compatible existing, value state.
-    pub fn value_state<V: 'static>(&self, desc: &ValueStateDescriptor<V>) -> Result<ValueState<V>> {
+    pub fn value_state<V: 'static>(
+        &self,
+        desc: &ValueStateDescriptor<V>,
+    ) -> Result<ValueState<V, E>> {
         let handle = self.register(
             &desc.name,
             StateKind::Value,
@@ -342,7 +377,7 @@ impl KeyedStateBackend {
         Ok(ValueState::new(handle, desc.codec.clone()))
     }
 
-    pub fn list_state<V: 'static>(&self, desc: &ListStateDescriptor<V>) -> Result<ListState<V>> {
+    pub fn list_state<V: 'static>(&self, desc: &ListStateDescriptor<V>) -> Result<ListState<V, E>> {
         let handle = self.register(&desc.name, StateKind::List, desc.codec.id(), None, desc.ttl)?;
         Ok(ListState::new(handle, desc.codec.clone()))
     }
@@ -350,7 +385,7 @@ impl KeyedStateBackend {
     pub fn map_state<UK: 'static, UV: 'static>(
         &self,
         desc: &MapStateDescriptor<UK, UV>,
-    ) -> Result<MapState<UK, UV>> {
+    ) -> Result<MapState<UK, UV, E>> {
         let handle = self.register(
             &desc.name,
             StateKind::Map,
@@ -368,7 +403,7 @@ impl KeyedStateBackend {
     pub fn reducing_state<V: 'static>(
         &self,
         desc: &ReducingStateDescriptor<V>,
-    ) -> Result<ReducingState<V>> {
+    ) -> Result<ReducingState<V, E>> {
         let handle = self.register(
             &desc.name,
             StateKind::Reducing,
@@ -386,7 +421,7 @@ impl KeyedStateBackend {
     pub fn aggregating_state<F: AggregateFunction>(
         &self,
         desc: &AggregatingStateDescriptor<F>,
-    ) -> Result<AggregatingState<F>> {
+    ) -> Result<AggregatingState<F, E>> {
         let handle = self.register(
             &desc.name,
             StateKind::Aggregating,
@@ -424,7 +459,7 @@ impl KeyedStateBackend {
         &self,
         state: &str,
         namespace: &N,
-    ) -> Result<KeyIter<K>> {
+    ) -> Result<KeyIter<K, E>> {
         let mut wanted = Vec::new();
         codec::encode(namespace, &mut wanted)?;
         let (id, range) = {
@@ -561,8 +596,8 @@ impl KeyedStateBackend {
 
 /// The keys of one state and namespace, one key group at a time: see
 /// [`KeyedStateBackend::keys_iter`].
-pub struct KeyIter<K> {
-    shared: SharedCell,
+pub struct KeyIter<K, E: StateEngine + ?Sized = dyn StateBackend> {
+    shared: SharedCell<E>,
     state: StateId,
     name: String,
     namespace: Vec<u8>,
@@ -573,7 +608,7 @@ pub struct KeyIter<K> {
     _key: std::marker::PhantomData<fn() -> K>,
 }
 
-impl<K: DeserializeOwned> KeyIter<K> {
+impl<K: DeserializeOwned, E: StateEngine + ?Sized> KeyIter<K, E> {
     /// Reads the distinct keys of the next key group with entries in the namespace.
     fn fill(&mut self) -> Result<()> {
         while self.chunk.is_empty() {
@@ -602,7 +637,7 @@ impl<K: DeserializeOwned> KeyIter<K> {
     }
 }
 
-impl<K: DeserializeOwned> Iterator for KeyIter<K> {
+impl<K: DeserializeOwned, E: StateEngine + ?Sized> Iterator for KeyIter<K, E> {
     type Item = Result<K>;
 
     fn next(&mut self) -> Option<Result<K>> {
@@ -653,7 +688,7 @@ impl PendingSnapshot {
     }
 }
 
-fn state_id(engine: &dyn StateBackend, name: &str) -> Result<StateId> {
+fn state_id<E: StateBackend + ?Sized>(engine: &E, name: &str) -> Result<StateId> {
     engine
         .states()
         .iter()
@@ -664,7 +699,7 @@ fn state_id(engine: &dyn StateBackend, name: &str) -> Result<StateId> {
 /// Appends `[room for the key group][varint length][ks1 key]` to `buf`; returns where the key's
 /// bytes start. The key is encoded where it stays, after a one-byte length (keys of up to 127
 /// bytes, the common case; longer ones are moved once).
-#[inline]
+#[inline(always)]
 pub(crate) fn push_framed_key<K: Serialize + ?Sized>(
     buf: &mut Vec<u8>,
     prefix_len: usize,
@@ -700,7 +735,7 @@ struct KeySpace {
 impl KeySpace {
     /// The key group of the key at `buf[key]`, checked against the range and written at
     /// `buf[start..]` (the room `push_framed_key` left).
-    #[inline]
+    #[inline(always)]
     fn assign(self, buf: &mut [u8], start: usize, key: std::ops::Range<usize>) -> Result<u16> {
         let key_group = self.max_parallelism.key_group_of(&buf[key]);
         if !self.range.contains(key_group) {
@@ -721,7 +756,7 @@ fn outside_range(key_group: u16, range: KeyGroupRange) -> Error {
     ))
 }
 
-impl Shared {
+impl<E: StateEngine + ?Sized> Shared<E> {
     fn key_space(&self) -> KeySpace {
         KeySpace {
             max_parallelism: self.max_parallelism,
@@ -738,7 +773,7 @@ impl Shared {
         if self.key_type == Some(TypeId::of::<K>()) {
             return Ok(());
         }
-        adopt_key_type::<K>(self)
+        adopt_key_type::<K, E>(self)
     }
 
     /// Builds the entry keys of `keys` in `namespace` (framed) into `self.batch` and runs `f`
@@ -747,7 +782,7 @@ impl Shared {
         &mut self,
         keys: impl IntoIterator<Item = &'k K>,
         namespace: &[u8],
-        f: impl FnOnce(&mut dyn StateBackend, &[EntryKey<'_>], &mut Scratch) -> Result<R>,
+        f: impl FnOnce(&mut E, &[EntryKey<'_>], &mut Scratch) -> Result<R>,
     ) -> Result<R> {
         if self.closed {
             return Err(Error::closed("the backend is closed"));
@@ -785,7 +820,9 @@ pub(crate) struct BatchKeys {
 
 /// Checks the codec of key type `K` against the engine's key codec, or sets it on the first key.
 #[cold]
-fn adopt_key_type<K: Serialize + DeserializeOwned + 'static>(shared: &mut Shared) -> Result<()> {
+fn adopt_key_type<K: Serialize + DeserializeOwned + 'static, E: StateEngine + ?Sized>(
+    shared: &mut Shared<E>,
+) -> Result<()> {
     if shared.closed {
         return Err(Error::closed("the backend is closed"));
     }
@@ -810,8 +847,8 @@ fn adopt_key_type<K: Serialize + DeserializeOwned + 'static>(shared: &mut Shared
 /// writes the prefix. On failure no key is current.
 /// The backend is open: both callers checked (`set_current_key` through the key type, which
 /// `close` clears).
-#[inline]
-fn place_key(shared: &mut Shared, key_start: usize) -> Result<()> {
+#[inline(always)]
+fn place_key<E: StateEngine + ?Sized>(shared: &mut Shared<E>, key_start: usize) -> Result<()> {
     shared.has_key = false;
     let end = shared.entry.len();
     shared.key_group = shared

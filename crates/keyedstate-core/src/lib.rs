@@ -29,7 +29,10 @@ pub mod timers;
 pub mod ttl;
 pub mod unique;
 
-pub use backend::{AsyncSnapshot, EntryKey, KeyGroupSource, RawEntry, StateBackend, StateId};
+pub use backend::{
+    AsDynBackend, AsyncSnapshot, EntryKey, KeyGroupSource, RawEntry, StateBackend, StateEngine,
+    StateId,
+};
 pub use checkpoint::{SnapshotKind, StateDigest};
 pub use codec::{BincodeCodec, Codec, SerdeCodec, StateCodec};
 pub use descriptor::{

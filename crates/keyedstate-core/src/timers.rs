@@ -13,7 +13,7 @@
 //! engine whose timers are not in memory (RocksDB's column families) also gets a write-through
 //! cache of each key group's earliest timers, so that firing reads it once per that many.
 
-use crate::backend::{EntryKey, StateBackend, StateId};
+use crate::backend::{EntryKey, StateBackend, StateEngine, StateId};
 use crate::codec;
 use crate::descriptor::{StateKind, StateMeta};
 use crate::error::{Error, Result};
@@ -275,18 +275,18 @@ fn split_timer_key(entry_key: &[u8]) -> Result<(&[u8], &[u8], &[u8])> {
 }
 
 /// The timer service of one backend.
-pub struct TimerService {
-    backend: KeyedStateBackend,
-    shared: SharedCell,
+pub struct TimerService<E: StateEngine + ?Sized = dyn StateBackend> {
+    backend: KeyedStateBackend<E>,
+    shared: SharedCell<E>,
 }
 
 /// The queues of both domains, one set per backend: every [`TimerService`] of a backend shares
 /// them, so that none keeps heads that another's registrations or firings made stale.
 pub(crate) type Queues = [Queue; 2];
 
-impl KeyedStateBackend {
+impl<E: StateEngine + ?Sized> KeyedStateBackend<E> {
     /// The backend's timer service. Every call returns a handle to the same queues.
-    pub fn timer_service(&self) -> Result<TimerService> {
+    pub fn timer_service(&self) -> Result<TimerService<E>> {
         let shared = self.shared();
         let mut guard = lock(&shared)?;
         if guard.timer_queues.is_none() {
@@ -303,7 +303,7 @@ impl KeyedStateBackend {
                 let state = guard.engine.register_state(&meta)?;
                 let mut queue = Queue::new(state, guard.engine.timer_cache_capacity());
                 for key_group in range.iter() {
-                    queue.reload_head(&mut *guard.engine, key_group)?;
+                    queue.reload_head(guard.engine.as_dyn(), key_group)?;
                 }
                 queues.push(queue);
             }
@@ -320,7 +320,7 @@ impl KeyedStateBackend {
     }
 }
 
-impl TimerService {
+impl<E: StateEngine + ?Sized> TimerService<E> {
     fn queue_index(domain: TimeDomain) -> usize {
         match domain {
             TimeDomain::EventTime => 0,
@@ -330,7 +330,7 @@ impl TimerService {
 
     /// Builds the entry key of a timer of the current key into `out`; returns its key group.
     fn timer_key(
-        shared: &Shared,
+        shared: &Shared<E>,
         namespace: &[u8],
         timestamp: i64,
         out: &mut Vec<u8>,

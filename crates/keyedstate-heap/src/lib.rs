@@ -193,6 +193,19 @@ impl HeapBackend {
         )?)))
     }
 
+    /// The heap backend wrapped in the typed API, statically dispatched: the state handles
+    /// call this engine directly, so its per-record code is inlined into theirs (see
+    /// [`KeyedStateBackend::new_typed`]).
+    pub fn open_typed(
+        max_parallelism: MaxParallelism,
+        range: KeyGroupRange,
+    ) -> Result<KeyedStateBackend<HeapBackend>> {
+        Ok(KeyedStateBackend::new_typed(Self::new(
+            max_parallelism,
+            range,
+        )?))
+    }
+
     fn plain(&mut self, state: StateId) -> Result<&mut KeyGroupTable<Slot>> {
         match self.tables.get_mut(state) {
             Some(Table::Plain(table)) => Ok(table),
@@ -385,6 +398,8 @@ impl StateBackend for HeapBackend {
         self.registry.set_key_codec(codec);
     }
 
+    // Inlined into the state handles when they know this engine's type (static dispatch).
+    #[inline]
     fn get_ref(&mut self, state: StateId, key: EntryKey<'_>) -> Result<Option<&[u8]>> {
         self.clean_up(state)?;
         match self.tables.get(state) {
@@ -413,6 +428,8 @@ impl StateBackend for HeapBackend {
         }
     }
 
+    // Inlined into the state handles when they know this engine's type (static dispatch).
+    #[inline]
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
         self.clean_up(state)?;
         match self.tables.get_mut(state) {

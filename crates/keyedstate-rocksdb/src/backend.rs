@@ -95,6 +95,12 @@ impl RocksDbBackend {
         Ok(KeyedStateBackend::new(Box::new(Self::new(config)?)))
     }
 
+    /// A new instance wrapped in the typed API, statically dispatched: the state handles call
+    /// this engine directly (see [`KeyedStateBackend::new_typed`]).
+    pub fn open_typed(config: RocksDbConfig) -> Result<KeyedStateBackend<RocksDbBackend>> {
+        Ok(KeyedStateBackend::new_typed(Self::new(config)?))
+    }
+
     /// Opens the database in `config.path/db`: a new one, or with `restored` states the one a
     /// restore fetched there (its column families, and the states they belong to).
     pub(crate) fn open_instance(

@@ -88,3 +88,17 @@ fn open_with_skip_list(
 }
 
 conformance_suite!(rocksdb_skip_list_memtable, open_with_skip_list);
+
+/// The RocksDB engine with its type known to the compiler (`RocksDbBackend::open_typed`, static
+/// dispatch): the same random operations, batch calls included, agree with the model.
+#[test]
+fn a_typed_rocksdb_backend_matches_the_model() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let opened = std::cell::Cell::new(0);
+    keyedstate_testkit::model::random_operations_on_a_typed_backend_match_the_model(|max_p| {
+        opened.set(opened.get() + 1);
+        let path = dir.path().join(format!("db-{}", opened.get()));
+        RocksDbBackend::open_typed(RocksDbConfig::new(path, max_p, max_p.full_range()))
+            .expect("RocksDB backend opens")
+    });
+}

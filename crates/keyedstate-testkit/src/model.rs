@@ -7,8 +7,8 @@ use crate::fixture::{Factory, full_at};
 use crate::states::Average;
 use keyedstate_core::{
     AggregatingState, AggregatingStateDescriptor, KeyedStateBackend, ListState,
-    ListStateDescriptor, MapState, MapStateDescriptor, ReducingState, ReducingStateDescriptor,
-    Result, ValueState, ValueStateDescriptor,
+    ListStateDescriptor, MapState, MapStateDescriptor, MaxParallelism, ReducingState,
+    ReducingStateDescriptor, Result, StateBackend, StateEngine, ValueState, ValueStateDescriptor,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -53,16 +53,16 @@ struct Model {
     avg: BTreeMap<Slot, (u64, u64)>,
 }
 
-struct States {
-    value: ValueState<u64>,
-    list: ListState<u32>,
-    map: MapState<u8, u32>,
-    sum: ReducingState<u64>,
-    avg: AggregatingState<Average>,
+struct States<E: StateEngine + ?Sized = dyn StateBackend> {
+    value: ValueState<u64, E>,
+    list: ListState<u32, E>,
+    map: MapState<u8, u32, E>,
+    sum: ReducingState<u64, E>,
+    avg: AggregatingState<Average, E>,
 }
 
-impl States {
-    fn register(backend: &KeyedStateBackend) -> Result<Self> {
+impl<E: StateEngine + ?Sized> States<E> {
+    fn register(backend: &KeyedStateBackend<E>) -> Result<Self> {
         Ok(States {
             value: backend.value_state(&ValueStateDescriptor::new("value"))?,
             list: backend.list_state(&ListStateDescriptor::new("list"))?,
@@ -101,11 +101,21 @@ pub(crate) fn same<T: PartialEq + std::fmt::Debug>(
     }
 }
 
+/// Alternates 1- and 2-byte key-group prefixes.
+fn max_parallelism_of_case(seed: u64) -> u32 {
+    if seed.is_multiple_of(2) { 128 } else { 129 }
+}
+
 fn run_case(factory: &Factory, seed: u64) -> std::result::Result<(), String> {
+    let instance = full_at(factory, max_parallelism_of_case(seed));
+    run_case_on(&instance.backend, seed)
+}
+
+fn run_case_on<E: StateEngine + ?Sized>(
+    backend: &KeyedStateBackend<E>,
+    seed: u64,
+) -> std::result::Result<(), String> {
     let mut rng = Rng::new(seed);
-    // Alternate 1- and 2-byte key-group prefixes.
-    let instance = full_at(factory, if seed.is_multiple_of(2) { 128 } else { 129 });
-    let backend = &instance.backend;
     let err = |e: keyedstate_core::Error| e.to_string();
     let mut states = States::register(backend).map_err(err)?;
     let mut model = Model::default();
@@ -115,7 +125,7 @@ fn run_case(factory: &Factory, seed: u64) -> std::result::Result<(), String> {
     for op in 0..OPS_PER_CASE {
         let at = |what: &str| format!("op {op} {what} at key {} namespace {}", slot.0, slot.1);
         let x = rng.below(1000);
-        match rng.below(20) {
+        match rng.below(22) {
             0 => {
                 slot.0 = rng.below(KEYS);
                 backend.set_current_key(&slot.0).map_err(err)?;
@@ -256,6 +266,69 @@ fn run_case(factory: &Factory, seed: u64) -> std::result::Result<(), String> {
                     model.avg.remove(&slot);
                 }
             }
+            20 => {
+                // The value batch calls over random keys (repeats included) in the current
+                // namespace: later entries of a key win.
+                let keys: Vec<u64> = (0..rng.below(6)).map(|_| rng.below(KEYS)).collect();
+                let entries: Vec<(u64, u64)> = keys.iter().map(|&k| (k, rng.below(1000))).collect();
+                states.value.update_batch(&entries).map_err(err)?;
+                for &(k, v) in &entries {
+                    model.value.insert((k, slot.1), v);
+                }
+                let expected: Vec<Option<u64>> = keys
+                    .iter()
+                    .map(|&k| model.value.get(&(k, slot.1)).copied())
+                    .collect();
+                same(
+                    &at("value get_batch"),
+                    states.value.get_batch(&keys).map_err(err)?,
+                    expected,
+                )?;
+            }
+            21 => {
+                // The list and map batch calls, likewise.
+                let keys: Vec<u64> = (0..rng.below(6)).map(|_| rng.below(KEYS)).collect();
+                let appends: Vec<(u64, u32)> =
+                    keys.iter().map(|&k| (k, rng.below(100) as u32)).collect();
+                states.list.add_batch(&appends).map_err(err)?;
+                for &(k, v) in &appends {
+                    model.list.entry((k, slot.1)).or_default().push(v);
+                }
+                let expected: Vec<Vec<u32>> = keys
+                    .iter()
+                    .map(|&k| model.list.get(&(k, slot.1)).cloned().unwrap_or_default())
+                    .collect();
+                same(
+                    &at("list get_batch"),
+                    states.list.get_batch(&keys).map_err(err)?,
+                    expected,
+                )?;
+                let puts: Vec<(u64, u8, u32)> = keys
+                    .iter()
+                    .map(|&k| (k, rng.below(6) as u8, rng.below(1000) as u32))
+                    .collect();
+                states.map.put_batch(&puts).map_err(err)?;
+                for &(k, uk, v) in &puts {
+                    model.map.entry((k, slot.1)).or_default().insert(uk, v);
+                }
+                let lookups: Vec<(u64, u8)> =
+                    keys.iter().map(|&k| (k, rng.below(6) as u8)).collect();
+                let expected: Vec<Option<u32>> = lookups
+                    .iter()
+                    .map(|&(k, uk)| {
+                        model
+                            .map
+                            .get(&(k, slot.1))
+                            .and_then(|m| m.get(&uk))
+                            .copied()
+                    })
+                    .collect();
+                same(
+                    &at("map get_batch"),
+                    states.map.get_batch(&lookups).map_err(err)?,
+                    expected,
+                )?;
+            }
             _ => {
                 // Session-window merge of another namespace into the current one.
                 let source = rng.below(NAMESPACES) as u8;
@@ -283,7 +356,10 @@ fn run_case(factory: &Factory, seed: u64) -> std::result::Result<(), String> {
 }
 
 /// Key iteration of every state and namespace agrees with the model.
-fn check_keys(backend: &KeyedStateBackend, model: &Model) -> std::result::Result<(), String> {
+fn check_keys<E: StateEngine + ?Sized>(
+    backend: &KeyedStateBackend<E>,
+    model: &Model,
+) -> std::result::Result<(), String> {
     fn keys_in<V>(m: &BTreeMap<Slot, V>, ns: u8) -> BTreeSet<u64> {
         m.keys().filter(|s| s.1 == ns).map(|s| s.0).collect()
     }
@@ -321,12 +397,32 @@ impl Average {
 
 /// Runs 64 seeded cases (or the one in `KEYEDSTATE_SEED`) against the model.
 pub fn random_operations_match_the_model(factory: &Factory) {
+    run_cases(|seed| run_case(factory, seed));
+}
+
+/// The same cases on backends whose engine type is known at compile time
+/// ([`KeyedStateBackend::new_typed`]): `open` opens an empty one holding every key group of
+/// the max parallelism it is given (and its closing is the caller's: the backend is dropped).
+pub fn random_operations_on_a_typed_backend_match_the_model<E: StateEngine>(
+    open: impl Fn(MaxParallelism) -> KeyedStateBackend<E>,
+) {
+    run_cases(|seed| {
+        let max_p =
+            MaxParallelism::new(max_parallelism_of_case(seed)).map_err(|e| e.to_string())?;
+        let backend = open(max_p);
+        let outcome = run_case_on(&backend, seed);
+        backend.close().map_err(|e| e.to_string())?;
+        outcome
+    });
+}
+
+fn run_cases(case: impl Fn(u64) -> std::result::Result<(), String>) {
     let seeds: Vec<u64> = match std::env::var("KEYEDSTATE_SEED") {
         Ok(seed) => vec![seed.parse().expect("KEYEDSTATE_SEED must be a u64")],
         Err(_) => (0..64).map(|case| 0x6b65_7965_6473_7461 ^ case).collect(),
     };
     for seed in seeds {
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_case(factory, seed)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| case(seed)));
         let failure = match outcome {
             Ok(Ok(())) => continue,
             Ok(Err(message)) => message,

@@ -1,4 +1,5 @@
 use super::StateHandle;
+use crate::backend::{StateBackend, StateEngine};
 use crate::codec::Codec;
 use crate::descriptor::AggregateFunction;
 use crate::error::Result;
@@ -7,18 +8,18 @@ use std::sync::Arc;
 
 /// One accumulator per key and namespace; inputs are added with an [`AggregateFunction`] and
 /// `get` returns its result.
-pub struct AggregatingState<F: AggregateFunction> {
-    handle: StateHandle,
+pub struct AggregatingState<F: AggregateFunction, E: StateEngine + ?Sized = dyn StateBackend> {
+    handle: StateHandle<E>,
     codec: Arc<dyn Codec<F::Acc>>,
     function: Arc<F>,
 }
 
-impl<F: AggregateFunction> AggregatingState<F>
+impl<F: AggregateFunction, E: StateEngine + ?Sized> AggregatingState<F, E>
 where
     F::Acc: 'static,
 {
     pub(crate) fn new(
-        handle: StateHandle,
+        handle: StateHandle<E>,
         codec: Arc<dyn Codec<F::Acc>>,
         function: Arc<F>,
     ) -> Self {

@@ -1,5 +1,5 @@
 use super::{Judged, StateHandle, framed_namespace, judge};
-use crate::backend::{EntryKey, StateBackend, StateId};
+use crate::backend::{EntryKey, StateBackend, StateEngine, StateId};
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::key_layout::{list_elements, put_framed};
@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 /// A list of values per key and namespace. `add` appends without reading the list (a RocksDB
 /// merge).
-pub struct ListState<V> {
-    handle: StateHandle,
+pub struct ListState<V, E: StateEngine + ?Sized = dyn StateBackend> {
+    handle: StateHandle<E>,
     codec: Arc<dyn Codec<V>>,
 }
 
-impl<V: 'static> ListState<V> {
-    pub(crate) fn new(handle: StateHandle, codec: Arc<dyn Codec<V>>) -> Self {
+impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
+    pub(crate) fn new(handle: StateHandle<E>, codec: Arc<dyn Codec<V>>) -> Self {
         ListState { handle, codec }
     }
 
@@ -83,7 +83,7 @@ impl<V: 'static> ListState<V> {
     /// Reads and decodes the list at `key` (TTL applied, see [`Self::get`]).
     fn read(
         &self,
-        engine: &mut dyn StateBackend,
+        engine: &mut E,
         id: StateId,
         key: EntryKey<'_>,
         scratch: &mut Scratch,

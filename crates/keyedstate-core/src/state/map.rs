@@ -1,5 +1,5 @@
 use super::{Judged, StateHandle, judge};
-use crate::backend::{EntryKey, StateBackend, StateId};
+use crate::backend::{EntryKey, StateBackend, StateEngine, StateId};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::keyed::{Scratch, StateKey};
@@ -9,15 +9,15 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// A map from user keys to values per key and namespace; each map entry is one engine entry.
-pub struct MapState<UK, UV> {
-    handle: StateHandle,
+pub struct MapState<UK, UV, E: StateEngine + ?Sized = dyn StateBackend> {
+    handle: StateHandle<E>,
     key_codec: Arc<dyn Codec<UK>>,
     value_codec: Arc<dyn Codec<UV>>,
 }
 
-impl<UK: 'static, UV: 'static> MapState<UK, UV> {
+impl<UK: 'static, UV: 'static, E: StateEngine + ?Sized> MapState<UK, UV, E> {
     pub(crate) fn new(
-        handle: StateHandle,
+        handle: StateHandle<E>,
         key_codec: Arc<dyn Codec<UK>>,
         value_codec: Arc<dyn Codec<UV>>,
     ) -> Self {
@@ -87,7 +87,7 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
     /// Reads and decodes the value at `user_key` of the map at `key` (TTL applied).
     fn read(
         &self,
-        engine: &mut dyn StateBackend,
+        engine: &mut E,
         id: StateId,
         entry_key: EntryKey<'_>,
         user_key: &UK,
@@ -192,7 +192,7 @@ impl<UK: 'static, UV: 'static> MapState<UK, UV> {
     /// Flink's map iterator), and iterate a map of any size in bounded memory. Entries put
     /// after the one last returned are seen, entries before it are not. The iteration belongs
     /// to the current key and namespace at its start: changing either makes it fail.
-    pub fn iter(&self) -> MapIter<'_, UK, UV> {
+    pub fn iter(&self) -> MapIter<'_, UK, UV, E> {
         MapIter {
             state: self,
             chunk: std::collections::VecDeque::new(),
@@ -253,8 +253,8 @@ struct Chunk {
 }
 
 /// A lazy iteration of one map (see [`MapState::iter`]).
-pub struct MapIter<'s, UK, UV> {
-    state: &'s MapState<UK, UV>,
+pub struct MapIter<'s, UK, UV, E: StateEngine + ?Sized = dyn StateBackend> {
+    state: &'s MapState<UK, UV, E>,
     chunk: std::collections::VecDeque<RawPair>,
     /// The last user key read from the engine.
     after: Option<Vec<u8>>,
@@ -262,7 +262,7 @@ pub struct MapIter<'s, UK, UV> {
     done: bool,
 }
 
-impl<UK: 'static, UV: 'static> Iterator for MapIter<'_, UK, UV> {
+impl<UK: 'static, UV: 'static, E: StateEngine + ?Sized> Iterator for MapIter<'_, UK, UV, E> {
     type Item = Result<(UK, UV)>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -13,7 +13,7 @@ pub use map::{MapIter, MapState};
 pub use reducing::ReducingState;
 pub use value::ValueState;
 
-use crate::backend::{EntryKey, StateBackend, StateId};
+use crate::backend::{EntryKey, StateBackend, StateEngine, StateId};
 use crate::codec::{self, Codec};
 use crate::error::Error;
 use crate::error::Result;
@@ -29,15 +29,15 @@ use std::time::Instant;
 
 /// What an access sees: the engine, the entry key of the current key and namespace, and scratch
 /// buffers.
-pub(crate) struct Access<'a> {
-    pub(crate) engine: &'a mut dyn StateBackend,
+pub(crate) struct Access<'a, E: ?Sized = dyn StateBackend> {
+    pub(crate) engine: &'a mut E,
     pub(crate) id: StateId,
     pub(crate) key: EntryKey<'a>,
     pub(crate) scratch: &'a mut Scratch,
 }
 
-pub(crate) struct StateHandle {
-    shared: SharedCell,
+pub(crate) struct StateHandle<E: ?Sized = dyn StateBackend> {
+    shared: SharedCell<E>,
     id: StateId,
     name: Arc<str>,
     /// The framed serialized namespace.
@@ -79,9 +79,9 @@ pub(crate) fn judge<'b>(
     })
 }
 
-impl StateHandle {
+impl<E: StateEngine + ?Sized> StateHandle<E> {
     pub(crate) fn new(
-        shared: SharedCell,
+        shared: SharedCell<E>,
         id: StateId,
         name: &str,
         ttl: Option<(StateTtlConfig, Arc<dyn Clock>)>,
@@ -134,7 +134,7 @@ impl StateHandle {
     }
 
     /// Runs `f` on the entry of the current key in the handle's namespace.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(Access<'_>) -> Result<R>) -> Result<R> {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(Access<'_, E>) -> Result<R>) -> Result<R> {
         self.with_namespace(&self.namespace, f)
     }
 
@@ -142,7 +142,7 @@ impl StateHandle {
     pub(crate) fn with_namespace<R>(
         &self,
         namespace: &[u8],
-        f: impl FnOnce(Access<'_>) -> Result<R>,
+        f: impl FnOnce(Access<'_, E>) -> Result<R>,
     ) -> Result<R> {
         let sampled = self
             .sampler
@@ -178,7 +178,7 @@ impl StateHandle {
     pub(crate) fn with_keys<'k, K: StateKey + 'k, R>(
         &self,
         keys: impl IntoIterator<Item = &'k K>,
-        f: impl FnOnce(&mut dyn StateBackend, StateId, &[EntryKey<'_>], &mut Scratch) -> Result<R>,
+        f: impl FnOnce(&mut E, StateId, &[EntryKey<'_>], &mut Scratch) -> Result<R>,
     ) -> Result<R> {
         let mut guard = lock(&self.shared).map_err(|e| self.context(e))?;
         guard
@@ -326,8 +326,9 @@ impl StateHandle {
 /// Reads and decodes the entry at `key`, applying the state's TTL (`ttl`: its configuration and
 /// now): an expired value is removed (and returned only if the visibility says so), a renewed
 /// one rewritten with the new timestamp.
-fn read_entry<T: 'static>(
-    engine: &mut dyn StateBackend,
+#[inline]
+fn read_entry<T: 'static, E: StateBackend + ?Sized>(
+    engine: &mut E,
     id: StateId,
     key: EntryKey<'_>,
     scratch: &mut Scratch,

@@ -1,4 +1,5 @@
 use super::StateHandle;
+use crate::backend::{StateBackend, StateEngine};
 use crate::codec::Codec;
 use crate::descriptor::ReduceFn;
 use crate::error::Result;
@@ -6,14 +7,18 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// One value per key and namespace into which added values are folded with a reduce function.
-pub struct ReducingState<V> {
-    handle: StateHandle,
+pub struct ReducingState<V, E: StateEngine + ?Sized = dyn StateBackend> {
+    handle: StateHandle<E>,
     codec: Arc<dyn Codec<V>>,
     reduce: ReduceFn<V>,
 }
 
-impl<V: 'static> ReducingState<V> {
-    pub(crate) fn new(handle: StateHandle, codec: Arc<dyn Codec<V>>, reduce: ReduceFn<V>) -> Self {
+impl<V: 'static, E: StateEngine + ?Sized> ReducingState<V, E> {
+    pub(crate) fn new(
+        handle: StateHandle<E>,
+        codec: Arc<dyn Codec<V>>,
+        reduce: ReduceFn<V>,
+    ) -> Self {
         ReducingState {
             handle,
             codec,

@@ -1,4 +1,5 @@
 use super::StateHandle;
+use crate::backend::{StateBackend, StateEngine};
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::keyed::StateKey;
@@ -6,13 +7,13 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// One value per key and namespace.
-pub struct ValueState<V> {
-    handle: StateHandle,
+pub struct ValueState<V, E: StateEngine + ?Sized = dyn StateBackend> {
+    handle: StateHandle<E>,
     codec: Arc<dyn Codec<V>>,
 }
 
-impl<V: 'static> ValueState<V> {
-    pub(crate) fn new(handle: StateHandle, codec: Arc<dyn Codec<V>>) -> Self {
+impl<V: 'static, E: StateEngine + ?Sized> ValueState<V, E> {
+    pub(crate) fn new(handle: StateHandle<E>, codec: Arc<dyn Codec<V>>) -> Self {
         ValueState { handle, codec }
     }
 
