@@ -320,6 +320,32 @@ impl RocksDbBackend {
         Ok(())
     }
 
+    /// Writes one batch of `state`'s records, built by `build` into the reused batch bytes
+    /// (given the column family's id): the batch calls. On a build error nothing is written.
+    fn write_records(
+        &mut self,
+        state: StateId,
+        build: impl FnOnce(&mut BatchRep, u32) -> Result<()>,
+    ) -> Result<()> {
+        // Earlier writes of the state first, so that the batch's win.
+        self.write_out_for(state)?;
+        let Self {
+            db,
+            registry,
+            batch_rep: rep,
+            write_options,
+            ..
+        } = self;
+        let db = db.as_deref().ok_or_else(closed)?;
+        let cf = crate::ffi::column_family_id(cf_of(db, registry, state)?);
+        if let Err(e) = build(rep, cf) {
+            rep.clear();
+            return Err(e);
+        }
+        db.write_opt(rep.take(), write_options)
+            .map_err(map_err("writing a batch"))
+    }
+
     /// Writes the buffer out before `state` is read other than by a point read.
     fn write_out_for(&mut self, state: StateId) -> Result<()> {
         if self.buffers(state) {
@@ -686,14 +712,12 @@ impl StateBackend for RocksDbBackend {
             }
             return Ok(());
         }
-        self.write_out_for(state)?;
-        let (db, cf) = self.cf(state)?;
-        let mut batch = WriteBatch::default();
-        for (key, value) in keys.iter().zip(values) {
-            batch.put_cf(cf, key.bytes(), value);
-        }
-        db.write_opt(batch, &self.write_options)
-            .map_err(map_err("writing a batch"))
+        self.write_records(state, |rep, cf| {
+            for (key, value) in keys.iter().zip(values) {
+                rep.put(cf, key.bytes(), value)?;
+            }
+            Ok(())
+        })
     }
 
     fn put(&mut self, state: StateId, key: EntryKey<'_>, value: &[u8]) -> Result<()> {
@@ -727,14 +751,12 @@ impl StateBackend for RocksDbBackend {
         keys: &[EntryKey<'_>],
         frames: &[&[u8]],
     ) -> Result<()> {
-        self.write_out_for(state)?;
-        let (db, cf) = self.cf(state)?;
-        let mut batch = WriteBatch::default();
-        for (key, frames) in keys.iter().zip(frames) {
-            batch.merge_cf(cf, key.bytes(), frames);
-        }
-        db.write_opt(batch, &self.write_options)
-            .map_err(map_err("writing a batch"))
+        self.write_records(state, |rep, cf| {
+            for (key, frames) in keys.iter().zip(frames) {
+                rep.merge(cf, key.bytes(), frames)?;
+            }
+            Ok(())
+        })
     }
 
     fn delete(&mut self, state: StateId, key: EntryKey<'_>) -> Result<()> {
@@ -797,16 +819,16 @@ impl StateBackend for RocksDbBackend {
         user_keys: &[&[u8]],
         values: &[&[u8]],
     ) -> Result<()> {
-        self.write_out_for(state)?;
-        let (db, cf) = self.cf(state)?;
-        let mut batch = WriteBatch::default();
-        let mut key_buf = Vec::new();
-        for ((&key, user_key), value) in keys.iter().zip(user_keys).zip(values) {
-            Self::map_key(&mut key_buf, key, user_key);
-            batch.put_cf(cf, &key_buf, value);
-        }
-        db.write_opt(batch, &self.write_options)
-            .map_err(map_err("writing a batch"))
+        let mut key_buf = std::mem::take(&mut self.key_buf);
+        let written = self.write_records(state, |rep, cf| {
+            for ((&key, user_key), value) in keys.iter().zip(user_keys).zip(values) {
+                Self::map_key(&mut key_buf, key, user_key);
+                rep.put(cf, &key_buf, value)?;
+            }
+            Ok(())
+        });
+        self.key_buf = key_buf;
+        written
     }
 
     fn map_remove(&mut self, state: StateId, key: EntryKey<'_>, user_key: &[u8]) -> Result<()> {
