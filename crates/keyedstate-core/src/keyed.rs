@@ -796,7 +796,11 @@ impl<E: StateEngine + ?Sized> Shared<E> {
             let start = buf.len();
             let key_start = push_framed_key(buf, space.prefix_len, key)?;
             let key_end = buf.len();
-            buf.extend_from_slice(namespace);
+            match namespace {
+                // The void namespace's frame: a push, not a call to `memcpy`.
+                [byte] => buf.push(*byte),
+                _ => buf.extend_from_slice(namespace),
+            }
             let key_group = space.assign(buf, start, key_start..key_end)?;
             spans.push((start, buf.len(), key_group));
         }

@@ -409,6 +409,7 @@ impl StateBackend for HeapBackend {
         }
     }
 
+    #[inline]
     fn multi_get(
         &mut self,
         state: StateId,

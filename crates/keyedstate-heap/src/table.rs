@@ -154,6 +154,7 @@ impl<E: Keyed> KeyGroupTable<E> {
 
     /// The entries of `keys`, as `f(i, entry)`: every key hashed and its table entry read
     /// first ([`Self::touch_all`]), then the tables probed.
+    #[inline]
     pub(crate) fn get_many(
         &self,
         keys: &[EntryKey<'_>],
