@@ -11,15 +11,15 @@ use crate::checkpoint::{
 };
 use crate::{
     Error, KeyedStateBackend, MaxParallelism, OperatorStateBackend, PendingSnapshot, Result,
-    SnapshotKind, StateDigest,
+    SnapshotKind, StateDigest, StateEngine,
 };
 use std::sync::Arc;
 
 /// Takes one job-level checkpoint of `backends` (subtask `i` at index `i`): the synchronous part
 /// of every subtask, then the asynchronous parts in parallel, then `_metadata`, then the
 /// complete notifications. On failure the checkpoint is aborted and the backends notified.
-pub fn checkpoint(
-    backends: &[KeyedStateBackend],
+pub fn checkpoint<E: StateEngine + ?Sized>(
+    backends: &[KeyedStateBackend<E>],
     coordinator: &mut CheckpointCoordinator,
     kind: SnapshotKind,
 ) -> Result<CheckpointMetadata> {
@@ -28,8 +28,8 @@ pub fn checkpoint(
 
 /// Like [`checkpoint`], with each subtask's operator state (`operators[i]` of subtask `i`; an
 /// empty slice for none).
-pub fn checkpoint_with_operator_state(
-    backends: &[KeyedStateBackend],
+pub fn checkpoint_with_operator_state<E: StateEngine + ?Sized>(
+    backends: &[KeyedStateBackend<E>],
     operators: &[OperatorStateBackend],
     coordinator: &mut CheckpointCoordinator,
     kind: SnapshotKind,
@@ -39,8 +39,8 @@ pub fn checkpoint_with_operator_state(
 
 /// Like [`checkpoint`], each subtask writing through its local recovery (`local[i]` of subtask
 /// `i`, in front of the coordinator's storage), which then keeps that checkpoint's files.
-pub fn checkpoint_with_local_recovery(
-    backends: &[KeyedStateBackend],
+pub fn checkpoint_with_local_recovery<E: StateEngine + ?Sized>(
+    backends: &[KeyedStateBackend<E>],
     local: &[Arc<LocalRecovery>],
     coordinator: &mut CheckpointCoordinator,
     kind: SnapshotKind,
@@ -55,8 +55,8 @@ pub fn checkpoint_with_local_recovery(
     checkpoint_subtasks(backends, &[], local, coordinator, kind)
 }
 
-fn checkpoint_subtasks(
-    backends: &[KeyedStateBackend],
+fn checkpoint_subtasks<E: StateEngine + ?Sized>(
+    backends: &[KeyedStateBackend<E>],
     operators: &[OperatorStateBackend],
     local: &[Arc<LocalRecovery>],
     coordinator: &mut CheckpointCoordinator,
@@ -132,8 +132,8 @@ impl SubtaskSnapshot {
     /// The synchronous part of subtask `subtask`'s snapshot for checkpoint `checkpoint_id`, with
     /// its operator state (`OperatorStateBackend::snapshot_bytes`, taken at the same point of
     /// the input) if it has any.
-    pub fn take(
-        backend: &KeyedStateBackend,
+    pub fn take<E: StateEngine + ?Sized>(
+        backend: &KeyedStateBackend<E>,
         operator_state: Option<Vec<u8>>,
         subtask: u32,
         checkpoint_id: u64,
@@ -182,7 +182,11 @@ pub fn complete(
 
 /// Tells every backend that checkpoint `id` completed (or, with `completed` false, that it
 /// was aborted).
-pub fn notify(backends: &[KeyedStateBackend], id: u64, completed: bool) -> Result<()> {
+pub fn notify<E: StateEngine + ?Sized>(
+    backends: &[KeyedStateBackend<E>],
+    id: u64,
+    completed: bool,
+) -> Result<()> {
     backends.iter().try_for_each(|b| {
         if completed {
             b.notify_checkpoint_complete(id)
@@ -193,7 +197,7 @@ pub fn notify(backends: &[KeyedStateBackend], id: u64, completed: bool) -> Resul
 }
 
 /// The digest of every subtask's state together.
-pub fn digest(backends: &[KeyedStateBackend]) -> Result<StateDigest> {
+pub fn digest<E: StateEngine + ?Sized>(backends: &[KeyedStateBackend<E>]) -> Result<StateDigest> {
     let mut total = StateDigest::default();
     for backend in backends {
         total.merge(backend.digest()?);
