@@ -31,10 +31,31 @@ use std::sync::Arc;
 /// `String` (`set_current_key("alice")`).
 pub trait StateKey: Serialize {
     type Owned: Serialize + DeserializeOwned + 'static;
+
+    /// The key's `ks1` encoding when it is a `u64` or an `i64`: eight bytes, written into the
+    /// entry key without a serializer (`set_current_key`'s fast path). `None` for every other
+    /// type. A test holds it to `codec::encode`.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn eight_bytes(&self) -> Option<[u8; 8]> {
+        None
+    }
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> StateKey for T {
     type Owned = T;
+
+    #[inline(always)]
+    fn eight_bytes(&self) -> Option<[u8; 8]> {
+        // Known at compile time per `T`: the branches not taken are removed.
+        let any: &dyn std::any::Any = self;
+        if let Some(v) = any.downcast_ref::<u64>() {
+            return Some(v.to_be_bytes());
+        }
+        // ks1 flips a signed integer's sign bit, so that the bytes order as the numbers.
+        any.downcast_ref::<i64>()
+            .map(|v| ((*v as u64) ^ (1 << 63)).to_be_bytes())
+    }
 }
 
 impl StateKey for str {
@@ -271,6 +292,9 @@ impl<E: StateEngine + ?Sized> KeyedStateBackend<E> {
         if let Err(e) = shared.check_key_type::<K::Owned>() {
             shared.has_key = false;
             return Err(e);
+        }
+        if let Some(bytes) = key.eight_bytes() {
+            return place_eight_byte_key(shared, bytes);
         }
         shared.entry.clear();
         let key_start = match push_framed_key(&mut shared.entry, shared.prefix_len, key) {
@@ -733,6 +757,17 @@ struct KeySpace {
 }
 
 impl KeySpace {
+    /// The key group of a key whose `ks1` encoding is the eight `bytes`, checked against the
+    /// range.
+    #[inline(always)]
+    fn key_group_of_eight(self, bytes: &[u8; 8]) -> Result<u16> {
+        let key_group = self.max_parallelism.key_group_of(bytes);
+        if !self.range.contains(key_group) {
+            return Err(outside_range(key_group, self.range));
+        }
+        Ok(key_group)
+    }
+
     /// The key group of the key at `buf[key]`, checked against the range and written at
     /// `buf[start..]` (the room `push_framed_key` left).
     #[inline(always)]
@@ -794,13 +829,19 @@ impl<E: StateEngine + ?Sized> Shared<E> {
         spans.clear();
         for key in keys {
             let start = buf.len();
+            if let Some(bytes) = key.eight_bytes() {
+                let void = namespace == [0];
+                let key_group = space.key_group_of_eight(&bytes)?;
+                push_eight_byte_key(buf, space.prefix_len, key_group, bytes, void);
+                if !void {
+                    buf.extend_from_slice(namespace);
+                }
+                spans.push((start, buf.len(), key_group));
+                continue;
+            }
             let key_start = push_framed_key(buf, space.prefix_len, key)?;
             let key_end = buf.len();
-            match namespace {
-                // The void namespace's frame: a push, not a call to `memcpy`.
-                [byte] => buf.push(*byte),
-                _ => buf.extend_from_slice(namespace),
-            }
+            push_namespace(buf, namespace);
             let key_group = space.assign(buf, start, key_start..key_end)?;
             spans.push((start, buf.len(), key_group));
         }
@@ -811,6 +852,16 @@ impl<E: StateEngine + ?Sized> Shared<E> {
             })
             .collect();
         f(&mut *self.engine, &entry_keys, &mut self.scratch)
+    }
+}
+
+/// Appends a framed namespace to an entry key.
+#[inline(always)]
+fn push_namespace(buf: &mut Vec<u8>, namespace: &[u8]) {
+    match namespace {
+        // The void namespace's frame: a push, not a call to `memcpy`.
+        [byte] => buf.push(*byte),
+        _ => buf.extend_from_slice(namespace),
     }
 }
 
@@ -846,6 +897,51 @@ fn adopt_key_type<K: Serialize + DeserializeOwned + 'static, E: StateEngine + ?S
     Ok(())
 }
 
+/// `set_current_key` of a key whose `ks1` encoding is `bytes` (a `u64` or `i64`): the same
+/// entry key `push_framed_key` and `place_key` write, without the serializer.
+#[inline(always)]
+fn place_eight_byte_key<E: StateEngine + ?Sized>(
+    shared: &mut Shared<E>,
+    bytes: [u8; 8],
+) -> Result<()> {
+    shared.has_key = false;
+    let key_group = shared.key_space().key_group_of_eight(&bytes)?;
+    shared.entry.clear();
+    // With the void namespace's empty frame, as `place_key` writes it.
+    let key_start = match shared.prefix_len {
+        1 => push_eight_byte_key(&mut shared.entry, 1, key_group, bytes, true),
+        _ => push_eight_byte_key(&mut shared.entry, 2, key_group, bytes, true),
+    };
+    shared.key_group = key_group;
+    shared.key_start = key_start;
+    shared.prefix_end = key_start + 8;
+    shared.has_key = true;
+    Ok(())
+}
+
+/// Appends `[key group][8][bytes]`, the framed entry-key prefix of a key whose `ks1` encoding
+/// is the eight `bytes`, and with `void_namespace` the void namespace's frame (0) after it, as
+/// one array; returns where the key's bytes start.
+#[inline(always)]
+fn push_eight_byte_key(
+    buf: &mut Vec<u8>,
+    prefix_len: usize,
+    key_group: u16,
+    bytes: [u8; 8],
+    void_namespace: bool,
+) -> usize {
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = bytes;
+    let [g0, g1] = key_group.to_be_bytes();
+    let start = buf.len();
+    match (prefix_len, void_namespace) {
+        (1, false) => buf.extend_from_slice(&[g1, 8, b0, b1, b2, b3, b4, b5, b6, b7]),
+        (1, true) => buf.extend_from_slice(&[g1, 8, b0, b1, b2, b3, b4, b5, b6, b7, 0]),
+        (_, false) => buf.extend_from_slice(&[g0, g1, 8, b0, b1, b2, b3, b4, b5, b6, b7]),
+        (_, true) => buf.extend_from_slice(&[g0, g1, 8, b0, b1, b2, b3, b4, b5, b6, b7, 0]),
+    }
+    start + prefix_len + 1
+}
+
 /// Takes the key framed in `shared.entry` after its key-group prefix (its bytes from
 /// `key_start`) as the current key: computes its key group, checks this backend holds it and
 /// writes the prefix. On failure no key is current.
@@ -864,4 +960,31 @@ fn place_key<E: StateEngine + ?Sized>(shared: &mut Shared<E>, key_start: usize) 
     shared.entry.push(0);
     shared.has_key = true;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StateKey;
+    use crate::codec;
+
+    fn encoded<K: serde::Serialize + ?Sized>(key: &K) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::encode(key, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_eight_byte_fast_path_writes_the_ks1_encoding() {
+        for v in [0u64, 1, 255, 256, u64::MAX / 3, u64::MAX] {
+            assert_eq!(v.eight_bytes().map(|b| b.to_vec()), Some(encoded(&v)));
+        }
+        for v in [i64::MIN, -1, 0, 1, i64::MAX] {
+            assert_eq!(v.eight_bytes().map(|b| b.to_vec()), Some(encoded(&v)));
+        }
+        // Every other type takes the serializer.
+        assert_eq!(7u32.eight_bytes(), None);
+        assert_eq!(1.5f64.eight_bytes(), None);
+        assert_eq!("alice".eight_bytes(), None);
+        assert_eq!((1u32, 2u32).eight_bytes(), None);
+    }
 }

@@ -162,3 +162,67 @@ pub fn one_mib_values_roundtrip(factory: &Factory) {
     assert_eq!(list.get().unwrap(), vec![big.clone(), big.clone()]);
     assert_eq!(map.get(&0).unwrap().as_ref(), Some(&big));
 }
+
+/// `u64` and `i64` keys are placed without the serializer (`set_current_key`'s fast path): the
+/// entry key must be the one the serialized bytes give, in the void namespace and another, one
+/// key at a time and in a batch, at both key-group prefix lengths.
+pub fn eight_byte_keys_have_the_entry_keys_of_their_serialized_bytes(factory: &Factory) {
+    for max_parallelism in [128, 129] {
+        let i = full_at(factory, max_parallelism);
+        let mut windowed = i
+            .backend
+            .value_state(&ValueStateDescriptor::<u64>::new("w"))
+            .unwrap();
+        windowed.set_namespace(&3u8).unwrap();
+        let plain = i
+            .backend
+            .value_state(&ValueStateDescriptor::<u64>::new("v"))
+            .unwrap();
+        for key in [0u64, 1, 42, 1 << 40, u64::MAX] {
+            let bytes = set_key_and_check_its_group(&i, max_parallelism, &key);
+            plain.update(&key).unwrap();
+            windowed.update(&(key ^ 1)).unwrap();
+            // Read back through the serialized bytes, and in a batch.
+            i.backend.set_current_key_bytes(&bytes).unwrap();
+            assert_eq!(plain.get().unwrap(), Some(key));
+            assert_eq!(windowed.get().unwrap(), Some(key ^ 1));
+            assert_eq!(plain.get_batch(&[key]).unwrap(), vec![Some(key)]);
+            assert_eq!(windowed.get_batch(&[key]).unwrap(), vec![Some(key ^ 1)]);
+            assert_eq!(i.backend.current_key::<u64>().unwrap(), Some(key));
+        }
+        let mut keys: Vec<u64> = i.backend.keys("v", &()).unwrap();
+        keys.sort_unstable();
+        assert_eq!(keys, vec![0, 1, 42, 1 << 40, u64::MAX]);
+    }
+    // i64 keys (sign bit flipped in ks1), on a backend of their own (one key type a backend).
+    let i = full_at(factory, 128);
+    let plain = i
+        .backend
+        .value_state(&ValueStateDescriptor::<i64>::new("v"))
+        .unwrap();
+    for key in [i64::MIN, -1, 0, 1, i64::MAX] {
+        let bytes = set_key_and_check_its_group(&i, 128, &key);
+        plain.update(&key).unwrap();
+        i.backend.set_current_key_bytes(&bytes).unwrap();
+        assert_eq!(plain.get().unwrap(), Some(key));
+        assert_eq!(i.backend.current_key::<i64>().unwrap(), Some(key));
+    }
+}
+
+/// Sets `key` as the current key and checks its key group against its serialized bytes, which
+/// it returns.
+fn set_key_and_check_its_group<K: keyedstate_core::StateKey>(
+    i: &crate::Instance,
+    max_parallelism: u32,
+    key: &K,
+) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    codec::encode(key, &mut bytes).unwrap();
+    i.backend.set_current_key(key).unwrap();
+    let max_p = MaxParallelism::new(max_parallelism).unwrap();
+    assert_eq!(
+        i.backend.current_key_group().unwrap(),
+        Some(max_p.key_group_of(&bytes))
+    );
+    bytes
+}

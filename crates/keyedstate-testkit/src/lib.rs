@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
                 layout::two_byte_prefix_at_max_parallelism_129,
                 layout::first_and_last_key_group,
                 layout::empty_keys_are_valid_keys,
+                layout::eight_byte_keys_have_the_entry_keys_of_their_serialized_bytes,
                 layout::one_mib_values_roundtrip,
                 bad_input::reregistering_with_another_kind_is_incompatible,
                 bad_input::reregistering_with_another_codec_is_incompatible,
