@@ -67,7 +67,8 @@ pub struct RocksDbBackend {
     ttl_millis: HashMap<String, Arc<AtomicU64>>,
     /// The latest point writes, not yet in RocksDB (see [`crate::write_buffer`]).
     writes: WriteBuffer,
-    /// The write buffer's batch as it is written out (see [`crate::batch_rep`]), reused.
+    /// The batch being written out, of the write buffer or a batch call (see
+    /// [`crate::batch_rep`]), reused.
     batch_rep: BatchRep,
     /// By state id: whether the state's point writes go through `writes` (keyed states in
     /// column families; not the timers, whose queues scan RocksDB on every pop).

@@ -79,6 +79,18 @@ impl S3Server {
         );
     }
 
+    /// The keys of the objects under `prefix` in `bucket` (one listing page, up to 1,000).
+    pub fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let response =
+            self.request_patiently("GET", &format!("/{bucket}?list-type=2&prefix={prefix}"));
+        response
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|rest| rest.split("</Key>").next())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// [`Self::request`], retried on connection errors for [`PATIENCE`]; panics, quoting
     /// moto's output, when the server exits or does not answer in time.
     fn request_patiently(&self, method: &str, path: &str) -> String {

@@ -150,7 +150,12 @@ fn output(dir: &Path) -> Vec<(String, String)> {
 }
 
 fn kill_loop(engine: &'static str, kills: u32, seed: u64, extra: Vec<&'static str>) {
-    kill_loop_at(engine, kills, seed, None, Vec::new(), extra);
+    let checkpointed = |dir: &Path| {
+        DirectoryStorage::new(dir.join("checkpoints"))
+            .and_then(|storage| load_latest(&storage))
+            .is_ok()
+    };
+    kill_loop_at(engine, kills, seed, None, Vec::new(), extra, &checkpointed);
 }
 
 fn kill_loop_at(
@@ -160,6 +165,8 @@ fn kill_loop_at(
     root: Option<String>,
     env: Vec<(&'static str, String)>,
     extra: Vec<&'static str>,
+    // Whether a checkpoint of the job in this directory has completed.
+    checkpointed: &dyn Fn(&Path) -> bool,
 ) {
     // Long enough that no run reaches the end before its kill: a run goes on for 0.3 to 1.5 s
     // after its restore, at 8 ms an epoch.
@@ -207,9 +214,13 @@ fn kill_loop_at(
         // A run after the first restores first (its processes connect, worker 0 opens the
         // root, every worker restores; or finds no checkpoint, when none completed before
         // the last kill, and starts afresh): the kill comes at a random point after that. The
-        // first run starts afresh and is given time for a first checkpoint.
+        // first run starts afresh and is killed after its first checkpoint completed (waited
+        // for, not timed: under load, to an object store, it may take seconds).
         if kill == 0 {
-            std::thread::sleep(Duration::from_millis(800));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !checkpointed(dir.path()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         } else {
             let deadline = Instant::now() + Duration::from_secs(20);
             while !run.started() && Instant::now() < deadline {
@@ -296,6 +307,12 @@ fn sessions_checkpointing_to_s3_survive_sigkill() {
     let server = S3Server::start();
     server.create_bucket("jobs");
     let root = "s3://jobs/sessions".to_owned();
+    let checkpointed = |_: &Path| {
+        server
+            .list("jobs", "sessions/")
+            .iter()
+            .any(|key| key.ends_with("/_metadata"))
+    };
     kill_loop_at(
         "rocksdb",
         2,
@@ -303,6 +320,7 @@ fn sessions_checkpointing_to_s3_survive_sigkill() {
         Some(root),
         server.env(),
         Vec::new(),
+        &checkpointed,
     );
 }
 
