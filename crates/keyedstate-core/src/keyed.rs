@@ -757,11 +757,10 @@ struct KeySpace {
 }
 
 impl KeySpace {
-    /// The key group of a key whose `ks1` encoding is the eight `bytes`, checked against the
-    /// range.
+    /// The key group of the serialized key `key`, checked against the range.
     #[inline(always)]
-    fn key_group_of_eight(self, bytes: &[u8; 8]) -> Result<u16> {
-        let key_group = self.max_parallelism.key_group_of(bytes);
+    fn key_group_of(self, key: &[u8]) -> Result<u16> {
+        let key_group = self.max_parallelism.key_group_of(key);
         if !self.range.contains(key_group) {
             return Err(outside_range(key_group, self.range));
         }
@@ -772,10 +771,7 @@ impl KeySpace {
     /// `buf[start..]` (the room `push_framed_key` left).
     #[inline(always)]
     fn assign(self, buf: &mut [u8], start: usize, key: std::ops::Range<usize>) -> Result<u16> {
-        let key_group = self.max_parallelism.key_group_of(&buf[key]);
-        if !self.range.contains(key_group) {
-            return Err(outside_range(key_group, self.range));
-        }
+        let key_group = self.key_group_of(&buf[key])?;
         match self.prefix_len {
             1 => buf[start] = key_group as u8,
             _ => buf[start..start + 2].copy_from_slice(&key_group.to_be_bytes()),
@@ -831,7 +827,7 @@ impl<E: StateEngine + ?Sized> Shared<E> {
             let start = buf.len();
             if let Some(bytes) = key.eight_bytes() {
                 let void = namespace == [0];
-                let key_group = space.key_group_of_eight(&bytes)?;
+                let key_group = space.key_group_of(&bytes)?;
                 push_eight_byte_key(buf, space.prefix_len, key_group, bytes, void);
                 if !void {
                     buf.extend_from_slice(namespace);
@@ -905,7 +901,7 @@ fn place_eight_byte_key<E: StateEngine + ?Sized>(
     bytes: [u8; 8],
 ) -> Result<()> {
     shared.has_key = false;
-    let key_group = shared.key_space().key_group_of_eight(&bytes)?;
+    let key_group = shared.key_space().key_group_of(&bytes)?;
     shared.entry.clear();
     // With the void namespace's empty frame, as `place_key` writes it.
     let key_start = match shared.prefix_len {

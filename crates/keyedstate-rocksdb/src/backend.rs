@@ -310,12 +310,8 @@ impl RocksDbBackend {
                 Kind::Merge => rep.merge(cf, write.key, write.value),
             }
         });
-        if let Err(e) = built {
-            // Half a batch must not go out with the next one; the writes stay buffered.
-            rep.clear();
-            return Err(e);
-        }
-        db.write_opt(rep.take(), &self.write_options)
+        // On an error the writes stay buffered.
+        db.write_opt(rep.finish(built)?, &self.write_options)
             .map_err(map_err("writing the buffered writes"))?;
         self.writes.clear();
         Ok(())
@@ -339,11 +335,8 @@ impl RocksDbBackend {
         } = self;
         let db = db.as_deref().ok_or_else(closed)?;
         let cf = crate::ffi::column_family_id(cf_of(db, registry, state)?);
-        if let Err(e) = build(rep, cf) {
-            rep.clear();
-            return Err(e);
-        }
-        db.write_opt(rep.take(), write_options)
+        let built = build(rep, cf);
+        db.write_opt(rep.finish(built)?, write_options)
             .map_err(map_err("writing a batch"))
     }
 

@@ -92,6 +92,18 @@ impl BatchRep {
         self.count = 0;
     }
 
+    /// The batch once `built` (the outcome of appending its records) succeeded; on its error
+    /// the records are dropped, so that half a batch never goes out with the next one.
+    pub(crate) fn finish(&mut self, built: Result<()>) -> Result<WriteBatch> {
+        match built {
+            Ok(()) => Ok(self.take()),
+            Err(e) => {
+                self.clear();
+                Err(e)
+            }
+        }
+    }
+
     /// The batch, as RocksDB's `WriteBatch`; this one is empty again afterwards.
     pub(crate) fn take(&mut self) -> WriteBatch {
         self.bytes[8..HEADER].copy_from_slice(&self.count.to_le_bytes());
