@@ -48,13 +48,7 @@ impl<T: Serialize + DeserializeOwned + 'static> StateKey for T {
     #[inline(always)]
     fn eight_bytes(&self) -> Option<[u8; 8]> {
         // Known at compile time per `T`: the branches not taken are removed.
-        let any: &dyn std::any::Any = self;
-        if let Some(v) = any.downcast_ref::<u64>() {
-            return Some(v.to_be_bytes());
-        }
-        // ks1 flips a signed integer's sign bit, so that the bytes order as the numbers.
-        any.downcast_ref::<i64>()
-            .map(|v| ((*v as u64) ^ (1 << 63)).to_be_bytes())
+        codec::to_ks1(self)
     }
 }
 

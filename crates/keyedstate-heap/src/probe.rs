@@ -99,7 +99,9 @@ impl<E> ProbeTable<E> {
     }
 
     /// The entry that `eq` accepts, made by `make` and inserted when there is none; `rehash`
-    /// gives the hash of any entry, for when the array grows.
+    /// gives the hash of any entry, for when the array grows. Finding is inlined into the
+    /// caller (an update of an existing entry is the common case), inserting is not.
+    #[inline]
     pub(crate) fn get_or_insert_with(
         &mut self,
         hash: u64,
@@ -107,13 +109,26 @@ impl<E> ProbeTable<E> {
         rehash: impl Fn(&E) -> u64,
         make: impl FnOnce() -> E,
     ) -> &mut E {
-        let mut at = match self.len {
+        let at = match self.len {
             0 => None,
             _ => match self.probe(hash, eq) {
                 Probe::Found(i) => return self.slot_mut(i),
                 Probe::Vacant(i) => Some(i),
             },
         };
+        self.insert(hash, at, rehash, make)
+    }
+
+    /// Inserts the entry `make` gives at `at`, the empty entry a probe from `hash` ended at
+    /// (`None`: the table is empty), growing the array first when it is full.
+    #[inline(never)]
+    fn insert(
+        &mut self,
+        hash: u64,
+        mut at: Option<usize>,
+        rehash: impl Fn(&E) -> u64,
+        make: impl FnOnce() -> E,
+    ) -> &mut E {
         let (num, den) = MAX_LOAD;
         if (self.len + 1) * den > self.slots.len() * num {
             self.grow(&rehash);
@@ -125,6 +140,7 @@ impl<E> ProbeTable<E> {
         self.slot_mut(i)
     }
 
+    #[inline]
     fn slot_mut(&mut self, i: usize) -> &mut E {
         match &mut self.slots[i] {
             Some(entry) => entry,

@@ -209,6 +209,7 @@ impl<E: Keyed> KeyGroupTable<E> {
     }
 
     /// [`Self::get_or_insert_with`] for a key whose hash is known (by [`Self::touch_all`]).
+    #[inline]
     pub(crate) fn get_or_insert_hashed(
         &mut self,
         key: EntryKey<'_>,

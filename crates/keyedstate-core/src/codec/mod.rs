@@ -8,10 +8,12 @@
 //! `std::any::type_name`.
 
 mod de;
+mod eight_bytes;
 mod ser;
 mod type_id;
 
 pub use de::DecodeError;
+pub(crate) use eight_bytes::{HandleCodec, to_ks1};
 pub use ser::EncodeError;
 pub use type_id::type_shape;
 
@@ -41,6 +43,13 @@ pub trait Codec<T>: Send + Sync + 'static {
 
     /// Decodes exactly `bytes` (trailing bytes are corruption).
     fn decode(&self, bytes: &[u8]) -> Result<T>;
+
+    /// Whether this codec encodes a `u64` or an `i64` as `ks1` does, and admits eight-byte
+    /// values: then the state handles encode and decode those in place, without calling it.
+    #[doc(hidden)]
+    fn writes_ks1_eight_bytes(&self) -> bool {
+        false
+    }
 }
 
 /// The checks every serde codec applies: the id and the limit on one encoded value, checked
@@ -99,6 +108,9 @@ impl Limits {
 pub trait Format: Send + Sync + 'static {
     /// The format's name, the first part of codec ids.
     const NAME: &'static str;
+    /// Whether this is `ks1` (whose `u64`s and `i64`s the state handles write themselves).
+    #[doc(hidden)]
+    const IS_KS1: bool = false;
     fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()>;
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T>;
 }
@@ -108,6 +120,7 @@ pub struct Ks1;
 
 impl Format for Ks1 {
     const NAME: &'static str = KS1;
+    const IS_KS1: bool = true;
     #[inline]
     fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
         encode(value, out)
@@ -196,6 +209,10 @@ impl<T: Serialize + DeserializeOwned + 'static, F: Format> Codec<T> for SerdeCod
     fn decode(&self, bytes: &[u8]) -> Result<T> {
         self.limits.check_decode(bytes)?;
         F::decode(bytes)
+    }
+
+    fn writes_ks1_eight_bytes(&self) -> bool {
+        F::IS_KS1 && self.limits.limit >= 8
     }
 }
 

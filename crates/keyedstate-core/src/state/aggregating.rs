@@ -1,6 +1,6 @@
 use super::StateHandle;
 use crate::backend::{StateBackend, StateEngine};
-use crate::codec::Codec;
+use crate::codec::{Codec, HandleCodec};
 use crate::descriptor::AggregateFunction;
 use crate::error::Result;
 use serde::Serialize;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// `get` returns its result.
 pub struct AggregatingState<F: AggregateFunction, E: StateEngine + ?Sized = dyn StateBackend> {
     handle: StateHandle<E>,
-    codec: Arc<dyn Codec<F::Acc>>,
+    codec: HandleCodec<F::Acc>,
     function: Arc<F>,
 }
 
@@ -25,7 +25,7 @@ where
     ) -> Self {
         AggregatingState {
             handle,
-            codec,
+            codec: HandleCodec::new(codec),
             function,
         }
     }
@@ -42,18 +42,18 @@ where
     pub fn get(&self) -> Result<Option<F::Out>> {
         Ok(self
             .handle
-            .read(None, &*self.codec)?
+            .read(None, &self.codec)?
             .map(|acc| self.function.result(&acc)))
     }
 
     pub fn add(&self, value: &F::In) -> Result<()> {
         // The aggregate function runs outside the backend's lock, so it may touch other state.
-        let acc = match self.handle.read(None, &*self.codec)? {
+        let acc = match self.handle.read(None, &self.codec)? {
             Some(acc) => acc,
             None => self.function.create_accumulator(),
         };
         self.handle
-            .write(None, &*self.codec, &self.function.add(value, acc))
+            .write(None, &self.codec, &self.function.add(value, acc))
     }
 
     pub fn clear(&self) -> Result<()> {
@@ -63,7 +63,7 @@ where
     /// Merges the accumulators of `sources` into the one of `target` (session windows).
     pub fn merge_namespaces<N: Serialize>(&self, target: &N, sources: &[N]) -> Result<()> {
         self.handle
-            .merge_values(&*self.codec, target, sources, |a, b| {
+            .merge_values(&self.codec, target, sources, |a, b| {
                 self.function.merge(a, b)
             })
     }

@@ -46,6 +46,9 @@ pub(crate) struct StateHandle<E: ?Sized = dyn StateBackend> {
     ttl: Option<(StateTtlConfig, Arc<dyn Clock>)>,
     /// Samples access latency, when tracking is on.
     sampler: Option<Arc<LatencySampler>>,
+    /// Neither TTL nor latency sampling: a read is the engine call and the decode
+    /// ([`Self::read_plain`]).
+    plain: bool,
 }
 
 /// What a state's TTL makes of a stored (timestamped) value at some time.
@@ -93,6 +96,7 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
             id,
             name: name.into(),
             namespace: framed_namespace(&())?,
+            plain: ttl.is_none() && sampler.is_none(),
             ttl,
             sampler,
         })
@@ -139,36 +143,40 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
     }
 
     /// Runs `f` on the entry of the current key in `namespace` (framed).
+    #[inline]
     pub(crate) fn with_namespace<R>(
         &self,
         namespace: &[u8],
         f: impl FnOnce(Access<'_, E>) -> Result<R>,
     ) -> Result<R> {
-        let sampled = self
-            .sampler
-            .as_ref()
-            .filter(|s| s.tick())
-            .map(|s| (s, Instant::now()));
+        let Some(sampler) = self.sampler.as_ref().filter(|s| s.tick()) else {
+            return self.access(namespace, f);
+        };
+        let started = Instant::now();
+        let result = self.access(namespace, f);
+        sampler.record(started.elapsed());
+        result
+    }
+
+    /// [`Self::with_namespace`] without latency sampling.
+    #[inline]
+    fn access<R>(&self, namespace: &[u8], f: impl FnOnce(Access<'_, E>) -> Result<R>) -> Result<R> {
         let mut guard = lock(&self.shared).map_err(|e| self.context(e))?;
         let shared = &mut *guard;
-        let result = shared
-            .prepare(namespace)
-            .and_then(|(key_group, prefix_len)| {
-                f(Access {
-                    engine: &mut *shared.engine,
-                    id: self.id,
-                    key: EntryKey::new(&shared.entry, key_group, prefix_len),
-                    scratch: &mut shared.scratch,
-                })
-            });
-        drop(guard);
-        if let Some((sampler, started)) = sampled {
-            sampler.record(started.elapsed());
-        }
+        let result = match shared.prepare(namespace) {
+            Ok((key_group, prefix_len)) => f(Access {
+                engine: &mut *shared.engine,
+                id: self.id,
+                key: EntryKey::new(&shared.entry, key_group, prefix_len),
+                scratch: &mut shared.scratch,
+            }),
+            Err(e) => Err(e),
+        };
         result.map_err(|e| self.context(e))
     }
 
     /// `e` with the state's name.
+    #[cold]
     fn context(&self, e: Error) -> Error {
         e.context(format_args!("state '{}'", self.name))
     }
@@ -191,10 +199,10 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
     /// The values of `keys` in the handle's namespace, decoded, in order: what [`Self::read`]
     /// returns for each as the current key, TTL included (expired values are removed, renewed
     /// ones rewritten).
-    pub(crate) fn read_batch<K: StateKey, T: 'static>(
+    pub(crate) fn read_batch<K: StateKey, T: 'static, C: Codec<T> + ?Sized>(
         &self,
         keys: &[K],
-        codec: &dyn Codec<T>,
+        codec: &C,
     ) -> Result<Vec<Option<T>>> {
         let ttl = self.ttl_now();
         self.with_keys(keys, |engine, id, entry_keys, scratch| {
@@ -219,10 +227,10 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
 
     /// Encodes and stores each `(key, value)` in the handle's namespace, in order: what
     /// [`Self::write`] does for each as the current key.
-    pub(crate) fn write_batch<K: StateKey, T: 'static>(
+    pub(crate) fn write_batch<K: StateKey, T: 'static, C: Codec<T> + ?Sized>(
         &self,
         entries: &[(K, T)],
-        codec: &dyn Codec<T>,
+        codec: &C,
     ) -> Result<()> {
         // The keys first (one buffer), then the values (another), then one engine call.
         let mut encoded = Vec::new();
@@ -240,10 +248,35 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
     }
 
     /// Reads and decodes the current key's entry in `namespace` (framed; `None`: the handle's).
-    pub(crate) fn read<T: 'static>(
+    #[inline]
+    pub(crate) fn read<T: 'static, C: Codec<T> + ?Sized>(
         &self,
         namespace: Option<&[u8]>,
-        codec: &dyn Codec<T>,
+        codec: &C,
+    ) -> Result<Option<T>> {
+        match namespace {
+            None if self.plain => self.read_plain(codec),
+            _ => self.read_judged(namespace, codec),
+        }
+    }
+
+    /// [`Self::read`] in the handle's namespace of a state without TTL or latency sampling,
+    /// the common case: the engine's bytes decoded, nothing else on the way.
+    #[inline]
+    fn read_plain<T: 'static, C: Codec<T> + ?Sized>(&self, codec: &C) -> Result<Option<T>> {
+        self.access(&self.namespace, |a| {
+            match a.engine.get_ref(a.id, a.key)? {
+                Some(bytes) => codec.decode(bytes).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// [`Self::read`] with the state's TTL and latency sampling.
+    fn read_judged<T: 'static, C: Codec<T> + ?Sized>(
+        &self,
+        namespace: Option<&[u8]>,
+        codec: &C,
     ) -> Result<Option<T>> {
         let ttl = self.ttl_now();
         self.with_namespace(namespace.unwrap_or(&self.namespace), |a| {
@@ -253,10 +286,10 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
 
     /// Encodes and stores `value` as the current key's entry in `namespace` (`None`: the
     /// handle's).
-    pub(crate) fn write<T: 'static>(
+    pub(crate) fn write<T: 'static, C: Codec<T> + ?Sized>(
         &self,
         namespace: Option<&[u8]>,
-        codec: &dyn Codec<T>,
+        codec: &C,
         value: &T,
     ) -> Result<()> {
         self.with_namespace(namespace.unwrap_or(&self.namespace), |a| {
@@ -276,9 +309,9 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
     /// sources (session windows merging). As Flink, the sources are read (and removed) first and
     /// their fold is then combined with what the target holds: a target that is also among the
     /// sources counts once.
-    pub(crate) fn merge_values<T: 'static, N: Serialize>(
+    pub(crate) fn merge_values<T: 'static, N: Serialize, C: Codec<T> + ?Sized>(
         &self,
-        codec: &dyn Codec<T>,
+        codec: &C,
         target: &N,
         sources: &[N],
         combine: impl Fn(T, T) -> T,
@@ -327,13 +360,13 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
 /// now): an expired value is removed (and returned only if the visibility says so), a renewed
 /// one rewritten with the new timestamp.
 #[inline]
-fn read_entry<T: 'static, E: StateBackend + ?Sized>(
+fn read_entry<T: 'static, E: StateBackend + ?Sized, C: Codec<T> + ?Sized>(
     engine: &mut E,
     id: StateId,
     key: EntryKey<'_>,
     scratch: &mut Scratch,
     ttl: Option<(&StateTtlConfig, u64)>,
-    codec: &dyn Codec<T>,
+    codec: &C,
 ) -> Result<Option<T>> {
     let Some((config, now)) = ttl else {
         // No TTL: decoded from the engine's own bytes.

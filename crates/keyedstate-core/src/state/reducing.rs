@@ -1,6 +1,6 @@
 use super::StateHandle;
 use crate::backend::{StateBackend, StateEngine};
-use crate::codec::Codec;
+use crate::codec::{Codec, HandleCodec};
 use crate::descriptor::ReduceFn;
 use crate::error::Result;
 use serde::Serialize;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// One value per key and namespace into which added values are folded with a reduce function.
 pub struct ReducingState<V, E: StateEngine + ?Sized = dyn StateBackend> {
     handle: StateHandle<E>,
-    codec: Arc<dyn Codec<V>>,
+    codec: HandleCodec<V>,
     reduce: ReduceFn<V>,
 }
 
@@ -21,7 +21,7 @@ impl<V: 'static, E: StateEngine + ?Sized> ReducingState<V, E> {
     ) -> Self {
         ReducingState {
             handle,
-            codec,
+            codec: HandleCodec::new(codec),
             reduce,
         }
     }
@@ -35,7 +35,7 @@ impl<V: 'static, E: StateEngine + ?Sized> ReducingState<V, E> {
     }
 
     pub fn get(&self) -> Result<Option<V>> {
-        self.handle.read(None, &*self.codec)
+        self.handle.read(None, &self.codec)
     }
 
     /// Folds `value` into the current key's value (or stores it, when there is none).
@@ -44,8 +44,8 @@ impl<V: 'static, E: StateEngine + ?Sized> ReducingState<V, E> {
         match self.get()? {
             Some(current) => self
                 .handle
-                .write(None, &*self.codec, &(self.reduce)(&current, value)),
-            None => self.handle.write(None, &*self.codec, value),
+                .write(None, &self.codec, &(self.reduce)(&current, value)),
+            None => self.handle.write(None, &self.codec, value),
         }
     }
 
@@ -56,6 +56,6 @@ impl<V: 'static, E: StateEngine + ?Sized> ReducingState<V, E> {
     /// Reduces the values of `sources` into the value of `target` (session windows).
     pub fn merge_namespaces<N: Serialize>(&self, target: &N, sources: &[N]) -> Result<()> {
         self.handle
-            .merge_values(&*self.codec, target, sources, |a, b| (self.reduce)(&a, &b))
+            .merge_values(&self.codec, target, sources, |a, b| (self.reduce)(&a, &b))
     }
 }
