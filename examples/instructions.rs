@@ -6,18 +6,21 @@
 //!     target/release/examples/instructions <heap|rocksdb> <operation>
 //! ```
 //!
-//! Operations: `valueGet`, `valueUpdate`, and the batch calls `valueGetBatch` and
-//! `valueUpdateBatch` (batches of [`BATCH`] keys; instructions per record).
+//! Operations: `valueGet`, `valueUpdate`, the batch calls `valueGetBatch` and
+//! `valueUpdateBatch` (batches of [`BATCH`] keys; instructions per record), `listGet` (get and
+//! sum a list of one `u64`), `listAppend` (a `u64`), `mapGet` and `mapUpdate` (a `u64` user
+//! key of 10 to an `f64`), as in the benchmark workload.
 //!
-//! It fills 10,000 keys of a `ValueState<u64>` (max parallelism 2, as the benchmark workload),
-//! visits them once untimed, then runs [`OPERATIONS`] operations (`set_current_key` plus one
-//! state call) inside `timed_ops`, the only function callgrind counts. Instructions per
-//! operation = the collected total / `OPERATIONS`.
+//! It fills 10,000 keys of the operation's state (max parallelism 2, as the benchmark
+//! workload), visits them once untimed, then runs [`OPERATIONS`] operations (`set_current_key`
+//! plus one state call) inside `timed_ops`, the only function callgrind counts. Instructions
+//! per operation = the collected total / `OPERATIONS`.
 
 use keyedstate::heap::HeapBackend;
 use keyedstate::rocksdb::{RocksDbBackend, RocksDbConfig};
 use keyedstate::{
-    KeyedStateBackend, MaxParallelism, Result, StateEngine, ValueState, ValueStateDescriptor,
+    KeyedStateBackend, ListState, ListStateDescriptor, MapState, MapStateDescriptor,
+    MaxParallelism, Result, StateEngine, ValueState, ValueStateDescriptor,
 };
 use std::hint::black_box;
 
@@ -26,13 +29,16 @@ const KEYS: u64 = 10_000;
 pub const OPERATIONS: u64 = 100_000;
 /// Records per call of the batch operations, as in the benchmark workload.
 const BATCH: usize = 1_000;
+/// User keys per map, as in the benchmark workload.
+const USER_KEYS: u64 = 10;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (engine, op) = (args.next(), args.next());
     let (Some(engine), Some(op)) = (engine, op) else {
         eprintln!(
-            "usage: instructions <heap|rocksdb> <valueGet|valueUpdate|valueGetBatch|valueUpdateBatch>"
+            "usage: instructions <heap|rocksdb> <valueGet|valueUpdate|valueGetBatch|\
+             valueUpdateBatch|listGet|listAppend|mapGet|mapUpdate>"
         );
         std::process::exit(2);
     };
@@ -56,74 +62,111 @@ fn main() -> Result<()> {
     }
 }
 
+/// The states of the operations; each operation fills and uses one.
+struct States<E: StateEngine> {
+    value: ValueState<u64, E>,
+    list: ListState<u64, E>,
+    map: MapState<u64, f64, E>,
+}
+
 fn measure<E: StateEngine>(backend: KeyedStateBackend<E>, op: &str) -> Result<()> {
-    let value = backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?;
+    let states = States {
+        value: backend.value_state(&ValueStateDescriptor::<u64>::new("value"))?,
+        list: backend.list_state(&ListStateDescriptor::<u64>::new("list"))?,
+        map: backend.map_state(&MapStateDescriptor::<u64, f64>::new("map"))?,
+    };
     for key in 0..KEYS {
         backend.set_current_key(&key)?;
-        value.update(&key)?;
+        match op {
+            "listGet" | "listAppend" => states.list.add(&key)?,
+            "mapGet" | "mapUpdate" => {
+                for user_key in 0..USER_KEYS {
+                    states.map.put(&user_key, &(key as f64))?;
+                }
+            }
+            _ => states.value.update(&key)?,
+        }
     }
     // One untimed visit brings every key (and RocksDB's blocks) into cache.
-    timed_ops_uncounted(&backend, &value, op)?;
-    timed_ops(&backend, &value, op)?;
+    timed_ops_uncounted(&backend, &states, op)?;
+    timed_ops(&backend, &states, op)?;
     backend.close()
 }
 
 fn timed_ops_uncounted<E: StateEngine>(
     b: &KeyedStateBackend<E>,
-    v: &ValueState<u64, E>,
+    s: &States<E>,
     op: &str,
 ) -> Result<()> {
-    run(b, v, op, KEYS)
+    run(b, s, op, KEYS)
 }
 
 #[inline(never)]
-fn timed_ops<E: StateEngine>(
-    b: &KeyedStateBackend<E>,
-    v: &ValueState<u64, E>,
-    op: &str,
-) -> Result<()> {
-    run(b, v, op, OPERATIONS)
+fn timed_ops<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, op: &str) -> Result<()> {
+    run(b, s, op, OPERATIONS)
 }
 
 #[inline(always)]
-fn run<E: StateEngine>(
-    b: &KeyedStateBackend<E>,
-    v: &ValueState<u64, E>,
-    op: &str,
-    n: u64,
-) -> Result<()> {
+fn run<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, op: &str, n: u64) -> Result<()> {
     // A fixed stride through the keys, so consecutive operations touch unrelated slots.
     let mut key = 0u64;
+    let mut next = || {
+        key = (key + 7919) % KEYS;
+        key
+    };
     match op {
         "valueGet" => {
             for _ in 0..n {
-                key = (key + 7919) % KEYS;
-                b.set_current_key(&key)?;
-                black_box(v.get()?);
+                b.set_current_key(&next())?;
+                black_box(s.value.get()?);
             }
         }
         "valueUpdate" => {
             for _ in 0..n {
-                key = (key + 7919) % KEYS;
+                let key = next();
                 b.set_current_key(&key)?;
-                v.update(&(key + 1))?;
+                s.value.update(&(key + 1))?;
             }
         }
         "valueGetBatch" | "valueUpdateBatch" => {
             let (mut keys, mut entries) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
             for _ in 0..n / BATCH as u64 {
                 keys.clear();
-                for _ in 0..BATCH {
-                    key = (key + 7919) % KEYS;
-                    keys.push(key);
-                }
+                keys.extend((0..BATCH).map(|_| next()));
                 if op == "valueGetBatch" {
-                    black_box(v.get_batch(&keys)?);
+                    black_box(s.value.get_batch(&keys)?);
                 } else {
                     entries.clear();
                     entries.extend(keys.iter().map(|&k| (k, k + 1)));
-                    v.update_batch(&entries)?;
+                    s.value.update_batch(&entries)?;
                 }
+            }
+        }
+        "listGet" => {
+            for _ in 0..n {
+                b.set_current_key(&next())?;
+                black_box(s.list.get()?.iter().sum::<u64>());
+            }
+        }
+        "listAppend" => {
+            for _ in 0..n {
+                let key = next();
+                b.set_current_key(&key)?;
+                s.list.add(&key)?;
+            }
+        }
+        "mapGet" => {
+            for _ in 0..n {
+                let key = next();
+                b.set_current_key(&key)?;
+                black_box(s.map.get(&(key % USER_KEYS))?);
+            }
+        }
+        "mapUpdate" => {
+            for _ in 0..n {
+                let key = next();
+                b.set_current_key(&key)?;
+                s.map.put(&(key % USER_KEYS), &(key as f64 + 0.5))?;
             }
         }
         other => {

@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 
 /// Appends `value` as an unsigned LEB128 varint.
+#[inline]
 pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8 & 0x7f) | 0x80);
@@ -18,7 +19,17 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Reads an unsigned LEB128 varint at the start of `bytes`; returns it and the bytes after it.
+/// A one-byte varint (a length below 128: every frame of a small list element) is read
+/// inline, longer ones by a call.
+#[inline]
 pub fn get_varint(bytes: &[u8]) -> Result<(u64, &[u8])> {
+    match bytes.split_first() {
+        Some((&b, rest)) if b < 0x80 => Ok((u64::from(b), rest)),
+        _ => get_long_varint(bytes),
+    }
+}
+
+fn get_long_varint(bytes: &[u8]) -> Result<(u64, &[u8])> {
     let mut value = 0u64;
     for (i, b) in bytes.iter().enumerate().take(10) {
         value |= u64::from(b & 0x7f) << (7 * i);
@@ -30,22 +41,25 @@ pub fn get_varint(bytes: &[u8]) -> Result<(u64, &[u8])> {
 }
 
 /// Appends `bytes` with its length prefix.
+#[inline]
 pub fn put_framed(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
 /// Reads one length-prefixed frame; returns it and the bytes after it.
+#[inline]
 pub fn get_framed(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
     let (len, rest) = get_varint(bytes)?;
-    let len = usize::try_from(len).map_err(|_| Error::corruption("frame length overflows"))?;
-    if len > rest.len() {
-        return Err(Error::corruption(format!(
-            "frame of {len} bytes but only {} remain",
-            rest.len()
-        )));
+    match usize::try_from(len) {
+        Ok(len) if len <= rest.len() => Ok(rest.split_at(len)),
+        _ => Err(frame_too_long(len, rest.len())),
     }
-    Ok(rest.split_at(len))
+}
+
+#[cold]
+fn frame_too_long(len: u64, remaining: usize) -> Error {
+    Error::corruption(format!("frame of {len} bytes but only {remaining} remain"))
 }
 
 /// Appends the big-endian key-group prefix of `prefix_len` (1 or 2) bytes.
@@ -112,6 +126,7 @@ pub fn put_entry_key(
 }
 
 /// Iterates the elements of a list value.
+#[inline]
 pub fn list_elements(mut bytes: &[u8]) -> impl Iterator<Item = Result<&[u8]>> {
     std::iter::from_fn(move || {
         if bytes.is_empty() {

@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub trait StateKey: Serialize {
     type Owned: Serialize + DeserializeOwned + 'static;
 
-    /// The key's `ks1` encoding when it is a `u64` or an `i64`: eight bytes, written into the
+    /// The key's `ks1` encoding when it is a `u64`, an `i64` or an `f64`: eight bytes, written into the
     /// entry key without a serializer (`set_current_key`'s fast path). `None` for every other
     /// type. A test holds it to `codec::encode`.
     #[doc(hidden)]
@@ -971,9 +971,11 @@ mod tests {
         for v in [i64::MIN, -1, 0, 1, i64::MAX] {
             assert_eq!(v.eight_bytes().map(|b| b.to_vec()), Some(encoded(&v)));
         }
+        for v in [-1.5f64, 0.0, 2.5] {
+            assert_eq!(v.eight_bytes().map(|b| b.to_vec()), Some(encoded(&v)));
+        }
         // Every other type takes the serializer.
         assert_eq!(7u32.eight_bytes(), None);
-        assert_eq!(1.5f64.eight_bytes(), None);
         assert_eq!("alice".eight_bytes(), None);
         assert_eq!((1u32, 2u32).eight_bytes(), None);
     }

@@ -167,21 +167,29 @@ impl Slot {
         }
     }
 
-    /// Appends `more` to the value (list frames).
+    /// Appends `more` to the value (list frames): inlined when it fits where the value ends
+    /// (the slot's own bytes, or a spilled entry's buffer), else by [`Self::respill`].
+    #[inline]
     pub(crate) fn append_value(&mut self, more: &[u8]) {
         match self {
             Slot::Spilled { spilled, .. } => spilled.bytes.extend_from_slice(more),
             Slot::Inline { len, data, .. } => {
                 let end = usize::from(*len);
-                if end + more.len() <= INLINE {
-                    data[end..end + more.len()].copy_from_slice(more);
-                    *len += more.len() as u8;
-                } else {
-                    let value = [self.value(), more].concat();
-                    *self = Slot::new(self.key(), &value);
+                match data.get_mut(end..end + more.len()) {
+                    Some(to) => {
+                        copy_short(to, more);
+                        *len += more.len() as u8;
+                    }
+                    None => self.respill(more),
                 }
             }
         }
+    }
+
+    /// [`Self::append_value`] of an inline slot whose bytes outgrow it: spilled.
+    fn respill(&mut self, more: &[u8]) {
+        let value = [self.value(), more].concat();
+        *self = Slot::new(self.key(), &value);
     }
 }
 

@@ -27,6 +27,18 @@ impl de::Error for DecodeError {
 
 type Res<T> = Result<T, DecodeError>;
 
+/// The bits of the `f64` whose `ks1` bits ([`ordered_f64`]) are `stored`.
+#[inline]
+pub(crate) fn unordered_f64(stored: u64) -> u64 {
+    let bits = if stored >> 63 == 1 {
+        stored & !(1 << 63)
+    } else {
+        !stored
+    };
+    debug_assert_eq!(ordered_f64(bits), stored);
+    bits
+}
+
 /// Reads `ks1` values from the front of a slice.
 pub struct Decoder<'de> {
     pub(crate) input: &'de [u8],
@@ -146,13 +158,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     #[inline]
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Res<V::Value> {
         let stored = u64::from_be_bytes(self.take()?);
-        let bits = if stored >> 63 == 1 {
-            stored & !(1 << 63)
-        } else {
-            !stored
-        };
-        debug_assert_eq!(ordered_f64(bits), stored);
-        visitor.visit_f64(f64::from_bits(bits))
+        visitor.visit_f64(f64::from_bits(unordered_f64(stored)))
     }
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Res<V::Value> {

@@ -1,29 +1,35 @@
-//! Eight-byte integers (`u64`, `i64`) in `ks1` without serde: the most common keys and values
-//! of keyed state, written and read as one 8-byte word on the hot path.
+//! Eight-byte numbers (`u64`, `i64`, `f64`) in `ks1` without serde: the most common keys and
+//! values of keyed state, written and read as one 8-byte word on the hot path.
 //!
 //! Which type a value is, is known at compile time: [`to_ks1`] and [`from_ks1`] downcast through
 //! `Any` on a concrete `T`, so the branches for other types are removed and what is left is a
 //! byte swap. Their bytes are `ks1`'s (a test holds them to [`super::encode`]).
 
 use super::Codec;
+use super::de::unordered_f64;
+use super::ser::ordered_f64;
 use crate::error::Result;
 use std::any::Any;
 use std::sync::Arc;
 
-/// `value`'s `ks1` encoding when it is a `u64` or an `i64`; `None` for every other type.
+/// `value`'s `ks1` encoding when it is a `u64`, an `i64` or an `f64`; `None` for every other
+/// type.
 #[inline(always)]
 pub(crate) fn to_ks1<T: 'static>(value: &T) -> Option<[u8; 8]> {
     let any: &dyn Any = value;
-    if let Some(v) = any.downcast_ref::<u64>() {
-        return Some(v.to_be_bytes());
-    }
-    // ks1 flips a signed integer's sign bit, so that the bytes order as the numbers.
-    any.downcast_ref::<i64>()
-        .map(|v| ((*v as u64) ^ (1 << 63)).to_be_bytes())
+    let word = if let Some(v) = any.downcast_ref::<u64>() {
+        *v
+    } else if let Some(v) = any.downcast_ref::<i64>() {
+        // ks1 flips a signed integer's sign bit, so that the bytes order as the numbers.
+        (*v as u64) ^ (1 << 63)
+    } else {
+        ordered_f64(any.downcast_ref::<f64>()?.to_bits())
+    };
+    Some(word.to_be_bytes())
 }
 
-/// The `u64` or `i64` whose `ks1` encoding is `bytes`; `None` for every other type, and for
-/// bytes that are not eight long (left to the codec, whose error names what is wrong).
+/// The `u64`, `i64` or `f64` whose `ks1` encoding is `bytes`; `None` for every other type, and
+/// for bytes that are not eight long (left to the codec, whose error names what is wrong).
 #[inline(always)]
 pub(crate) fn from_ks1<T: 'static>(bytes: &[u8]) -> Option<T> {
     let word = u64::from_be_bytes(bytes.try_into().ok()?);
@@ -33,12 +39,14 @@ pub(crate) fn from_ks1<T: 'static>(bytes: &[u8]) -> Option<T> {
         *v = Some(word);
     } else if let Some(v) = any.downcast_mut::<Option<i64>>() {
         *v = Some((word ^ (1 << 63)) as i64);
+    } else if let Some(v) = any.downcast_mut::<Option<f64>>() {
+        *v = Some(f64::from_bits(unordered_f64(word)));
     }
     out
 }
 
 /// A state's value codec as its handle holds it: the descriptor's codec, and whether that codec
-/// writes `ks1` (the default), so that `u64` and `i64` values are encoded and decoded in place
+/// writes `ks1` (the default), so that `u64`, `i64` and `f64` values are encoded and decoded in place
 /// instead of through a dynamic call and serde.
 pub(crate) struct HandleCodec<T> {
     codec: Arc<dyn Codec<T>>,
@@ -96,9 +104,25 @@ mod tests {
             assert_eq!(to_ks1(&v).map(|b| b.to_vec()), Some(expected.clone()));
             assert_eq!(from_ks1::<i64>(&expected), Some(v));
         }
+        for v in [
+            0.0f64,
+            -0.0,
+            1.5,
+            -1.5,
+            f64::MIN,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+        ] {
+            let mut expected = Vec::new();
+            crate::codec::encode(&v, &mut expected).unwrap();
+            assert_eq!(to_ks1(&v).map(|b| b.to_vec()), Some(expected.clone()));
+            let decoded = from_ks1::<f64>(&expected).map(f64::to_bits);
+            assert_eq!(decoded, Some(v.to_bits()));
+        }
         assert_eq!(to_ks1(&7u32), None);
-        assert_eq!(to_ks1(&1.5f64), None);
-        assert_eq!(from_ks1::<f64>(&[0; 8]), None);
+        assert_eq!(to_ks1(&1.5f32), None);
+        assert_eq!(from_ks1::<u32>(&[0; 8]), None);
         assert_eq!(from_ks1::<u64>(&[0; 7]), None);
     }
 
@@ -122,6 +146,8 @@ mod tests {
         check::<i64>(Arc::new(StateCodec::new()), -7);
         check::<u64>(Arc::new(BincodeCodec::new()), 300);
         check::<i64>(Arc::new(BincodeCodec::new()), -300);
+        check::<f64>(Arc::new(StateCodec::new()), -2.5);
+        check::<f64>(Arc::new(BincodeCodec::new()), 2.5);
         check::<String>(Arc::new(StateCodec::new()), "seven".into());
         // The codec's limit stays the codec's: below eight bytes, nothing is decoded in place.
         let small: Arc<dyn Codec<u64>> = Arc::new(StateCodec::new().with_limit(4).unwrap());

@@ -44,7 +44,7 @@ pub trait Codec<T>: Send + Sync + 'static {
     /// Decodes exactly `bytes` (trailing bytes are corruption).
     fn decode(&self, bytes: &[u8]) -> Result<T>;
 
-    /// Whether this codec encodes a `u64` or an `i64` as `ks1` does, and admits eight-byte
+    /// Whether this codec encodes a `u64`, an `i64` or an `f64` as `ks1` does, and admits eight-byte
     /// values: then the state handles encode and decode those in place, without calling it.
     #[doc(hidden)]
     fn writes_ks1_eight_bytes(&self) -> bool {
@@ -108,7 +108,7 @@ impl Limits {
 pub trait Format: Send + Sync + 'static {
     /// The format's name, the first part of codec ids.
     const NAME: &'static str;
-    /// Whether this is `ks1` (whose `u64`s and `i64`s the state handles write themselves).
+    /// Whether this is `ks1` (whose `u64`s, `i64`s and `f64`s the state handles write themselves).
     #[doc(hidden)]
     const IS_KS1: bool = false;
     fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()>;

@@ -1,6 +1,6 @@
 use super::{Judged, StateHandle, framed_namespace, judge};
 use crate::backend::{EntryKey, StateBackend, StateEngine, StateId};
-use crate::codec::Codec;
+use crate::codec::{Codec, HandleCodec};
 use crate::error::Result;
 use crate::key_layout::{list_elements, put_framed};
 use crate::keyed::{Scratch, StateKey};
@@ -12,12 +12,15 @@ use std::sync::Arc;
 /// merge).
 pub struct ListState<V, E: StateEngine + ?Sized = dyn StateBackend> {
     handle: StateHandle<E>,
-    codec: Arc<dyn Codec<V>>,
+    codec: HandleCodec<V>,
 }
 
 impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
     pub(crate) fn new(handle: StateHandle<E>, codec: Arc<dyn Codec<V>>) -> Self {
-        ListState { handle, codec }
+        ListState {
+            handle,
+            codec: HandleCodec::new(codec),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -186,13 +189,26 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
             .with_namespace(&target, |a| a.engine.append(a.id, a.key, &taken))
     }
 
+    /// Frames the encodings of `values` into `out`: each encoded in place after a one-byte
+    /// length, which is right for elements of up to 127 bytes; a longer one is moved to make
+    /// room for its longer length (through `element`).
     fn frame_into(&self, values: &[V], out: &mut Vec<u8>, element: &mut Vec<u8>) -> Result<()> {
         out.clear();
         for value in values {
-            element.clear();
-            self.handle.stamp(element);
-            self.codec.encode(value, element)?;
-            put_framed(out, element);
+            let at = out.len();
+            out.push(0);
+            self.handle.stamp(out);
+            self.codec.encode(value, out)?;
+            let len = out.len() - at - 1;
+            match u8::try_from(len) {
+                Ok(len) if len < 0x80 => out[at] = len,
+                _ => {
+                    element.clear();
+                    element.extend_from_slice(&out[at + 1..]);
+                    out.truncate(at);
+                    put_framed(out, element);
+                }
+            }
         }
         Ok(())
     }

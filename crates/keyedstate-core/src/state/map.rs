@@ -1,6 +1,6 @@
 use super::{Judged, StateHandle, judge};
 use crate::backend::{EntryKey, StateBackend, StateEngine, StateId};
-use crate::codec::Codec;
+use crate::codec::{Codec, HandleCodec};
 use crate::error::{Error, Result};
 use crate::keyed::{Scratch, StateKey};
 use crate::ttl::put_timestamp;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 /// A map from user keys to values per key and namespace; each map entry is one engine entry.
 pub struct MapState<UK, UV, E: StateEngine + ?Sized = dyn StateBackend> {
     handle: StateHandle<E>,
-    key_codec: Arc<dyn Codec<UK>>,
-    value_codec: Arc<dyn Codec<UV>>,
+    key_codec: HandleCodec<UK>,
+    value_codec: HandleCodec<UV>,
 }
 
 impl<UK: 'static, UV: 'static, E: StateEngine + ?Sized> MapState<UK, UV, E> {
@@ -23,8 +23,8 @@ impl<UK: 'static, UV: 'static, E: StateEngine + ?Sized> MapState<UK, UV, E> {
     ) -> Self {
         MapState {
             handle,
-            key_codec,
-            value_codec,
+            key_codec: HandleCodec::new(key_codec),
+            value_codec: HandleCodec::new(value_codec),
         }
     }
 
