@@ -8,8 +8,9 @@
 //!
 //! Operations: `valueGet`, `valueUpdate`, the batch calls `valueGetBatch` and
 //! `valueUpdateBatch` (batches of [`BATCH`] keys; instructions per record), `listGet` (get and
-//! sum a list of one `u64`), `listAppend` (a `u64`), `mapGet` and `mapUpdate` (a `u64` user
-//! key of 10 to an `f64`), as in the benchmark workload.
+//! sum a list of one `u64`), `listAppend` (a `u64`) and its batch call `listAppendBatch`,
+//! `mapGet` and `mapUpdate` (a `u64` user key of 10 to an `f64`), as in the benchmark
+//! workload.
 //!
 //! It fills 10,000 keys of the operation's state (max parallelism 2, as the benchmark
 //! workload), visits them once untimed, then runs [`OPERATIONS`] operations (`set_current_key`
@@ -38,7 +39,7 @@ fn main() -> Result<()> {
     let (Some(engine), Some(op)) = (engine, op) else {
         eprintln!(
             "usage: instructions <heap|rocksdb> <valueGet|valueUpdate|valueGetBatch|\
-             valueUpdateBatch|listGet|listAppend|mapGet|mapUpdate>"
+             valueUpdateBatch|listGet|listAppend|listAppendBatch|mapGet|mapUpdate>"
         );
         std::process::exit(2);
     };
@@ -78,7 +79,7 @@ fn measure<E: StateEngine>(backend: KeyedStateBackend<E>, op: &str) -> Result<()
     for key in 0..KEYS {
         backend.set_current_key(&key)?;
         match op {
-            "listGet" | "listAppend" => states.list.add(&key)?,
+            "listGet" | "listAppend" | "listAppendBatch" => states.list.add(&key)?,
             "mapGet" | "mapUpdate" => {
                 for user_key in 0..USER_KEYS {
                     states.map.put(&user_key, &(key as f64))?;
@@ -146,6 +147,14 @@ fn run<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, op: &str, n: u64
             for _ in 0..n {
                 b.set_current_key(&next())?;
                 black_box(s.list.get()?.iter().sum::<u64>());
+            }
+        }
+        "listAppendBatch" => {
+            let mut entries = Vec::with_capacity(BATCH);
+            for _ in 0..n / BATCH as u64 {
+                entries.clear();
+                entries.extend((0..BATCH).map(|_| next()).map(|k| (k, k)));
+                s.list.add_batch(&entries)?;
             }
         }
         "listAppend" => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per operation (callgrind) of the heap's and RocksDB's valueGet and valueUpdate
-# (and per record of their batch calls, 1,000 records a call), listGet, listAppend, mapGet and
-# mapUpdate
+# (and per record of their batch calls, 1,000 records a call), listGet, listAppend (and its
+# batch call), mapGet and mapUpdate
 # with every key in cache: repeatable on a noisy machine, unlike times. See
 # examples/instructions.rs; the figures go to docs/performance.md.
 # Usage: scripts/instructions.sh [heap|rocksdb ...]
@@ -15,7 +15,7 @@ engines=("$@"); [ ${#engines[@]} -gt 0 ] || engines=(heap rocksdb)
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 printf 'engine\toperation\tinstructions_per_op\n'
 for engine in "${engines[@]}"; do
-  for op in valueGet valueUpdate valueGetBatch valueUpdateBatch listGet listAppend mapGet mapUpdate; do
+  for op in valueGet valueUpdate valueGetBatch valueUpdateBatch listGet listAppend listAppendBatch mapGet mapUpdate; do
     valgrind --tool=callgrind --toggle-collect='*timed_ops*' --callgrind-out-file="$out/cg" \
       target/release/examples/instructions "$engine" "$op" 2>"$out/log" >/dev/null \
       || { cat "$out/log" >&2; exit 1; }

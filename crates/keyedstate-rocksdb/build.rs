@@ -1,6 +1,7 @@
 //! Compiles keyedstate's C++ files, `cpp/sorted_flush.cc` (the key-hash memtable's sorted
-//! flush, see src/memtable.rs) and `cpp/live_files.cc` (a checkpoint's capture of the live
-//! files, see src/live_files.rs), against the RocksDB sources librocksdb-sys builds: the same
+//! flush, see src/memtable.rs), `cpp/live_files.cc` (a checkpoint's capture of the live
+//! files, see src/ffi.rs) and `cpp/write_batch.cc` (a write batch written from its bytes, see
+//! src/batch_rep.rs), against the RocksDB sources librocksdb-sys builds: the same
 //! headers, the same C++ standard and the defines that shape RocksDB's classes, so the
 //! classes they share with librocksdb (Options, MemTableRep, DB) have one layout.
 
@@ -13,6 +14,7 @@ fn main() {
         .cpp(true)
         .file("cpp/sorted_flush.cc")
         .file("cpp/live_files.cc")
+        .file("cpp/write_batch.cc")
         .include(source.join("include"))
         .include(&source)
         .std("c++20")
@@ -34,4 +36,5 @@ fn main() {
     build.compile("keyedstate_cpp");
     println!("cargo:rerun-if-changed=cpp/sorted_flush.cc");
     println!("cargo:rerun-if-changed=cpp/live_files.cc");
+    println!("cargo:rerun-if-changed=cpp/write_batch.cc");
 }

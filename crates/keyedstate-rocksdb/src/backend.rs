@@ -144,6 +144,7 @@ impl RocksDbBackend {
         let db = DB::open_cf_descriptors(&config.read_write_db_options(), &db_dir, descriptors)
             .map_err(map_err(&format!("opening {}", db_dir.display())))?;
         // The WAL is on (not synced): a checkpoint copies it instead of flushing the memtables.
+        // RocksDB's defaults, as the batches written from their bytes use (`cpp/write_batch.cc`).
         let write_options = WriteOptions::default();
         let write_batch_entries = config.write_batch_entries;
         let mut backend = RocksDbBackend {
@@ -311,8 +312,7 @@ impl RocksDbBackend {
             }
         });
         // On an error the writes stay buffered.
-        db.write_opt(rep.finish(built)?, &self.write_options)
-            .map_err(map_err("writing the buffered writes"))?;
+        rep.write_to(db, built, "writing the buffered writes")?;
         self.writes.clear();
         Ok(())
     }
@@ -330,14 +330,12 @@ impl RocksDbBackend {
             db,
             registry,
             batch_rep: rep,
-            write_options,
             ..
         } = self;
         let db = db.as_deref().ok_or_else(closed)?;
         let cf = crate::ffi::column_family_id(cf_of(db, registry, state)?);
         let built = build(rep, cf);
-        db.write_opt(rep.finish(built)?, write_options)
-            .map_err(map_err("writing a batch"))
+        rep.write_to(db, built, "writing a batch")
     }
 
     /// Writes the buffer out before `state` is read other than by a point read.

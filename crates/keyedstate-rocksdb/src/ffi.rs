@@ -329,6 +329,59 @@ impl LiveFile {
 }
 
 unsafe extern "C" {
+    /// `cpp/write_batch.cc`.
+    fn keyedstate_write_batch_bytes(
+        db: *mut sys::rocksdb_t,
+        bytes: *const c_char,
+        len: usize,
+        kinds: c_uchar,
+        error: *mut *mut c_char,
+    ) -> c_int;
+}
+
+/// Why a write failed: RocksDB's kind of error and its message.
+pub(crate) enum WriteFailure {
+    Corruption(String),
+    InvalidArgument(String),
+    Other(String),
+}
+
+/// Writes the write batch `bytes` (RocksDB's format, see `batch_rep.rs`), whose records are of
+/// `kinds` (`batch_rep::KIND_*` bits), to `db` with RocksDB's default write options, telling
+/// RocksDB those kinds so that it need not read the batch to learn them (`cpp/write_batch.cc`).
+pub(crate) fn write_batch_bytes(
+    db: &rocksdb::DB,
+    bytes: &[u8],
+    kinds: u8,
+) -> std::result::Result<(), WriteFailure> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: `db.as_raw_ptr()` is a valid open `rocksdb_t` while `db` is borrowed, and
+    // `bytes` is valid for `len` bytes for the call, which copies them; on failure the call
+    // sets `error` to a malloc'd message, taken once below.
+    let code = unsafe {
+        keyedstate_write_batch_bytes(
+            db.as_raw_ptr(),
+            bytes.as_ptr().cast::<c_char>(),
+            bytes.len(),
+            kinds,
+            &mut error,
+        )
+    };
+    if code == 0 {
+        return Ok(());
+    }
+    // SAFETY: a failed write set `error` (or left it null); it is not used after this.
+    let message = unsafe { take_error(error) }
+        .err()
+        .unwrap_or_else(|| "writing a batch failed".to_owned());
+    Err(match code {
+        1 => WriteFailure::Corruption(message),
+        2 => WriteFailure::InvalidArgument(message),
+        _ => WriteFailure::Other(message),
+    })
+}
+
+unsafe extern "C" {
     /// `cpp/live_files.cc`.
     fn keyedstate_live_files_capture(
         db: *mut sys::rocksdb_t,
