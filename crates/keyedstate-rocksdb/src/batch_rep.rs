@@ -165,13 +165,18 @@ mod tests {
     use super::*;
     use rocksdb::{DB, Options, WriteBatch};
 
-    #[test]
-    fn the_bytes_are_those_of_rocksdbs_own_write_batch_for_every_kind_of_record() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A database in `dir` with the column families `families` (and the default one).
+    fn open(dir: &tempfile::TempDir, families: &[&str]) -> DB {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let db = DB::open_cf(&options, dir.path(), ["a", "b"]).unwrap();
+        DB::open_cf(&options, dir.path(), families).unwrap()
+    }
+
+    #[test]
+    fn the_bytes_are_those_of_rocksdbs_own_write_batch_for_every_kind_of_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir, &["a", "b"]);
         let cf_a = db.cf_handle("a").unwrap();
         let cf_b = db.cf_handle("b").unwrap();
         let id = |cf| crate::ffi::column_family_id(cf);
@@ -208,10 +213,7 @@ mod tests {
     #[test]
     fn a_batch_written_from_its_bytes_is_in_the_database_and_then_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        let db = DB::open_cf(&options, dir.path(), ["a"]).unwrap();
+        let db = open(&dir, &["a"]);
         let cf = db.cf_handle("a").unwrap();
         let id = crate::ffi::column_family_id(cf);
         let mut rep = BatchRep::default();
