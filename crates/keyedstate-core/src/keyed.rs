@@ -887,7 +887,7 @@ fn adopt_key_type<K: Serialize + DeserializeOwned + 'static, E: StateEngine + ?S
     Ok(())
 }
 
-/// `set_current_key` of a key whose `ks1` encoding is `bytes` (a `u64` or `i64`): the same
+/// `set_current_key` of a key whose `ks1` encoding is `bytes` (a `u64`, `i64` or `f64`): the same
 /// entry key `push_framed_key` and `place_key` write, without the serializer.
 #[inline(always)]
 fn place_eight_byte_key<E: StateEngine + ?Sized>(
