@@ -10,7 +10,7 @@
 //! access.) Larger entries (lists, strings) spill into one heap allocation that holds key and
 //! value together, inline up to [`SPILLED_INLINE`] bytes.
 
-use crate::table::same_key;
+use crate::table::{same_key, two_words};
 use smallvec::SmallVec;
 
 /// Bytes of key and value together held in the slot itself.
@@ -193,19 +193,18 @@ impl Slot {
     }
 }
 
-/// Copies `from` into `to` (of equal length): values of 8 to 16 bytes (a `u64`) as two
-/// overlapping 8-byte words instead of by a call to `memcpy`.
+/// Copies `from` into `to` (of equal length): values of 8 to 16 bytes (a `u64`) as their
+/// [`two_words`] instead of by a call to `memcpy`.
 #[inline(always)]
 fn copy_short(to: &mut [u8], from: &[u8]) {
     let n = from.len();
-    if (8..=16).contains(&n) && to.len() == n {
-        let word = |s: &[u8], at: usize| -> [u8; 8] { s[at..at + 8].try_into().unwrap_or([0; 8]) };
-        let (head, tail) = (word(from, 0), word(from, n - 8));
-        to[..8].copy_from_slice(&head);
-        to[n - 8..].copy_from_slice(&tail);
-        return;
+    match two_words(from) {
+        Some((head, tail)) if to.len() == n => {
+            to[..8].copy_from_slice(&head.to_ne_bytes());
+            to[n - 8..].copy_from_slice(&tail.to_ne_bytes());
+        }
+        _ => to.copy_from_slice(from),
     }
-    to.copy_from_slice(from);
 }
 
 #[cfg(test)]

@@ -76,6 +76,38 @@ pub fn list_state_get_add_update_clear(factory: &Factory) {
     assert!(i.backend.keys::<String, _>("l", &()).unwrap().is_empty());
 }
 
+/// Elements whose frames have lengths on both sides of each varint width (the frame's
+/// length is one byte below 128 encoded bytes, two below 16,384, three above), appended one
+/// by one, in bulk, in a batch and written by `update`, come back as they went in.
+pub fn list_elements_of_every_frame_length_come_back(factory: &Factory) {
+    let i = full(factory);
+    let list = i
+        .backend
+        .list_state(&ListStateDescriptor::<String>::new("l"))
+        .unwrap();
+    // A string's ks1 encoding is its length (a varint) and its bytes: 126 characters encode
+    // as 127 bytes, 127 as 129.
+    let elements: Vec<String> = [0, 1, 126, 127, 128, 200, 16_380, 16_383, 20_000]
+        .iter()
+        .map(|&n| (0..n).map(|j| char::from(b'a' + (j % 26) as u8)).collect())
+        .collect();
+    i.backend.set_current_key(&1u64).unwrap();
+    for element in &elements {
+        list.add(element).unwrap();
+    }
+    assert_eq!(list.get().unwrap(), elements, "added one by one");
+    i.backend.set_current_key(&2u64).unwrap();
+    list.add_all(&elements).unwrap();
+    assert_eq!(list.get().unwrap(), elements, "added in bulk");
+    i.backend.set_current_key(&3u64).unwrap();
+    list.update(&elements).unwrap();
+    assert_eq!(list.get().unwrap(), elements, "updated");
+    let batch: Vec<(u64, String)> = elements.iter().map(|e| (4u64, e.clone())).collect();
+    list.add_batch(&batch).unwrap();
+    i.backend.set_current_key(&4u64).unwrap();
+    assert_eq!(list.get().unwrap(), elements, "added in a batch");
+}
+
 pub fn map_state_operations(factory: &Factory) {
     let i = full(factory);
     let map = i
