@@ -79,18 +79,11 @@ impl<E> ProbeTable<E> {
     /// How many entries a lookup from `hash` reads before it finds the one `eq` accepts or
     /// an empty one (tests hold the hash's spread to it).
     #[cfg(test)]
-    pub(crate) fn probe_length(&self, hash: u64, mut eq: impl FnMut(&E) -> bool) -> usize {
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
-        let mut read = 1;
-        while let Some(entry) = &self.slots[i] {
-            if eq(entry) {
-                break;
-            }
-            i = (i + 1) & mask;
-            read += 1;
-        }
-        read
+    pub(crate) fn probe_length(&self, hash: u64, eq: impl FnMut(&E) -> bool) -> usize {
+        let end = match self.probe(hash, eq) {
+            Probe::Found(i) | Probe::Vacant(i) => i,
+        };
+        (end.wrapping_sub(hash as usize) & self.mask()) + 1
     }
 
     /// The index of the entry that `eq` accepts, if there is one.

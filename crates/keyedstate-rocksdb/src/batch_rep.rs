@@ -23,9 +23,9 @@
 //! call by call knows already and which this one tells it.
 //! A test checks the bytes against the `rocksdb` crate's own `WriteBatch` for every kind.
 
-use crate::ffi::{WriteFailure, write_batch_bytes};
+use crate::ffi::write_batch_bytes;
 use keyedstate_core::key_layout::put_varint;
-use keyedstate_core::{Error, ErrorKind, Result};
+use keyedstate_core::{Error, Result};
 
 /// The header: sequence number (8 bytes) and count (4), both little endian.
 const HEADER: usize = 12;
@@ -114,16 +114,7 @@ impl BatchRep {
         context: &str,
     ) -> Result<()> {
         let kinds = self.kinds;
-        let written = built.and_then(|()| {
-            write_batch_bytes(db, self.sealed(), kinds).map_err(|failure| {
-                let (kind, message) = match failure {
-                    WriteFailure::Corruption(m) => (ErrorKind::Corruption, m),
-                    WriteFailure::InvalidArgument(m) => (ErrorKind::InvalidArgument, m),
-                    WriteFailure::Other(m) => (ErrorKind::Io, m),
-                };
-                Error::new(kind, format!("{context}: rocksdb: {message}"))
-            })
-        });
+        let written = built.and_then(|()| write_batch_bytes(db, self.sealed(), kinds, context));
         self.clear();
         written
     }

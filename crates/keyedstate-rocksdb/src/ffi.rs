@@ -339,21 +339,16 @@ unsafe extern "C" {
     ) -> c_int;
 }
 
-/// Why a write failed: RocksDB's kind of error and its message.
-pub(crate) enum WriteFailure {
-    Corruption(String),
-    InvalidArgument(String),
-    Other(String),
-}
-
 /// Writes the write batch `bytes` (RocksDB's format, see `batch_rep.rs`), whose records are of
 /// `kinds` (`batch_rep::KIND_*` bits), to `db` with RocksDB's default write options, telling
 /// RocksDB those kinds so that it need not read the batch to learn them (`cpp/write_batch.cc`).
+/// `context` names the write in an error.
 pub(crate) fn write_batch_bytes(
     db: &rocksdb::DB,
     bytes: &[u8],
     kinds: u8,
-) -> std::result::Result<(), WriteFailure> {
+    context: &str,
+) -> keyedstate_core::Result<()> {
     let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: `db.as_raw_ptr()` is a valid open `rocksdb_t` while `db` is borrowed, and
     // `bytes` is valid for `len` bytes for the call, which copies them; on failure the call
@@ -374,11 +369,7 @@ pub(crate) fn write_batch_bytes(
     let message = unsafe { take_error(error) }
         .err()
         .unwrap_or_else(|| "writing a batch failed".to_owned());
-    Err(match code {
-        1 => WriteFailure::Corruption(message),
-        2 => WriteFailure::InvalidArgument(message),
-        _ => WriteFailure::Other(message),
-    })
+    Err(crate::error::status_error(context, code, &message))
 }
 
 unsafe extern "C" {
