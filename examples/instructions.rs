@@ -107,81 +107,132 @@ fn timed_ops<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, op: &str) 
     run(b, s, op, OPERATIONS)
 }
 
+/// Runs `n` operations of `op`, each kind of operation in a function of its own, so that the
+/// code of one does not change how the compiler lays out another's loop.
 #[inline(always)]
 fn run<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, op: &str, n: u64) -> Result<()> {
-    // A fixed stride through the keys, so consecutive operations touch unrelated slots.
-    let mut key = 0u64;
-    let mut next = || {
-        key = (key + 7919) % KEYS;
-        key
-    };
     match op {
-        "valueGet" => {
-            for _ in 0..n {
-                b.set_current_key(&next())?;
-                black_box(s.value.get()?);
-            }
-        }
-        "valueUpdate" => {
-            for _ in 0..n {
-                let key = next();
-                b.set_current_key(&key)?;
-                s.value.update(&(key + 1))?;
-            }
-        }
-        "valueGetBatch" | "valueUpdateBatch" => {
-            let (mut keys, mut entries) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
-            for _ in 0..n / BATCH as u64 {
-                keys.clear();
-                keys.extend((0..BATCH).map(|_| next()));
-                if op == "valueGetBatch" {
-                    black_box(s.value.get_batch(&keys)?);
-                } else {
-                    entries.clear();
-                    entries.extend(keys.iter().map(|&k| (k, k + 1)));
-                    s.value.update_batch(&entries)?;
-                }
-            }
-        }
-        "listGet" => {
-            for _ in 0..n {
-                b.set_current_key(&next())?;
-                black_box(s.list.get()?.iter().sum::<u64>());
-            }
-        }
-        "listAppendBatch" => {
-            let mut entries = Vec::with_capacity(BATCH);
-            for _ in 0..n / BATCH as u64 {
-                entries.clear();
-                entries.extend((0..BATCH).map(|_| next()).map(|k| (k, k)));
-                s.list.add_batch(&entries)?;
-            }
-        }
-        "listAppend" => {
-            for _ in 0..n {
-                let key = next();
-                b.set_current_key(&key)?;
-                s.list.add(&key)?;
-            }
-        }
-        "mapGet" => {
-            for _ in 0..n {
-                let key = next();
-                b.set_current_key(&key)?;
-                black_box(s.map.get(&(key % USER_KEYS))?);
-            }
-        }
-        "mapUpdate" => {
-            for _ in 0..n {
-                let key = next();
-                b.set_current_key(&key)?;
-                s.map.put(&(key % USER_KEYS), &(key as f64 + 0.5))?;
-            }
-        }
+        "valueGet" => value_get(b, s, n),
+        "valueUpdate" => value_update(b, s, n),
+        "valueGetBatch" => value_get_batch(s, n),
+        "valueUpdateBatch" => value_update_batch(s, n),
+        "listGet" => list_get(b, s, n),
+        "listAppend" => list_append(b, s, n),
+        "listAppendBatch" => list_append_batch(s, n),
+        "mapGet" => map_get(b, s, n),
+        "mapUpdate" => map_update(b, s, n),
         other => {
             eprintln!("unknown operation '{other}'");
             std::process::exit(2);
         }
+    }
+}
+
+/// A fixed stride through the keys, so consecutive operations touch unrelated slots.
+fn strided() -> impl FnMut() -> u64 {
+    let mut key = 0u64;
+    move || {
+        key = (key + 7919) % KEYS;
+        key
+    }
+}
+
+#[inline(never)]
+fn value_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    for _ in 0..n {
+        b.set_current_key(&next())?;
+        black_box(s.value.get()?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn value_update<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    for _ in 0..n {
+        let key = next();
+        b.set_current_key(&key)?;
+        s.value.update(&(key + 1))?;
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn value_get_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    let mut keys = Vec::with_capacity(BATCH);
+    for _ in 0..n / BATCH as u64 {
+        keys.clear();
+        keys.extend((0..BATCH).map(|_| next()));
+        black_box(s.value.get_batch(&keys)?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn value_update_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    let mut entries = Vec::with_capacity(BATCH);
+    for _ in 0..n / BATCH as u64 {
+        entries.clear();
+        entries.extend((0..BATCH).map(|_| next()).map(|k| (k, k + 1)));
+        s.value.update_batch(&entries)?;
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn list_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    for _ in 0..n {
+        b.set_current_key(&next())?;
+        black_box(s.list.get()?.iter().sum::<u64>());
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn list_append<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    for _ in 0..n {
+        let key = next();
+        b.set_current_key(&key)?;
+        s.list.add(&key)?;
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn list_append_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    let mut entries = Vec::with_capacity(BATCH);
+    for _ in 0..n / BATCH as u64 {
+        entries.clear();
+        entries.extend((0..BATCH).map(|_| next()).map(|k| (k, k)));
+        s.list.add_batch(&entries)?;
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn map_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    for _ in 0..n {
+        let key = next();
+        b.set_current_key(&key)?;
+        black_box(s.map.get(&(key % USER_KEYS))?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn map_update<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    let mut next = strided();
+    for _ in 0..n {
+        let key = next();
+        b.set_current_key(&key)?;
+        s.map.put(&(key % USER_KEYS), &(key as f64 + 0.5))?;
     }
     Ok(())
 }
