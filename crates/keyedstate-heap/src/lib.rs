@@ -58,7 +58,7 @@ impl Keyed for Slot {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn has_key(&self, key: &[u8]) -> bool {
         Slot::has_key(self, key)
     }

@@ -58,6 +58,13 @@ impl<T: 'static> HandleCodec<T> {
         let ks1 = codec.writes_ks1_eight_bytes();
         HandleCodec { codec, ks1 }
     }
+
+    /// `value`'s encoding when it is one 8-byte word written in place (see [`Self::encode`]):
+    /// for callers that keep it on the stack instead of in a buffer.
+    #[inline(always)]
+    pub(crate) fn eight_bytes(&self, value: &T) -> Option<[u8; 8]> {
+        to_ks1(value).filter(|_| self.ks1)
+    }
 }
 
 impl<T: 'static> Codec<T> for HandleCodec<T> {
@@ -67,12 +74,12 @@ impl<T: 'static> Codec<T> for HandleCodec<T> {
 
     #[inline]
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
-        match to_ks1(value) {
-            Some(bytes) if self.ks1 => {
+        match self.eight_bytes(value) {
+            Some(bytes) => {
                 out.extend_from_slice(&bytes);
                 Ok(())
             }
-            _ => self.codec.encode(value, out),
+            None => self.codec.encode(value, out),
         }
     }
 

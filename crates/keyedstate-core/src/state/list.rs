@@ -149,7 +149,16 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
 
     /// Appends one element.
     pub fn add(&self, value: &V) -> Result<()> {
-        self.add_all(std::slice::from_ref(value))
+        match self.codec.eight_bytes(value) {
+            // The common element, a `u64`, `i64` or `f64` without TTL: framed on the stack
+            // (a one-byte length, then the word; as `frame_into` frames it).
+            Some(word) if !self.handle.has_ttl() => {
+                let mut frame = [8; 9];
+                frame[1..].copy_from_slice(&word);
+                self.handle.append(&frame)
+            }
+            _ => self.add_all(std::slice::from_ref(value)),
+        }
     }
 
     /// Appends elements in order; an empty slice changes nothing.

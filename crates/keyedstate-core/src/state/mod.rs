@@ -110,6 +110,12 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
             .map(|(config, clock)| (config, clock.now_millis()))
     }
 
+    /// Whether the state has a TTL (its values start with a timestamp).
+    #[inline]
+    pub(crate) fn has_ttl(&self) -> bool {
+        self.ttl.is_some()
+    }
+
     /// Appends the timestamp a value of this state starts with (nothing without a TTL).
     pub(crate) fn stamp(&self, out: &mut Vec<u8>) {
         if let Some((_, clock)) = &self.ttl {
@@ -298,6 +304,13 @@ impl<E: StateEngine + ?Sized> StateHandle<E> {
             codec.encode(value, &mut a.scratch.value)?;
             a.engine.put(a.id, a.key, &a.scratch.value)
         })
+    }
+
+    /// Appends `frames` (framed list elements) to the current key's list in the handle's
+    /// namespace.
+    #[inline]
+    pub(crate) fn append(&self, frames: &[u8]) -> Result<()> {
+        self.with(|a| a.engine.append(a.id, a.key, frames))
     }
 
     /// Deletes the current key's entry in the handle's namespace.
