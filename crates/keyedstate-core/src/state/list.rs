@@ -69,11 +69,10 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
     /// Appends each `(key, value)` in order, as [`Self::add`] with each key as the current key
     /// would, in one engine call (RocksDB: one `WriteBatch` of merges).
     pub fn add_batch<K: StateKey>(&self, entries: &[(K, V)]) -> Result<()> {
-        let (mut framed, mut one, mut element) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut framed, mut element) = (Vec::new(), Vec::new());
         let mut ends = Vec::with_capacity(entries.len());
         for (_, value) in entries {
-            self.frame_into(std::slice::from_ref(value), &mut one, &mut element)?;
-            framed.extend_from_slice(&one);
+            self.frame_onto(std::slice::from_ref(value), &mut framed, &mut element)?;
             ends.push(framed.len());
         }
         let frames = super::split_at_ends(&framed, &ends);
@@ -149,15 +148,10 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
 
     /// Appends one element.
     pub fn add(&self, value: &V) -> Result<()> {
-        match self.codec.eight_bytes(value) {
-            // The common element, a `u64`, `i64` or `f64` without TTL: framed on the stack
-            // (a one-byte length, then the word; as `frame_into` frames it).
-            Some(word) if !self.handle.has_ttl() => {
-                let mut frame = [8; 9];
-                frame[1..].copy_from_slice(&word);
-                self.handle.append(&frame)
-            }
-            _ => self.add_all(std::slice::from_ref(value)),
+        match self.word_frame(value) {
+            // The common element, framed on the stack.
+            Some(frame) => self.handle.append(&frame),
+            None => self.add_all(std::slice::from_ref(value)),
         }
     }
 
@@ -167,7 +161,8 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
             return Ok(());
         }
         self.handle.with(|a| {
-            self.frame_into(values, &mut a.scratch.value, &mut a.scratch.user_key)?;
+            a.scratch.value.clear();
+            self.frame_onto(values, &mut a.scratch.value, &mut a.scratch.user_key)?;
             a.engine.append(a.id, a.key, &a.scratch.value)
         })
     }
@@ -178,7 +173,8 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
             if values.is_empty() {
                 return a.engine.delete(a.id, a.key);
             }
-            self.frame_into(values, &mut a.scratch.value, &mut a.scratch.user_key)?;
+            a.scratch.value.clear();
+            self.frame_onto(values, &mut a.scratch.value, &mut a.scratch.user_key)?;
             a.engine.put(a.id, a.key, &a.scratch.value)
         })
     }
@@ -198,12 +194,28 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
             .with_namespace(&target, |a| a.engine.append(a.id, a.key, &taken))
     }
 
-    /// Frames the encodings of `values` into `out`: each encoded in place after a one-byte
-    /// length, which is right for elements of up to 127 bytes; a longer one is moved to make
-    /// room for its longer length (through `element`).
-    fn frame_into(&self, values: &[V], out: &mut Vec<u8>, element: &mut Vec<u8>) -> Result<()> {
-        out.clear();
+    /// The frame of a `u64`, `i64` or `f64` element of a state without TTL, made without a
+    /// call to the codec: its one-byte length, then its word in place.
+    #[inline(always)]
+    fn word_frame(&self, value: &V) -> Option<[u8; 9]> {
+        let word = self
+            .codec
+            .eight_bytes(value)
+            .filter(|_| !self.handle.has_ttl())?;
+        let mut frame = [8; 9];
+        frame[1..].copy_from_slice(&word);
+        Some(frame)
+    }
+
+    /// Appends the framed encodings of `values` to `out`: each encoded in place after a
+    /// one-byte length, which is right for elements of up to 127 bytes; a longer one is moved
+    /// to make room for its longer length (through `element`).
+    fn frame_onto(&self, values: &[V], out: &mut Vec<u8>, element: &mut Vec<u8>) -> Result<()> {
         for value in values {
+            if let Some(frame) = self.word_frame(value) {
+                out.extend_from_slice(&frame);
+                continue;
+            }
             let at = out.len();
             out.push(0);
             self.handle.stamp(out);
