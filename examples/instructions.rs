@@ -137,102 +137,95 @@ fn strided() -> impl FnMut() -> u64 {
     }
 }
 
-#[inline(never)]
-fn value_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
-    let mut next = strided();
-    for _ in 0..n {
-        b.set_current_key(&next())?;
-        black_box(s.value.get()?);
-    }
-    Ok(())
-}
-
-#[inline(never)]
-fn value_update<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+/// Runs `op` on `n` keys of the stride, each set as the current key first: the loop of the
+/// per-record operations, inlined into each one's own function.
+#[inline(always)]
+fn each_key<E: StateEngine>(
+    b: &KeyedStateBackend<E>,
+    n: u64,
+    mut op: impl FnMut(u64) -> Result<()>,
+) -> Result<()> {
     let mut next = strided();
     for _ in 0..n {
         let key = next();
         b.set_current_key(&key)?;
-        s.value.update(&(key + 1))?;
+        op(key)?;
     }
     Ok(())
 }
 
-#[inline(never)]
-fn value_get_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
+/// Runs `op` on `n / BATCH` batches of `BATCH` keys of the stride: the loop of the batch
+/// calls.
+#[inline(always)]
+fn each_batch(n: u64, mut op: impl FnMut(&[u64]) -> Result<()>) -> Result<()> {
     let mut next = strided();
     let mut keys = Vec::with_capacity(BATCH);
     for _ in 0..n / BATCH as u64 {
         keys.clear();
         keys.extend((0..BATCH).map(|_| next()));
-        black_box(s.value.get_batch(&keys)?);
+        op(&keys)?;
     }
     Ok(())
+}
+
+#[inline(never)]
+fn value_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    each_key(b, n, |_| s.value.get().map(black_box).map(drop))
+}
+
+#[inline(never)]
+fn value_update<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    each_key(b, n, |key| s.value.update(&(key + 1)))
+}
+
+#[inline(never)]
+fn value_get_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
+    each_batch(n, |keys| s.value.get_batch(keys).map(black_box).map(drop))
 }
 
 #[inline(never)]
 fn value_update_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
-    let mut next = strided();
     let mut entries = Vec::with_capacity(BATCH);
-    for _ in 0..n / BATCH as u64 {
+    each_batch(n, |keys| {
         entries.clear();
-        entries.extend((0..BATCH).map(|_| next()).map(|k| (k, k + 1)));
-        s.value.update_batch(&entries)?;
-    }
-    Ok(())
+        entries.extend(keys.iter().map(|&k| (k, k + 1)));
+        s.value.update_batch(&entries)
+    })
 }
 
 #[inline(never)]
 fn list_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
-    let mut next = strided();
-    for _ in 0..n {
-        b.set_current_key(&next())?;
+    each_key(b, n, |_| {
         black_box(s.list.get()?.iter().sum::<u64>());
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[inline(never)]
 fn list_append<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
-    let mut next = strided();
-    for _ in 0..n {
-        let key = next();
-        b.set_current_key(&key)?;
-        s.list.add(&key)?;
-    }
-    Ok(())
+    each_key(b, n, |key| s.list.add(&key))
 }
 
 #[inline(never)]
 fn list_append_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
-    let mut next = strided();
     let mut entries = Vec::with_capacity(BATCH);
-    for _ in 0..n / BATCH as u64 {
+    each_batch(n, |keys| {
         entries.clear();
-        entries.extend((0..BATCH).map(|_| next()).map(|k| (k, k)));
-        s.list.add_batch(&entries)?;
-    }
-    Ok(())
+        entries.extend(keys.iter().map(|&k| (k, k)));
+        s.list.add_batch(&entries)
+    })
 }
 
 #[inline(never)]
 fn map_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
-    let mut next = strided();
-    for _ in 0..n {
-        let key = next();
-        b.set_current_key(&key)?;
-        black_box(s.map.get(&(key % USER_KEYS))?);
-    }
-    Ok(())
+    each_key(b, n, |key| {
+        s.map.get(&(key % USER_KEYS)).map(black_box).map(drop)
+    })
 }
 
 #[inline(never)]
 fn map_update<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
-    let mut next = strided();
-    for _ in 0..n {
-        let key = next();
-        b.set_current_key(&key)?;
-        s.map.put(&(key % USER_KEYS), &(key as f64 + 0.5))?;
-    }
-    Ok(())
+    each_key(b, n, |key| {
+        s.map.put(&(key % USER_KEYS), &(key as f64 + 0.5))
+    })
 }
