@@ -232,13 +232,33 @@ pub trait StateBackend: KeyGroupSource + Send {
     /// Removes the entry at `key` (for map state: the whole map).
     fn delete(&mut self, state: StateId, key: EntryKey<'_>) -> Result<()>;
 
+    /// The value at `user_key` of the map at `key`, borrowed until the engine's next call (as
+    /// [`Self::get_ref`]).
+    fn map_get_ref(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        user_key: &[u8],
+    ) -> Result<Option<&[u8]>>;
+
+    /// Reads the value at `user_key` of the map at `key` into `out` (cleared first); false
+    /// when absent.
     fn map_get(
         &mut self,
         state: StateId,
         key: EntryKey<'_>,
         user_key: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<bool>;
+    ) -> Result<bool> {
+        out.clear();
+        match self.map_get_ref(state, key, user_key)? {
+            Some(value) => {
+                out.extend_from_slice(value);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 
     fn map_put(
         &mut self,

@@ -481,26 +481,18 @@ impl StateBackend for HeapBackend {
         Ok(())
     }
 
-    fn map_get(
+    #[inline]
+    fn map_get_ref(
         &mut self,
         state: StateId,
         key: EntryKey<'_>,
         user_key: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<bool> {
+    ) -> Result<Option<&[u8]>> {
         self.clean_up(state)?;
-        out.clear();
-        match self
+        Ok(self
             .map(state)?
             .get(key)
-            .and_then(|entry| entry.map.get(user_key))
-        {
-            Some(value) => {
-                out.extend_from_slice(value);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+            .and_then(|entry| entry.map.get(user_key)))
     }
 
     fn map_put(

@@ -773,6 +773,18 @@ impl StateBackend for RocksDbBackend {
             .map_err(map_err("delete"))
     }
 
+    fn map_get_ref(
+        &mut self,
+        state: StateId,
+        key: EntryKey<'_>,
+        user_key: &[u8],
+    ) -> Result<Option<&[u8]>> {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let found = self.map_get(state, key, user_key, &mut buf);
+        self.read_buf = buf;
+        Ok(found?.then_some(self.read_buf.as_slice()))
+    }
+
     fn map_get(
         &mut self,
         state: StateId,

@@ -65,6 +65,24 @@ impl<T: 'static> HandleCodec<T> {
     pub(crate) fn eight_bytes(&self, value: &T) -> Option<[u8; 8]> {
         to_ks1(value).filter(|_| self.ks1)
     }
+
+    /// `value`'s encoding: in `word` when it is one 8-byte word (see [`Self::eight_bytes`]),
+    /// else in `buf` (cleared first).
+    #[inline(always)]
+    pub(crate) fn encoded<'b>(
+        &self,
+        value: &T,
+        word: &'b mut [u8; 8],
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8]> {
+        if let Some(bytes) = self.eight_bytes(value) {
+            *word = bytes;
+            return Ok(word);
+        }
+        buf.clear();
+        self.codec.encode(value, buf)?;
+        Ok(buf)
+    }
 }
 
 impl<T: 'static> Codec<T> for HandleCodec<T> {

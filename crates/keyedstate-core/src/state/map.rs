@@ -96,16 +96,22 @@ impl<UK: 'static, UV: 'static, E: StateEngine + ?Sized> MapState<UK, UV, E> {
     ) -> Result<Option<UV>> {
         let Scratch {
             value: stored,
-            user_key: key,
+            user_key: encoded,
         } = scratch;
-        key.clear();
-        self.key_codec.encode(user_key, key)?;
+        // A `u64`, `i64` or `f64` user key is its word, on the stack.
+        let mut word = [0; 8];
+        let key = self.key_codec.encoded(user_key, &mut word, encoded)?;
+        let Some((config, now)) = ttl else {
+            // No TTL: decoded from the engine's own bytes.
+            return engine
+                .map_get_ref(id, entry_key, key)?
+                .map(|v| self.value_codec.decode(v))
+                .transpose();
+        };
+        // A TTL may delete or rewrite the entry: its bytes are copied out of the engine first.
         if !engine.map_get(id, entry_key, key, stored)? {
             return Ok(None);
         }
-        let Some((config, now)) = ttl else {
-            return self.value_codec.decode(stored).map(Some);
-        };
         match judge(config, now, stored)? {
             Judged::Expired { returned } => {
                 let returned = returned.map(|v| self.value_codec.decode(v)).transpose()?;
