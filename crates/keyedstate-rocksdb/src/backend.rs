@@ -50,7 +50,8 @@ pub struct RocksDbBackend {
     read_options: ReadOptions,
     /// Reused for map entry keys (`[entry key][user key]`), so map access does not allocate.
     key_buf: Vec<u8>,
-    /// What `get_ref` lends: the last value read from RocksDB, copied out of its pinned slice.
+    /// What `get_ref` and `map_get_ref` lend: the last value read from RocksDB, copied out of
+    /// its pinned slice.
     read_buf: Vec<u8>,
     /// Unique per instance (a restored one gets a new one), so names in `shared/` never repeat.
     backend_id: String,
@@ -255,6 +256,18 @@ impl RocksDbBackend {
     fn cf(&self, state: StateId) -> Result<(&DB, &ColumnFamily)> {
         let db = self.db()?;
         Ok((db, cf_of(db, &self.registry, state)?))
+    }
+
+    /// Runs `read` (a `get` or `map_get`) into the read buffer and lends what it found.
+    #[inline]
+    fn lend_read(
+        &mut self,
+        read: impl FnOnce(&mut Self, &mut Vec<u8>) -> Result<bool>,
+    ) -> Result<Option<&[u8]>> {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let found = read(self, &mut buf);
+        self.read_buf = buf;
+        Ok(found?.then_some(self.read_buf.as_slice()))
     }
 
     /// Whether `state`'s point writes are buffered.
@@ -625,10 +638,7 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn get_ref(&mut self, state: StateId, key: EntryKey<'_>) -> Result<Option<&[u8]>> {
-        let mut buf = std::mem::take(&mut self.read_buf);
-        let found = self.get(state, key, &mut buf);
-        self.read_buf = buf;
-        Ok(found?.then_some(self.read_buf.as_slice()))
+        self.lend_read(|backend, buf| backend.get(state, key, buf))
     }
 
     fn get(&mut self, state: StateId, key: EntryKey<'_>, out: &mut Vec<u8>) -> Result<bool> {
@@ -779,10 +789,7 @@ impl StateBackend for RocksDbBackend {
         key: EntryKey<'_>,
         user_key: &[u8],
     ) -> Result<Option<&[u8]>> {
-        let mut buf = std::mem::take(&mut self.read_buf);
-        let found = self.map_get(state, key, user_key, &mut buf);
-        self.read_buf = buf;
-        Ok(found?.then_some(self.read_buf.as_slice()))
+        self.lend_read(|backend, buf| backend.map_get(state, key, user_key, buf))
     }
 
     fn map_get(
