@@ -9,8 +9,8 @@
 //! Operations: `valueGet`, `valueUpdate`, the batch calls `valueGetBatch` and
 //! `valueUpdateBatch` (batches of [`BATCH`] keys; instructions per record), `listGet` (get and
 //! sum a list of one `u64`), `listAppend` (a `u64`) and its batch call `listAppendBatch`,
-//! `mapGet` and `mapUpdate` (a `u64` user key of 10 to an `f64`), as in the benchmark
-//! workload.
+//! `mapGet` and `mapUpdate` (a `u64` user key of 10 to an `f64`) and the batch call
+//! `mapGetBatch`, as in the benchmark workload.
 //!
 //! It fills 10,000 keys of the operation's state (max parallelism 2, as the benchmark
 //! workload), visits them once untimed, then runs [`OPERATIONS`] operations (`set_current_key`
@@ -39,7 +39,7 @@ fn main() -> Result<()> {
     let (Some(engine), Some(op)) = (engine, op) else {
         eprintln!(
             "usage: instructions <heap|rocksdb> <valueGet|valueUpdate|valueGetBatch|\
-             valueUpdateBatch|listGet|listAppend|listAppendBatch|mapGet|mapUpdate>"
+             valueUpdateBatch|listGet|listAppend|listAppendBatch|mapGet|mapUpdate|mapGetBatch>"
         );
         std::process::exit(2);
     };
@@ -80,7 +80,7 @@ fn measure<E: StateEngine>(backend: KeyedStateBackend<E>, op: &str) -> Result<()
         backend.set_current_key(&key)?;
         match op {
             "listGet" | "listAppend" | "listAppendBatch" => states.list.add(&key)?,
-            "mapGet" | "mapUpdate" => {
+            "mapGet" | "mapUpdate" | "mapGetBatch" => {
                 for user_key in 0..USER_KEYS {
                     states.map.put(&user_key, &(key as f64))?;
                 }
@@ -121,6 +121,7 @@ fn run<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, op: &str, n: u64
         "listAppendBatch" => list_append_batch(s, n),
         "mapGet" => map_get(b, s, n),
         "mapUpdate" => map_update(b, s, n),
+        "mapGetBatch" => map_get_batch(s, n),
         other => {
             eprintln!("unknown operation '{other}'");
             std::process::exit(2);
@@ -227,5 +228,15 @@ fn map_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> R
 fn map_update<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
     each_key(b, n, |key| {
         s.map.put(&(key % USER_KEYS), &(key as f64 + 0.5))
+    })
+}
+
+#[inline(never)]
+fn map_get_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
+    let mut lookups = Vec::with_capacity(BATCH);
+    each_batch(n, |keys| {
+        lookups.clear();
+        lookups.extend(keys.iter().map(|&k| (k, k % USER_KEYS)));
+        s.map.get_batch(&lookups).map(black_box).map(drop)
     })
 }

@@ -15,7 +15,7 @@ engines=("$@"); [ ${#engines[@]} -gt 0 ] || engines=(heap rocksdb)
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 printf 'engine\toperation\tinstructions_per_op\n'
 for engine in "${engines[@]}"; do
-  for op in valueGet valueUpdate valueGetBatch valueUpdateBatch listGet listAppend listAppendBatch mapGet mapUpdate; do
+  for op in valueGet valueUpdate valueGetBatch valueUpdateBatch listGet listAppend listAppendBatch mapGet mapUpdate mapGetBatch; do
     valgrind --tool=callgrind --toggle-collect='*timed_ops*' --callgrind-out-file="$out/cg" \
       target/release/examples/instructions "$engine" "$op" 2>"$out/log" >/dev/null \
       || { cat "$out/log" >&2; exit 1; }
