@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Operations: `valueGet`, `valueUpdate`, the batch calls `valueGetBatch` and
-//! `valueUpdateBatch` (batches of [`BATCH`] keys; instructions per record), `listGet` (get and
-//! sum a list of one `u64`), `listAppend` (a `u64`) and its batch call `listAppendBatch`,
+//! `valueUpdateBatch` (batches of [`BATCH`] keys; instructions per record), `listGet` (get into a
+//! reused vector and sum a list of one `u64`), `listAppend` (a `u64`) and its batch call `listAppendBatch`,
 //! `mapGet` and `mapUpdate` (a `u64` user key of 10 to an `f64`) and the batch call
 //! `mapGetBatch`, as in the benchmark workload.
 //!
@@ -196,8 +196,10 @@ fn value_update_batch<E: StateEngine>(s: &States<E>, n: u64) -> Result<()> {
 
 #[inline(never)]
 fn list_get<E: StateEngine>(b: &KeyedStateBackend<E>, s: &States<E>, n: u64) -> Result<()> {
+    let mut elements = Vec::new();
     each_key(b, n, |_| {
-        black_box(s.list.get()?.iter().sum::<u64>());
+        s.list.get_into(&mut elements)?;
+        black_box(elements.iter().sum::<u64>());
         Ok(())
     })
 }

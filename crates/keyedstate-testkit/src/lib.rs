@@ -32,6 +32,7 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@tests $factory;
                 states::value_state_get_update_clear,
                 states::list_state_get_add_update_clear,
+                states::list_get_into_replaces_the_vectors_contents_with_the_list,
                 states::list_elements_of_every_frame_length_come_back,
                 states::map_state_operations,
                 states::map_iteration_lets_the_caller_use_state_and_remove_entries,

@@ -76,6 +76,27 @@ pub fn list_state_get_add_update_clear(factory: &Factory) {
     assert!(i.backend.keys::<String, _>("l", &()).unwrap().is_empty());
 }
 
+/// `get_into` returns what `get` does, replacing whatever the vector held, for a list, another
+/// key's list and no list.
+pub fn list_get_into_replaces_the_vectors_contents_with_the_list(factory: &Factory) {
+    let i = full(factory);
+    let list = i
+        .backend
+        .list_state(&ListStateDescriptor::<u64>::new("l"))
+        .unwrap();
+    i.backend.set_current_key(&1u64).unwrap();
+    list.add_all(&[1, 2, 3]).unwrap();
+    i.backend.set_current_key(&2u64).unwrap();
+    list.add(&40).unwrap();
+    let mut out = vec![99, 98, 97, 96];
+    for (key, expected) in [(1u64, vec![1, 2, 3]), (2, vec![40]), (3, vec![])] {
+        i.backend.set_current_key(&key).unwrap();
+        list.get_into(&mut out).unwrap();
+        assert_eq!(out, expected, "key {key}");
+        assert_eq!(out, list.get().unwrap(), "key {key}");
+    }
+}
+
 /// Elements whose frames have lengths on both sides of each varint width (the frame's
 /// length is one byte below 128 encoded bytes, two below 16,384, three above), appended one
 /// by one, in bulk, in a batch and written by `update`, come back as they went in.

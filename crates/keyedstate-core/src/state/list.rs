@@ -33,9 +33,26 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
 
     /// The list of the current key; empty when there is none.
     pub fn get(&self) -> Result<Vec<V>> {
+        let mut elements = Vec::new();
+        self.get_into(&mut elements)?;
+        Ok(elements)
+    }
+
+    /// The list of the current key, into `out` (cleared first; left empty on an error): as
+    /// [`Self::get`], without allocating a vector per call when `out` is reused. A loop
+    /// that reads a list per record reads it this way, as a Flink job iterates the list its
+    /// heap backend lends it instead of copying it (about a fifth of a heap list read was
+    /// `get`'s allocation and free).
+    pub fn get_into(&self, out: &mut Vec<V>) -> Result<()> {
+        out.clear();
         let ttl = self.handle.ttl_now();
-        self.handle
-            .with(|a| self.read(a.engine, a.id, a.key, a.scratch, ttl))
+        let read = self
+            .handle
+            .with(|a| self.read(a.engine, a.id, a.key, a.scratch, ttl, out));
+        if read.is_err() {
+            out.clear();
+        }
+        read
     }
 
     /// The lists of `keys`, in order, as [`Self::get`] with each as the current key would
@@ -48,7 +65,11 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
                     // Each list judged and, where that changed it, rewritten as a read does.
                     return entry_keys
                         .iter()
-                        .map(|&key| self.read(engine, id, key, scratch, ttl))
+                        .map(|&key| {
+                            let mut list = Vec::new();
+                            self.read(engine, id, key, scratch, ttl, &mut list)?;
+                            Ok(list)
+                        })
                         .collect();
                 }
                 let mut lists: Vec<Vec<V>> = std::iter::repeat_with(Vec::new)
@@ -82,7 +103,8 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
             })
     }
 
-    /// Reads and decodes the list at `key` (TTL applied, see [`Self::get`]).
+    /// Reads and decodes the list at `key` (TTL applied, see [`Self::get`]), appending its
+    /// elements to `elements`.
     fn read(
         &self,
         engine: &mut E,
@@ -90,19 +112,20 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
         key: EntryKey<'_>,
         scratch: &mut Scratch,
         ttl: Option<(&crate::ttl::StateTtlConfig, u64)>,
-    ) -> Result<Vec<V>> {
+        elements: &mut Vec<V>,
+    ) -> Result<()> {
         let Some((config, now)) = ttl else {
             // No TTL: decoded from the engine's own bytes.
-            return match engine.get_ref(id, key)? {
-                Some(stored) => list_elements(stored)
-                    .map(|e| self.codec.decode(e?))
-                    .collect(),
-                None => Ok(Vec::new()),
-            };
+            if let Some(stored) = engine.get_ref(id, key)? {
+                for element in list_elements(stored) {
+                    elements.push(self.codec.decode(element?)?);
+                }
+            }
+            return Ok(());
         };
         // TTL may rewrite or delete the list: its bytes are copied out of the engine first.
         if !engine.get(id, key, &mut scratch.value)? {
-            return Ok(Vec::new());
+            return Ok(());
         }
         // Each element expires on its own; expired ones are dropped and renewed ones
         // restamped, and the list is written back only if that changed it.
@@ -111,7 +134,7 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
             user_key: kept,
         } = scratch;
         kept.clear();
-        let (mut elements, mut changed) = (Vec::new(), false);
+        let mut changed = false;
         for element in list_elements(stored) {
             let element = element?;
             match judge(config, now, element)? {
@@ -143,7 +166,7 @@ impl<V: 'static, E: StateEngine + ?Sized> ListState<V, E> {
                 engine.put(id, key, kept)?;
             }
         }
-        Ok(elements)
+        Ok(())
     }
 
     /// Appends one element.
