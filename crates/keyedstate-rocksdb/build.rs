@@ -1,7 +1,8 @@
 //! Compiles keyedstate's C++ files, `cpp/sorted_flush.cc` (the key-hash memtable's sorted
 //! flush, see src/memtable.rs), `cpp/live_files.cc` (a checkpoint's capture of the live
-//! files, see src/ffi.rs) and `cpp/write_batch.cc` (a write batch written from its bytes, see
-//! src/batch_rep.rs), against the RocksDB sources librocksdb-sys builds: the same
+//! files, see src/ffi.rs), `cpp/write_batch.cc` (a write batch written from its bytes, see
+//! src/batch_rep.rs) and `cpp/point_read.cc` (point reads through one reusable reader, see
+//! src/ffi.rs), against the RocksDB sources librocksdb-sys builds: the same
 //! headers, the same C++ standard and the defines that shape RocksDB's classes, so the
 //! classes they share with librocksdb (Options, MemTableRep, DB) have one layout.
 
@@ -15,6 +16,7 @@ fn main() {
         .file("cpp/sorted_flush.cc")
         .file("cpp/live_files.cc")
         .file("cpp/write_batch.cc")
+        .file("cpp/point_read.cc")
         .include(source.join("include"))
         .include(&source)
         .std("c++20")
@@ -37,4 +39,5 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/sorted_flush.cc");
     println!("cargo:rerun-if-changed=cpp/live_files.cc");
     println!("cargo:rerun-if-changed=cpp/write_batch.cc");
+    println!("cargo:rerun-if-changed=cpp/point_read.cc");
 }

@@ -8,7 +8,7 @@
 use crate::batch_rep::BatchRep;
 use crate::config::{RocksDbConfig, TimerStore};
 use crate::error::map_err;
-use crate::ffi::LiveFileCapture;
+use crate::ffi::{LiveFileCapture, PointReader};
 use crate::memtable;
 use crate::snapshot::{self, RocksDbSnapshot, SharedFiles, SharedRegistry};
 use crate::write_buffer::{Kind, WriteBuffer};
@@ -47,7 +47,10 @@ pub struct RocksDbBackend {
     prefix_len: usize,
     registry: StateRegistry,
     write_options: WriteOptions,
+    /// `multi_get`'s.
     read_options: ReadOptions,
+    /// Point reads (`get`), through one reused pinned slice.
+    reader: PointReader,
     /// Reused for map entry keys (`[entry key][user key]`), so map access does not allocate.
     key_buf: Vec<u8>,
     /// What `get_ref` and `map_get_ref` lend: the last value read from RocksDB, copied out of
@@ -155,6 +158,7 @@ impl RocksDbBackend {
             registry: StateRegistry::default(),
             write_options,
             read_options: ReadOptions::default(),
+            reader: PointReader::new(),
             key_buf: Vec::new(),
             read_buf: Vec::new(),
             backend_id: new_instance_id(),
@@ -660,17 +664,9 @@ impl StateBackend for RocksDbBackend {
             },
             None => None,
         };
-        let (db, cf) = self.cf(state)?;
-        let found = match db
-            .get_pinned_cf_opt(cf, key.bytes(), &self.read_options)
-            .map_err(map_err("get"))?
-        {
-            Some(value) => {
-                out.extend_from_slice(&value);
-                true
-            }
-            None => false,
-        };
+        let db = self.db.as_deref().ok_or_else(closed)?;
+        let cf = cf_of(db, &self.registry, state)?;
+        let found = self.reader.read(db, cf, key.bytes(), out, "get")?;
         match appended {
             Some(frames) => {
                 out.extend_from_slice(frames);

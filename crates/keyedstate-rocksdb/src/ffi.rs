@@ -4,15 +4,17 @@
 //! sequence numbers, and the ingestion of another instance's own SST files (a rescale); a
 //! column family's numeric id (what the write buffer's batch bytes name it by); and
 //! the entry points of keyedstate's C++ files, `cpp/sorted_flush.cc` (the key-hash memtable's
-//! sorted flush, which needs RocksDB's C++ classes) and `cpp/live_files.cc` (a checkpoint's
-//! capture of the live files, `GetLiveFilesStorageInfo`, which the C API lacks).
+//! sorted flush, which needs RocksDB's C++ classes), `cpp/live_files.cc` (a checkpoint's
+//! capture of the live files, `GetLiveFilesStorageInfo`, which the C API lacks),
+//! `cpp/write_batch.cc` (a write batch from its bytes) and `cpp/point_read.cc` (point reads
+//! through one reusable `PinnableSlice`, where the C API allocates one per read).
 //!
 //! A filter *factory* is installed, not a filter: RocksDB may run one filter object on several
 //! compaction threads at once, while each filter a factory creates serves one compaction, so it
 //! can own the buffer its rewritten values live in.
 
 use librocksdb_sys as sys;
-use rocksdb::{AsRawPtr, Options};
+use rocksdb::{AsColumnFamilyRef, AsRawPtr, Options};
 use std::ffi::{CStr, c_char, c_int, c_uchar, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -195,7 +197,6 @@ pub(crate) fn ingest_db_generated_files(
     cf: &rocksdb::ColumnFamily,
     files: &[std::path::PathBuf],
 ) -> std::result::Result<(), String> {
-    use rocksdb::AsColumnFamilyRef;
     let paths = c_strings(files.iter().map(|p| p.as_os_str().as_encoded_bytes()))?;
     let pointers: Vec<*const c_char> = paths.iter().map(|p| p.as_ptr()).collect();
     let mut error: *mut c_char = std::ptr::null_mut();
@@ -228,7 +229,6 @@ pub(crate) fn ingest_db_generated_files(
 /// The id of column family `cf` (what a write batch's records name it by, see
 /// [`crate::batch_rep`]); the `rocksdb` crate does not expose it.
 pub(crate) fn column_family_id(cf: &rocksdb::ColumnFamily) -> u32 {
-    use rocksdb::AsColumnFamilyRef;
     // SAFETY: `cf.inner()` is a valid handle while `cf` is borrowed; the call only reads it.
     unsafe { sys::rocksdb_column_family_handle_get_id(cf.inner()) }
 }
@@ -276,7 +276,6 @@ pub(crate) fn compact_files(
     names: &[String],
     output_level: i32,
 ) -> std::result::Result<(), String> {
-    use rocksdb::AsColumnFamilyRef;
     let names = c_strings(names.iter().map(String::as_bytes))?;
     let pointers: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
     let mut error: *mut c_char = std::ptr::null_mut();
@@ -370,6 +369,89 @@ pub(crate) fn write_batch_bytes(
         .err()
         .unwrap_or_else(|| "writing a batch failed".to_owned());
     Err(crate::error::status_error(context, code, &message))
+}
+
+unsafe extern "C" {
+    /// `cpp/point_read.cc`.
+    fn keyedstate_point_reader_create() -> *mut c_void;
+    fn keyedstate_point_reader_destroy(reader: *mut c_void);
+    #[allow(clippy::too_many_arguments)] // the C signature
+    fn keyedstate_point_read(
+        db: *mut sys::rocksdb_t,
+        cf: *mut sys::rocksdb_column_family_handle_t,
+        reader: *mut c_void,
+        key: *const c_char,
+        key_len: usize,
+        value: *mut *const c_char,
+        value_len: *mut usize,
+        error: *mut *mut c_char,
+    ) -> c_int;
+    fn keyedstate_point_reader_release(reader: *mut c_void);
+}
+
+/// Point reads with RocksDB's default read options through one reused `PinnableSlice`
+/// (`cpp/point_read.cc`): the C API's `rocksdb_get_pinned_cf` allocates and frees one per
+/// read. Nothing stays pinned between reads: each copies its value out and releases it.
+pub(crate) struct PointReader(*mut c_void);
+
+// SAFETY: the reader is owned by one backend and used through `&mut self` only, so one thread
+// at a time; it holds no thread-affine state (a `ReadOptions` and a released `PinnableSlice`).
+unsafe impl Send for PointReader {}
+
+impl PointReader {
+    pub(crate) fn new() -> Self {
+        // SAFETY: no arguments; the returned reader is owned here and destroyed once, in drop.
+        PointReader(unsafe { keyedstate_point_reader_create() })
+    }
+
+    /// Reads `key` of `cf` into `out` (appended); whether it was found. `context` names the
+    /// read in an error.
+    pub(crate) fn read(
+        &mut self,
+        db: &rocksdb::DB,
+        cf: &rocksdb::ColumnFamily,
+        key: &[u8],
+        out: &mut Vec<u8>,
+        context: &str,
+    ) -> keyedstate_core::Result<bool> {
+        let (mut value, mut value_len) = (std::ptr::null::<c_char>(), 0usize);
+        let mut error: *mut c_char = std::ptr::null_mut();
+        // SAFETY: `db.as_raw_ptr()` and `cf.inner()` are valid while `db` and `cf` are
+        // borrowed, `self.0` is a live reader owned here, and `key` is valid for its length
+        // during the call; on success `value` is null or valid for `value_len` bytes until the
+        // release below, and it is copied before that; on failure `error` is taken once.
+        unsafe {
+            let code = keyedstate_point_read(
+                db.as_raw_ptr(),
+                cf.inner(),
+                self.0,
+                key.as_ptr().cast::<c_char>(),
+                key.len(),
+                &mut value,
+                &mut value_len,
+                &mut error,
+            );
+            if code != 0 {
+                let message = take_error(error)
+                    .err()
+                    .unwrap_or_else(|| "a point read failed".to_owned());
+                return Err(crate::error::status_error(context, code, &message));
+            }
+            let found = !value.is_null();
+            if found {
+                out.extend_from_slice(std::slice::from_raw_parts(value.cast::<u8>(), value_len));
+            }
+            keyedstate_point_reader_release(self.0);
+            Ok(found)
+        }
+    }
+}
+
+impl Drop for PointReader {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `keyedstate_point_reader_create` and is destroyed once.
+        unsafe { keyedstate_point_reader_destroy(self.0) }
+    }
 }
 
 unsafe extern "C" {
