@@ -40,4 +40,5 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/live_files.cc");
     println!("cargo:rerun-if-changed=cpp/write_batch.cc");
     println!("cargo:rerun-if-changed=cpp/point_read.cc");
+    println!("cargo:rerun-if-changed=cpp/status_code.h");
 }

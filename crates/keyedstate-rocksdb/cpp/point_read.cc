@@ -13,6 +13,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
+#include "status_code.h"
 
 // The C API's handles, as rocksdb/db/c.cc defines them (the same definitions).
 struct rocksdb_t {
@@ -57,14 +58,7 @@ extern "C" int keyedstate_point_read(rocksdb_t* db, rocksdb_column_family_handle
   if (status.IsNotFound()) {
     return 0;
   }
-  *error = strdup(status.ToString().c_str());
-  if (status.IsCorruption()) {
-    return 1;
-  }
-  if (status.IsInvalidArgument() || status.IsNotSupported()) {
-    return 2;
-  }
-  return 3;
+  return keyedstate_status_code(status, error);
 }
 
 // Releases what the last read pinned (a block of the block cache, or the value's own copy).

@@ -17,6 +17,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
+#include "status_code.h"
 
 // The C API's database handle, as rocksdb/db/c.cc defines it (the same definition).
 struct rocksdb_t {
@@ -55,12 +56,5 @@ extern "C" int keyedstate_write_batch_bytes(rocksdb_t* db, const char* bytes, si
   if (status.ok()) {
     return 0;
   }
-  *error = strdup(status.ToString().c_str());
-  if (status.IsCorruption()) {
-    return 1;
-  }
-  if (status.IsInvalidArgument() || status.IsNotSupported()) {
-    return 2;
-  }
-  return 3;
+  return keyedstate_status_code(status, error);
 }
