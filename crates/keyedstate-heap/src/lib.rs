@@ -65,6 +65,7 @@ impl Keyed for Slot {
 }
 
 impl Keyed for MapSlot {
+    #[inline]
     fn key(&self) -> &[u8] {
         &self.key
     }
@@ -213,6 +214,7 @@ impl HeapBackend {
         }
     }
 
+    #[inline]
     fn map(&mut self, state: StateId) -> Result<&mut KeyGroupTable<MapSlot>> {
         match self.tables.get_mut(state) {
             Some(Table::Map(table)) => Ok(table),
