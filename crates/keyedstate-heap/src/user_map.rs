@@ -244,8 +244,9 @@ impl UserMap {
         }
     }
 
-    /// Sets the value of `user_key`, inserting it if it is new. A packed map whose entry would
-    /// no longer fit becomes a tree.
+    /// Sets the value of `user_key`, inserting it if it is new. A packed map becomes a tree
+    /// when the entry would take it past [`PACKED_BYTES`] or [`PACKED_ENTRIES`], or its key or
+    /// value is longer than 255 bytes.
     pub(crate) fn put(&mut self, user_key: &[u8], value: &[u8]) {
         let buf = match self {
             UserMap::Tree(tree) => return tree_put(tree, user_key, value),
